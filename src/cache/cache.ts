@@ -1,0 +1,136 @@
+// The answer cache: whole upstream replies kept as bytes with the offsets of
+// their TTL fields, so a hit is a copy and a few patches, never a decode.
+// Store: mnemonist's LRUMap (typed-array LRU list, no garbage per operation).
+import { LRUMap } from 'mnemonist';
+import { Rcode } from '../wire/constants.js';
+import type { Scan } from '../wire/message.js';
+import type { ReplyLayout } from '../wire/build.js';
+
+export interface CacheOptions {
+  size: number;
+  /** Clamp every TTL into [minTtl, maxTtl] seconds when storing (dnsmasq --min/--max-cache-ttl). */
+  minTtl: number;
+  maxTtl: number;
+  /** Cache NXDOMAIN/NODATA (RFC 2308); dnsmasq's --no-negcache turns it off. */
+  negCache: boolean;
+  /** Seconds to cache a negative answer without an SOA; -1: do not cache those. */
+  negTtl: number;
+  /** Seconds an expired entry may still be served stale (RFC 8767); 0: off. */
+  serveStale: number;
+  /** Refresh entries that are asked for in the last tenth of their life. */
+  prefetch: boolean;
+}
+
+export interface CacheEntry {
+  reply: Buffer;
+  layout: ReplyLayout;
+  storedAt: number;
+  /** Milliseconds since epoch when the entry stops being fresh. */
+  expiresAt: number;
+  /** When stale serving of it ends. */
+  staleUntil: number;
+  /** Start of the prefetch window. */
+  prefetchAt: number;
+  /** A refresh is already under way. */
+  refreshing: boolean;
+}
+
+export class CacheStats {
+  hits = 0;
+  misses = 0;
+  evictions = 0;
+  stale = 0;
+  inserts = 0;
+  prefetches = 0;
+}
+
+export type Lookup =
+  | { state: 'fresh'; entry: CacheEntry; age: number }
+  | { state: 'stale'; entry: CacheEntry }
+  | null;
+
+export class AnswerCache {
+  private readonly map: LRUMap<string, CacheEntry>;
+  readonly stats = new CacheStats();
+
+  constructor(readonly opts: CacheOptions) {
+    this.map = new LRUMap<string, CacheEntry>(opts.size);
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  lookup(key: string, now: number): Lookup {
+    const entry = this.map.get(key);
+    if (entry === undefined) {
+      this.stats.misses++;
+      return null;
+    }
+    if (now < entry.expiresAt) {
+      this.stats.hits++;
+      return { state: 'fresh', entry, age: Math.floor((now - entry.storedAt) / 1000) };
+    }
+    this.stats.misses++;
+    return now < entry.staleUntil ? { state: 'stale', entry } : null;
+  }
+
+  /** Whether a fresh hit should trigger a background refresh now. */
+  wantsPrefetch(entry: CacheEntry, now: number): boolean {
+    return this.opts.prefetch && !entry.refreshing && now >= entry.prefetchAt;
+  }
+
+  /** Lifetime in seconds raced gives this reply, or -1 when it is not cached. */
+  ttlFor(scan: Scan): number {
+    const o = this.opts;
+    if (scan.rcode !== Rcode.NOERROR && scan.rcode !== Rcode.NXDOMAIN) return -1; // SERVFAIL & co.: see README
+    const negative = scan.rcode === Rcode.NXDOMAIN || scan.ancount === 0;
+    let ttl: number;
+    if (negative) {
+      if (!o.negCache) return -1;
+      if (scan.soaTtl >= 0) ttl = scan.soaTtl;
+      else if (o.negTtl >= 0) ttl = o.negTtl;
+      else return -1;
+    } else {
+      ttl = scan.minTtl;
+    }
+    ttl = Math.min(Math.max(ttl, o.minTtl), o.maxTtl);
+    return ttl > 0 ? ttl : -1;
+  }
+
+  /**
+   * Stores a race's winning reply. Its TTL fields are clamped to the
+   * entry's life in the stored copy, so a hit only counts them down.
+   */
+  store(key: string, reply: Buffer, scan: Scan, now: number): boolean {
+    const ttl = this.ttlFor(scan);
+    if (ttl < 0 || scan.ttls === null) return false;
+    const copy = Buffer.allocUnsafe(reply.length);
+    reply.copy(copy);
+    const o = this.opts;
+    const negative = scan.rcode === Rcode.NXDOMAIN || scan.ancount === 0;
+    for (const at of scan.ttls) {
+      const t = copy.readUInt32BE(at);
+      const clamped = negative ? Math.min(t, ttl) : Math.min(Math.max(t, o.minTtl), o.maxTtl);
+      if (clamped !== t) copy.writeUInt32BE(clamped, at);
+    }
+    const expiresAt = now + ttl * 1000;
+    const entry: CacheEntry = {
+      reply: copy,
+      layout: { opt: scan.opt, optEnd: scan.optEnd, ttls: scan.ttls, question: scan.question },
+      storedAt: now,
+      expiresAt,
+      staleUntil: expiresAt + o.serveStale * 1000,
+      prefetchAt: expiresAt - ttl * 100,
+      refreshing: false,
+    };
+    const evicted = this.map.setpop(key, entry);
+    if (evicted && evicted.evicted) this.stats.evictions++;
+    this.stats.inserts++;
+    return true;
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+}

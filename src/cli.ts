@@ -1,0 +1,179 @@
+#!/usr/bin/env node
+// Command line: flags (dnsmasq names where dnsmasq has one), each also read
+// from RACED_<FLAG>; flags win over the environment, the environment over
+// defaults. A bad value exits with status 2 and one line naming it.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { DEFAULTS, OptionValueError, defaultOptions, parse, parseIntIn, type Options } from './config/options.js';
+import { parseEndpoint } from './net/address.js';
+import { Raced, StartupError } from './raced.js';
+import { Logger } from './log.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Commander parser from one of ours: our errors become commander's "invalid argument". */
+function arg<T>(fn: (v: string) => T): (v: string) => T {
+  return (v) => {
+    try {
+      return fn(v);
+    } catch (err) {
+      if (err instanceof OptionValueError) throw new InvalidArgumentError(err.message);
+      throw err;
+    }
+  };
+}
+
+function list<T>(fn: (v: string) => T[]): (v: string, prev: T[] | undefined) => T[] {
+  const one = arg(fn);
+  return (v, prev) => [...(prev ?? []), ...one(v)];
+}
+
+const int = (min: number, max: number) => arg((v) => parseIntIn(v, min, max));
+
+function envName(flag: string): string {
+  return 'RACED_' + flag.replace(/^--/, '').replace(/-/g, '_').toUpperCase();
+}
+
+/** An option that can also come from RACED_<FLAG>. */
+function opt(flags: string, description: string): Option {
+  const long = /--[a-z0-9-]+/.exec(flags)![0];
+  return new Option(flags, description).env(envName(long));
+}
+
+const BOOLEAN_FLAGS = ['--all-servers', '--strict-order', '--no-resolv', '--log-queries', '--no-negcache', '--prefetch'];
+const FALSE_WORDS = new Set(['', '0', 'false', 'no', 'off']);
+const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
+
+/**
+ * Commander treats a boolean flag's variable as set whatever its value;
+ * RACED_LOG_QUERIES=0 must mean off, and RACED_LOG_QUERIES=maybe an error.
+ */
+function normaliseBooleanEnv(env: NodeJS.ProcessEnv): string | null {
+  for (const flag of BOOLEAN_FLAGS) {
+    const name = envName(flag);
+    const v = env[name];
+    if (v === undefined) continue;
+    const w = v.trim().toLowerCase();
+    if (FALSE_WORDS.has(w)) delete env[name];
+    else if (!TRUE_WORDS.has(w)) return `error: environment variable ${name}='${v}' is invalid: expected 1/0, true/false, yes/no or on/off`;
+  }
+  return null;
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('raced')
+    .description('DNS race-forwarder: asks every upstream at once and answers with the first valid reply.')
+    .version(VERSION, '-v, --version')
+    .addOption(opt('--listen <addr[:port]>', `address to listen on, UDP and TCP; repeatable (default: ${DEFAULTS.listen})`).argParser(list(parse.listen)))
+    .addOption(opt('--server <addr[:port]>', 'upstream resolver: ADDR, ADDR:PORT, ADDR#PORT, [V6]:PORT, tcp://ADDR; repeatable; replaces --resolv-file').argParser(list(parse.server)))
+    .addOption(opt('--resolv-file <path>', 'read upstreams from this resolv.conf; re-read when it changes').default(DEFAULTS.resolvFile))
+    .addOption(opt('--no-resolv', 'do not read upstreams from the resolv-file'))
+    .addOption(opt('--all-servers', 'race all upstreams at once (the default strategy)'))
+    .addOption(opt('--strict-order', 'ordered primary: ask upstreams one after another, in order'))
+    .addOption(opt('--strategy <name>', 'all | ordered').argParser(arg(parse.strategy)).default(DEFAULTS.strategy))
+    .addOption(opt('--timeout <ms>', 'deadline for one client query, then SERVFAIL').argParser(int(1, 60000)).default(DEFAULTS.timeoutMs))
+    .addOption(opt('--try-timeout <ms>', 'ordered: wait this long for one upstream before asking the next and marking it down').argParser(int(1, 60000)).default(DEFAULTS.tryTimeoutMs))
+    .addOption(opt('--cache-size <n>', 'answer cache entries; 0 disables the cache').argParser(int(0, 10_000_000)).default(DEFAULTS.cacheSize))
+    .addOption(opt('--min-cache-ttl <s>', 'raise cached TTLs to at least this').argParser(int(0, 604800)).default(DEFAULTS.minCacheTtl))
+    .addOption(opt('--max-cache-ttl <s>', 'lower cached TTLs to at most this').argParser(int(0, 604800)).default(DEFAULTS.maxCacheTtl))
+    .addOption(opt('--no-negcache', 'do not cache NXDOMAIN/NODATA answers'))
+    .addOption(opt('--neg-ttl <s>', 'cache negative answers without an SOA for this long (default: not at all)').argParser(int(0, 86400)))
+    .addOption(opt('--serve-stale [s]', 'answer from expired entries for up to s seconds (default 86400) when upstreams fail').argParser(int(1, 604800)))
+    .addOption(opt('--prefetch', 'refresh popular cache entries shortly before they expire'))
+    .addOption(opt('--log-queries', 'log every query and its reply'))
+    .addOption(opt('--log-level <level>', 'error | warn | info | debug').argParser(arg(parse.logLevel)).default(DEFAULTS.logLevel))
+    .addOption(opt('--dns-forward-max <n>', 'client queries in flight at most; beyond: REFUSED').argParser(int(1, 1_000_000)).default(DEFAULTS.forwardMax))
+    .addOption(opt('--allow <cidr>', 'clients allowed besides loopback; repeatable (others get REFUSED)').argParser(list(parse.allow)))
+    .addOption(opt('--edns-packet-max <bytes>', 'largest UDP reply to a client, and the EDNS size advertised upstream').argParser(int(512, 4096)).default(DEFAULTS.ednsPacketMax))
+    .addOption(opt('--tcp-idle-timeout <ms>', 'close a client TCP connection idle this long').argParser(int(100, 600000)).default(DEFAULTS.tcpIdleMs))
+    .addOption(opt('--max-tcp-connections <n>', 'client TCP connections at most').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
+    .showHelpAfterError(false);
+  return program;
+}
+
+type Raw = Record<string, unknown>;
+
+export function toOptions(raw: Raw): Options {
+  const o = defaultOptions();
+  if (raw.listen) o.listen = raw.listen as Options['listen'];
+  else o.listen = [parseEndpoint(DEFAULTS.listen, 53)];
+  o.servers = (raw.server as Options['servers'] | undefined) ?? [];
+  o.resolvFile = raw.resolvFile as string;
+  o.noResolv = raw.resolv === false;
+  o.strategy = raw.strictOrder ? 'ordered' : raw.allServers ? 'all' : (raw.strategy as Options['strategy']);
+  o.timeoutMs = raw.timeout as number;
+  o.tryTimeoutMs = raw.tryTimeout as number;
+  o.cacheSize = raw.cacheSize as number;
+  o.minCacheTtl = raw.minCacheTtl as number;
+  o.maxCacheTtl = raw.maxCacheTtl as number;
+  o.negCache = raw.negcache !== false;
+  o.negTtl = (raw.negTtl as number | undefined) ?? DEFAULTS.negTtl;
+  o.serveStale = raw.serveStale === true ? 86400 : ((raw.serveStale as number | undefined) ?? 0);
+  o.prefetch = raw.prefetch === true;
+  o.logQueries = raw.logQueries === true;
+  o.logLevel = raw.logLevel as Options['logLevel'];
+  o.forwardMax = raw.dnsForwardMax as number;
+  o.allow = (raw.allow as Options['allow'] | undefined) ?? [];
+  o.ednsPacketMax = raw.ednsPacketMax as number;
+  o.tcpIdleMs = raw.tcpIdleTimeout as number;
+  o.maxTcpConnections = raw.maxTcpConnections as number;
+  if (o.minCacheTtl > o.maxCacheTtl) throw new OptionValueError(`--min-cache-ttl ${o.minCacheTtl} is above --max-cache-ttl ${o.maxCacheTtl}`);
+  return o;
+}
+
+async function run(opts: Options): Promise<void> {
+  const log = new Logger(opts.logLevel);
+  const raced = new Raced(opts, log);
+  try {
+    await raced.start();
+  } catch (err) {
+    if (err instanceof StartupError) {
+      process.stderr.write(`raced: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  let stopping = false;
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${sig}: stopping; letting queries in flight finish`);
+    void raced.stop(Math.min(opts.timeoutMs, 5000)).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: reloading upstreams');
+    raced.reload();
+  });
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const envError = normaliseBooleanEnv(process.env);
+  if (envError) {
+    process.stderr.write(envError + '\n');
+    process.exit(2);
+  }
+  const program = buildProgram();
+  program.exitOverride();
+  let opts: Options;
+  try {
+    program.parse(argv);
+    opts = toOptions(program.opts());
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0);
+      process.exit(2); // commander already printed the one-line reason
+    }
+    if (err instanceof OptionValueError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  await run(opts);
+}
+
+await main(process.argv);

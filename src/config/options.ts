@@ -1,0 +1,118 @@
+// The one options object raced runs on, its defaults, and the parsers that
+// turn flag and environment values into it. No commander here: cli.ts wires
+// these to flags.
+import { parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../net/address.js';
+import { parseUpstream, type UpstreamSpec } from '../upstream/upstream.js';
+import { STRATEGY_NAMES, type StrategyName } from '../strategy/index.js';
+import { LOG_LEVELS, type LogLevel } from '../log.js';
+
+export interface Options {
+  listen: Endpoint[];
+  servers: UpstreamSpec[];
+  resolvFile: string;
+  noResolv: boolean;
+  strategy: StrategyName;
+  timeoutMs: number;
+  tryTimeoutMs: number;
+  cacheSize: number;
+  minCacheTtl: number;
+  maxCacheTtl: number;
+  negCache: boolean;
+  negTtl: number;
+  serveStale: number;
+  prefetch: boolean;
+  logQueries: boolean;
+  logLevel: LogLevel;
+  forwardMax: number;
+  allow: Cidr[];
+  ednsPacketMax: number;
+  tcpIdleMs: number;
+  maxTcpConnections: number;
+}
+
+export const DEFAULTS = {
+  listen: '127.0.0.1:53',
+  resolvFile: '/etc/resolv.conf',
+  strategy: 'all' as StrategyName,
+  // Below glibc's 5 s per-try timeout, so a client always hears from raced first.
+  timeoutMs: 4000,
+  tryTimeoutMs: 500,
+  cacheSize: 10000,
+  minCacheTtl: 0,
+  maxCacheTtl: 86400,
+  negTtl: -1,
+  logLevel: 'info' as LogLevel,
+  forwardMax: 5000,
+  ednsPacketMax: 1232,
+  tcpIdleMs: 10000,
+  maxTcpConnections: 256,
+};
+
+export function defaultOptions(): Options {
+  return {
+    listen: [parseEndpoint(DEFAULTS.listen, 53)],
+    servers: [],
+    resolvFile: DEFAULTS.resolvFile,
+    noResolv: false,
+    strategy: DEFAULTS.strategy,
+    timeoutMs: DEFAULTS.timeoutMs,
+    tryTimeoutMs: DEFAULTS.tryTimeoutMs,
+    cacheSize: DEFAULTS.cacheSize,
+    minCacheTtl: DEFAULTS.minCacheTtl,
+    maxCacheTtl: DEFAULTS.maxCacheTtl,
+    negCache: true,
+    negTtl: DEFAULTS.negTtl,
+    serveStale: 0,
+    prefetch: false,
+    logQueries: false,
+    logLevel: DEFAULTS.logLevel,
+    forwardMax: DEFAULTS.forwardMax,
+    allow: [],
+    ednsPacketMax: DEFAULTS.ednsPacketMax,
+    tcpIdleMs: DEFAULTS.tcpIdleMs,
+    maxTcpConnections: DEFAULTS.maxTcpConnections,
+  };
+}
+
+/** A value that does not parse; the message names what was wrong with it. */
+export class OptionValueError extends Error {
+  override name = 'OptionValueError';
+}
+
+/** Items of a repeatable flag; an environment variable may hold several, comma or space separated. */
+export function splitList(value: string): string[] {
+  return value.split(/[\s,]+/).filter(Boolean);
+}
+
+export function parseIntIn(value: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(value.trim())) throw new OptionValueError(`expected a whole number, got '${value}'`);
+  const n = Number(value);
+  if (n < min || n > max) throw new OptionValueError(`must be between ${min} and ${max}`);
+  return n;
+}
+
+function wrap<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new OptionValueError((err as Error).message);
+  }
+}
+
+export const parse = {
+  listen: (v: string): Endpoint[] => splitList(v).map((s) => wrap(() => parseEndpoint(s, 53, true))),
+  server: (v: string): UpstreamSpec[] => splitList(v).map((s) => wrap(() => parseUpstream(s))),
+  allow: (v: string): Cidr[] => splitList(v).map((s) => wrap(() => parseCidr(s))),
+  strategy: (v: string): StrategyName => {
+    if (!(STRATEGY_NAMES as readonly string[]).includes(v)) {
+      throw new OptionValueError(`unknown strategy '${v}' (one of: ${STRATEGY_NAMES.join(', ')})`);
+    }
+    return v as StrategyName;
+  },
+  logLevel: (v: string): LogLevel => {
+    if (!(LOG_LEVELS as readonly string[]).includes(v)) {
+      throw new OptionValueError(`unknown log level '${v}' (one of: ${LOG_LEVELS.join(', ')})`);
+    }
+    return v as LogLevel;
+  },
+};

@@ -1,0 +1,46 @@
+// Reading resolv.conf(5): nameservers become upstreams; search and options
+// are kept for the host-front features.
+import { readFileSync, watchFile, unwatchFile } from 'node:fs';
+import { parseUpstream, type UpstreamSpec } from '../upstream/upstream.js';
+
+export interface ResolvConf {
+  nameservers: string[];
+  search: string[];
+  options: string[];
+}
+
+export function parseResolvConf(text: string): ResolvConf {
+  const out: ResolvConf = { nameservers: [], search: [], options: [] };
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/[#;].*$/, '').trim();
+    if (!line) continue;
+    const [word, ...rest] = line.split(/\s+/);
+    if (word === 'nameserver' && rest[0]) out.nameservers.push(rest[0]);
+    else if (word === 'search' || word === 'domain') out.search = rest;
+    else if (word === 'options') out.options.push(...rest);
+  }
+  return out;
+}
+
+/** Upstreams named by a resolv.conf file; unparseable entries are reported, not fatal. */
+export function readResolvUpstreams(path: string, warn: (msg: string) => void): UpstreamSpec[] {
+  const conf = parseResolvConf(readFileSync(path, 'utf8'));
+  const specs: UpstreamSpec[] = [];
+  for (const ns of conf.nameservers) {
+    try {
+      specs.push(parseUpstream(ns));
+    } catch (err) {
+      warn(`${path}: skipping nameserver '${ns}': ${(err as Error).message}`);
+    }
+  }
+  return specs;
+}
+
+/** Calls `onChange` when the file's contents may have changed (stat polling: survives renames). */
+export function watchResolv(path: string, onChange: () => void, intervalMs = 1000): () => void {
+  const listener = (cur: { mtimeMs: number; ino: number; size: number }, prev: { mtimeMs: number; ino: number; size: number }): void => {
+    if (cur.mtimeMs !== prev.mtimeMs || cur.ino !== prev.ino || cur.size !== prev.size) onChange();
+  };
+  watchFile(path, { interval: intervalMs, persistent: false }, listener);
+  return () => unwatchFile(path, listener);
+}

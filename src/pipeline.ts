@@ -1,0 +1,227 @@
+// One client query's way through raced, top to bottom:
+//   checks → access → in-flight cap → cache → coalescing → route → race → shape → reply.
+import { performance } from 'node:perf_hooks';
+import { Rcode, rcodeName } from './wire/constants.js';
+import { checkQuery, nameToText, typeName, type ParsedQuery } from './wire/message.js';
+import { clientUdpLimit, errorReply, shapeReply, upstreamQuery } from './wire/build.js';
+import { questionKey } from './wire/key.js';
+import { cidrContains, isLoopback, type Cidr } from './net/address.js';
+import { Race, RaceStats, type RaceResult } from './race.js';
+import type { Router } from './router.js';
+import type { Strategy } from './strategy/strategy.js';
+import type { AnswerCache, CacheEntry } from './cache/cache.js';
+import { LatencyTracker } from './upstream/stats.js';
+import type { Logger } from './log.js';
+
+export type ClientTransport = 'udp' | 'tcp';
+
+export interface Client {
+  transport: ClientTransport;
+  address: string;
+  port: number;
+}
+
+export type Respond = (reply: Buffer) => void;
+
+export interface PipelineOptions {
+  /** Deadline for one client query. */
+  timeoutMs: number;
+  /** Cap on client queries in flight; beyond it: REFUSED. */
+  forwardMax: number;
+  /** Clients allowed besides loopback. */
+  allow: readonly Cidr[];
+  /** Largest UDP reply to a client, and the EDNS size raced advertises upstream. */
+  ednsPacketMax: number;
+  logQueries: boolean;
+  /** With serve-stale: answer from a stale entry if no answer came in this time (RFC 8767 §5: 1.8 s). */
+  staleAfterMs: number;
+}
+
+export class PipelineStats {
+  /** Replies by client transport and RCODE. */
+  readonly replies: Record<ClientTransport, Float64Array> = { udp: new Float64Array(24), tcp: new Float64Array(24) };
+  /** Queries dropped without a reply (too short, QR=1). */
+  dropped = 0;
+  coalesced = 0;
+  /** Client-facing latency, seconds. */
+  readonly duration = new LatencyTracker();
+}
+
+interface Waiter {
+  query: Buffer;
+  pq: ParsedQuery;
+  client: Client;
+  respond: Respond;
+  maxSize: number;
+  started: number;
+  done: boolean;
+  stale: CacheEntry | null;
+  staleTimer: NodeJS.Timeout | null;
+}
+
+interface Flight {
+  race: Race;
+  waiters: Waiter[];
+  /** The cache entry this race refreshes ahead of expiry, if it is a prefetch. */
+  refreshing: CacheEntry | null;
+}
+
+export class Pipeline {
+  readonly stats = new PipelineStats();
+  readonly raceStats = new RaceStats();
+  /** Client queries waiting for an answer. */
+  inflight = 0;
+  private readonly flights = new Map<string, Flight>();
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly opts: PipelineOptions,
+    private readonly router: Router,
+    private readonly strategy: Strategy,
+    readonly cache: AnswerCache | null,
+    private readonly log: Logger,
+  ) {}
+
+  handle(msg: Buffer, client: Client, respond: Respond): void {
+    const v = checkQuery(msg);
+    if (!v.ok) {
+      if (v.rcode === null) {
+        this.stats.dropped++;
+        return;
+      }
+      if (this.log.enabled('debug')) this.log.debug(`bad query from ${client.address} (${v.reason}): ${rcodeName(v.rcode)}`);
+      return this.send(client, respond, errorReply(msg, v.question, v.rcode, v.edns, this.opts.ednsPacketMax));
+    }
+    const pq = v.query;
+    if (this.opts.logQueries) this.logQuery(msg, pq, client);
+    if (!this.allowed(client.address) || this.inflight >= this.opts.forwardMax) {
+      return this.send(client, respond, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
+    }
+    const maxSize = client.transport === 'udp' ? clientUdpLimit(pq, this.opts.ednsPacketMax) : 65535;
+    const key = questionKey(msg, pq);
+    let stale: CacheEntry | null = null;
+    const cache = this.cache;
+    if (cache !== null) {
+      const now = Date.now();
+      const hit = cache.lookup(key, now);
+      if (hit !== null && hit.state === 'fresh') {
+        this.send(client, respond, shapeReply(hit.entry.reply, hit.entry.layout, msg, pq, maxSize, hit.age));
+        if (cache.wantsPrefetch(hit.entry, now)) this.prefetch(key, msg, pq, hit.entry);
+        return;
+      }
+      if (hit !== null) stale = hit.entry;
+    }
+    const w: Waiter = {
+      query: msg,
+      pq,
+      client,
+      respond,
+      maxSize,
+      started: performance.now(),
+      done: false,
+      stale,
+      staleTimer: null,
+    };
+    this.inflight++;
+    if (stale !== null) {
+      w.staleTimer = setTimeout(() => this.answerStale(w), Math.min(this.opts.staleAfterMs, this.opts.timeoutMs));
+    }
+    const flight = this.flights.get(key);
+    if (flight !== undefined) {
+      this.stats.coalesced++;
+      flight.waiters.push(w);
+      return;
+    }
+    this.startRace(key, msg, pq, [w]);
+  }
+
+  private startRace(key: string, msg: Buffer, pq: ParsedQuery, waiters: Waiter[]): Flight {
+    const upstreams = this.router.select();
+    const packet = upstreamQuery(msg, pq, 0, this.opts.ednsPacketMax);
+    const flight: Flight = { waiters, race: null as unknown as Race, refreshing: null };
+    flight.race = new Race(packet, pq.question.end, upstreams, this.strategy, this.raceStats, this.cache !== null, (r) =>
+      this.finish(key, flight, r),
+    );
+    this.flights.set(key, flight);
+    flight.race.start(this.opts.timeoutMs);
+    return flight;
+  }
+
+  private finish(key: string, flight: Flight, r: RaceResult): void {
+    if (this.flights.get(key) === flight) this.flights.delete(key);
+    if (flight.refreshing) flight.refreshing.refreshing = false;
+    if (r.won && this.cache !== null) this.cache.store(key, r.reply, r.scan, Date.now());
+    if (this.opts.logQueries) {
+      const what = r.won ? `${rcodeName(r.scan.rcode)} from ${r.winner.label}` : `${rcodeName(r.rcode)} (${r.reason})`;
+      this.log.info(`reply ${flight.waiters[0] ? nameToText(flight.waiters[0].query) : '(prefetch)'} is ${what}`);
+    }
+    for (const w of flight.waiters) {
+      if (w.done) continue;
+      if (r.won) {
+        this.answer(w, shapeReply(r.reply, r.scan, w.query, w.pq, w.maxSize, 0));
+      } else if (w.stale !== null) {
+        this.answerStale(w);
+      } else {
+        this.answer(w, errorReply(w.query, w.pq.question, r.rcode, w.pq.edns, this.opts.ednsPacketMax));
+      }
+    }
+  }
+
+  /** RFC 8767: the stale entry with TTL 30, while the race goes on to refresh the cache. */
+  private answerStale(w: Waiter): void {
+    if (w.done || w.stale === null) return;
+    if (this.cache) this.cache.stats.stale++;
+    this.answer(w, shapeReply(w.stale.reply, w.stale.layout, w.query, w.pq, w.maxSize, 0, 30));
+  }
+
+  private prefetch(key: string, msg: Buffer, pq: ParsedQuery, entry: CacheEntry): void {
+    if (this.flights.has(key)) return;
+    entry.refreshing = true;
+    if (this.cache) this.cache.stats.prefetches++;
+    // The race stores its winner under `key`, which replaces `entry`.
+    this.startRace(key, msg, pq, []).refreshing = entry;
+  }
+
+  private answer(w: Waiter, reply: Buffer): void {
+    w.done = true;
+    if (w.staleTimer) clearTimeout(w.staleTimer);
+    this.inflight--;
+    this.stats.duration.observe((performance.now() - w.started) / 1000);
+    this.send(w.client, w.respond, reply);
+    if (this.inflight === 0 && this.drainWaiters.length > 0) {
+      for (const f of this.drainWaiters.splice(0)) f();
+    }
+  }
+
+  private send(client: Client, respond: Respond, reply: Buffer): void {
+    this.stats.replies[client.transport][reply[3]! & 0x0f]!++;
+    respond(reply);
+  }
+
+  private allowed(address: string): boolean {
+    if (isLoopback(address)) return true;
+    for (const c of this.opts.allow) if (cidrContains(c, address)) return true;
+    return false;
+  }
+
+  private logQuery(msg: Buffer, pq: ParsedQuery, client: Client): void {
+    this.log.info(`query[${typeName(pq.question.qtype)}] ${nameToText(msg)} from ${client.address}`);
+  }
+
+  /** Resolves when no client query is in flight, or after `ms`. */
+  drain(ms: number): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.drainWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  /** Ends every race now (their clients get SERVFAIL). */
+  abortAll(): void {
+    for (const f of [...this.flights.values()]) f.race.abort();
+  }
+}

@@ -1,0 +1,82 @@
+// TCP listener per RFC 7766: 2-byte framing, many queries per connection,
+// replies in whatever order they are ready, an idle timeout that only a
+// complete query or a reply resets (so a half-sent query cannot pin a
+// connection), and a cap on connections.
+import net from 'node:net';
+import type { Endpoint } from '../net/address.js';
+import { FrameReader, frame } from '../net/framing.js';
+import type { Pipeline } from '../pipeline.js';
+import type { Logger } from '../log.js';
+
+export interface TcpOptions {
+  idleTimeoutMs: number;
+  maxConnections: number;
+}
+
+export class TcpListener {
+  readonly server: net.Server;
+  private readonly conns = new Set<net.Socket>();
+
+  constructor(
+    readonly endpoint: Endpoint,
+    pipeline: Pipeline,
+    opts: TcpOptions,
+    log: Logger,
+  ) {
+    this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (sock) => this.accept(sock, pipeline, opts));
+    this.server.maxConnections = opts.maxConnections;
+    this.server.on('error', (err) => log.warn(`tcp ${endpoint.label}: ${err.message}`));
+  }
+
+  private accept(sock: net.Socket, pipeline: Pipeline, opts: TcpOptions): void {
+    this.conns.add(sock);
+    const reader = new FrameReader();
+    const client = { transport: 'tcp' as const, address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
+    let pending = 0;
+    let ended = false;
+    const idle = setTimeout(() => sock.destroy(), opts.idleTimeoutMs);
+    sock.on('data', (chunk) => {
+      reader.push(chunk, (msg) => {
+        idle.refresh();
+        pending++;
+        pipeline.handle(msg, client, (reply) => {
+          pending--;
+          idle.refresh();
+          if (!sock.destroyed && sock.writable) sock.write(frame(reply));
+          if (ended && pending === 0) sock.end();
+        });
+      });
+    });
+    sock.on('end', () => {
+      // The client is done sending; finish the replies it is owed, then close.
+      ended = true;
+      if (pending === 0) sock.end();
+    });
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => {
+      clearTimeout(idle);
+      this.conns.delete(sock);
+    });
+  }
+
+  listen(port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen({ host: this.endpoint.host, port, exclusive: true, ipv6Only: this.endpoint.family === 6 }, () => {
+        this.server.off('error', onError);
+        const addr = this.server.address();
+        resolve(typeof addr === 'object' && addr ? addr.port : port);
+      });
+    });
+  }
+
+  /** Stops accepting; open connections end after `graceMs`. */
+  close(graceMs: number): void {
+    this.server.close();
+    const t = setTimeout(() => {
+      for (const s of this.conns) s.destroy();
+    }, graceMs);
+    t.unref();
+  }
+}

@@ -1,0 +1,50 @@
+// UDP listener: raw datagrams in, replies out to the same address and port.
+import dgram from 'node:dgram';
+import type { Endpoint } from '../net/address.js';
+import type { Pipeline } from '../pipeline.js';
+import type { Logger } from '../log.js';
+
+export class UdpListener {
+  readonly socket: dgram.Socket;
+
+  constructor(
+    readonly endpoint: Endpoint,
+    pipeline: Pipeline,
+    log: Logger,
+  ) {
+    this.socket = dgram.createSocket({
+      type: endpoint.family === 4 ? 'udp4' : 'udp6',
+      ipv6Only: endpoint.family === 6,
+      recvBufferSize: 1 << 22,
+      sendBufferSize: 1 << 22,
+    });
+    const sock = this.socket;
+    sock.on('message', (msg, rinfo) => {
+      pipeline.handle(msg, { transport: 'udp', address: rinfo.address, port: rinfo.port }, (reply) => {
+        sock.send(reply, rinfo.port, rinfo.address);
+      });
+    });
+    // A failed send (e.g. the client's port went away) must not stop the listener.
+    sock.on('error', (err) => log.warn(`udp ${endpoint.label}: ${err.message}`));
+  }
+
+  /** Binds; rejects with the socket error (EACCES, EADDRINUSE) so the caller can explain it. */
+  listen(port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.socket.once('error', onError);
+      this.socket.bind({ address: this.endpoint.host, port, exclusive: true }, () => {
+        this.socket.off('error', onError);
+        resolve(this.socket.address().port);
+      });
+    });
+  }
+
+  close(): void {
+    try {
+      this.socket.close();
+    } catch {
+      // already closed
+    }
+  }
+}

@@ -1,0 +1,10 @@
+// dnsmasq's --all-servers: ask every healthy upstream at once. An upstream
+// that is down is skipped (its health probe brings it back), unless all are.
+import { healthy, type Strategy } from './strategy.js';
+
+export const allStrategy: Strategy = {
+  name: 'all',
+  first: (race) => [...healthy(race.upstreams)],
+  next: () => [],
+  delay: () => -1,
+};

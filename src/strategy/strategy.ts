@@ -1,0 +1,41 @@
+// What a strategy decides: which upstreams a race asks, and when. What wins
+// is not its business: that rule lives in race.ts alone.
+import type { Upstream } from '../upstream/upstream.js';
+
+/** What a strategy may see of a race in progress. */
+export interface RaceView {
+  /** The upstreams this query may go to, in configured order. */
+  readonly upstreams: readonly Upstream[];
+  asked(u: Upstream): boolean;
+  /** Upstreams asked whose legs have not ended yet. */
+  pendingUpstreams(): Upstream[];
+}
+
+export interface Strategy {
+  readonly name: string;
+  /** Upstreams to ask when the race starts: at least one. */
+  first(race: RaceView): Upstream[];
+  /** More upstreams to ask after a leg lost (`lost`) or after `delay()` passed with no winner. */
+  next(race: RaceView, why: 'lost' | 'delay'): Upstream[];
+  /** Milliseconds to wait for a winner before `next(race, 'delay')`; -1 for never. */
+  delay(race: RaceView): number;
+}
+
+/** Upstreams that are up; all of them when none is, so a query is never refused for health alone. */
+export function healthy(upstreams: readonly Upstream[]): readonly Upstream[] {
+  let up = 0;
+  for (const u of upstreams) if (u.health.up) up++;
+  if (up === upstreams.length || up === 0) return upstreams;
+  return upstreams.filter((u) => u.health.up);
+}
+
+/** The first healthy upstream not asked yet, in order; else the first not asked at all. */
+export function nextUnasked(race: RaceView): Upstream[] {
+  let fallback: Upstream | null = null;
+  for (const u of race.upstreams) {
+    if (race.asked(u)) continue;
+    if (u.health.up) return [u];
+    fallback ??= u;
+  }
+  return fallback ? [fallback] : [];
+}

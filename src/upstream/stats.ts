@@ -1,0 +1,63 @@
+// Per-upstream counters kept as plain numbers: the hot path only increments
+// fields; the metrics layer reads them when Prometheus scrapes.
+
+export const ERROR_KINDS = ['timeout', 'servfail', 'refused', 'malformed', 'mismatch', 'network', 'tcp'] as const;
+export type ErrorKind = (typeof ERROR_KINDS)[number];
+
+/** Upper bounds (seconds) of the latency histogram buckets, Prometheus style. */
+export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+const RING = 128;
+
+/** A histogram for export plus a ring of recent samples for cheap p50/p95 reads. */
+export class LatencyTracker {
+  /** Non-cumulative counts; the last slot is +Inf. */
+  readonly buckets = new Float64Array(LATENCY_BUCKETS.length + 1);
+  sum = 0;
+  count = 0;
+  private readonly ring = new Float64Array(RING);
+  private filled = 0;
+  private next = 0;
+  private sorted: Float64Array | null = null;
+
+  observe(seconds: number): void {
+    let i = 0;
+    while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]!) i++;
+    this.buckets[i]!++;
+    this.sum += seconds;
+    this.count++;
+    this.ring[this.next] = seconds;
+    this.next = (this.next + 1) % RING;
+    if (this.filled < RING) this.filled++;
+    this.sorted = null;
+  }
+
+  /** Quantile of the last 128 samples in seconds, NaN when there are none. */
+  quantile(q: number): number {
+    if (this.filled === 0) return NaN;
+    if (this.sorted === null) this.sorted = this.ring.slice(0, this.filled).sort();
+    const idx = Math.min(this.filled - 1, Math.floor(q * this.filled));
+    return this.sorted[idx]!;
+  }
+}
+
+export class UpstreamStats {
+  queries = 0;
+  bytesSent = 0;
+  bytesReceived = 0;
+  wins = 0;
+  losses = 0;
+  inflight = 0;
+  /** Replies by RCODE (0..23 covers the extended ones raced meets). */
+  readonly rcodes = new Float64Array(24);
+  readonly errors: Record<ErrorKind, number> = {
+    timeout: 0,
+    servfail: 0,
+    refused: 0,
+    malformed: 0,
+    mismatch: 0,
+    network: 0,
+    tcp: 0,
+  };
+  readonly latency = new LatencyTracker();
+}

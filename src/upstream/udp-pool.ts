@@ -1,0 +1,146 @@
+// Outgoing UDP sockets for upstream legs. RFC 5452 §9.2 asks for an
+// unpredictable source port and ID per query. A socket per query costs a
+// bind and a close per leg, so raced keeps a small pool of sockets on
+// kernel-chosen ephemeral ports, picks one at random per leg with a fresh
+// random ID, and retires each socket after a few hundred legs, so the set of
+// ports in use keeps moving (dnsmasq keeps a similar set of random ports).
+import dgram from 'node:dgram';
+import { randomFillSync } from 'node:crypto';
+import type { Endpoint } from '../net/address.js';
+
+const POOL_SIZE = 32;
+const USES_PER_SOCKET = 256;
+
+/** A leg waiting for its reply on a pooled socket. */
+export interface PendingUdp {
+  readonly endpoint: Endpoint;
+  /** A datagram with this leg's ID from the exact address and port asked. */
+  onDatagram(msg: Buffer): void;
+  /** A datagram with this leg's ID from somewhere else: a spoof or a stray. */
+  onForeign(): void;
+  onSocketError(): void;
+}
+
+let random = Buffer.alloc(0);
+let randomAt = 0;
+
+/** Cryptographically random 16-bit numbers, drawn from a refilled block. */
+export function random16(): number {
+  if (randomAt + 2 > random.length) {
+    random = randomFillSync(Buffer.allocUnsafe(4096));
+    randomAt = 0;
+  }
+  const v = random.readUInt16BE(randomAt);
+  randomAt += 2;
+  return v;
+}
+
+class PooledSocket {
+  readonly socket: dgram.Socket;
+  readonly pending = new Map<number, PendingUdp>();
+  uses = 0;
+  retired = false;
+  closed = false;
+
+  constructor(family: 4 | 6, private readonly onStray: () => void) {
+    this.socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', recvBufferSize: 1 << 22 });
+    this.socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
+    this.socket.on('error', () => this.failAll());
+    this.socket.bind(0);
+  }
+
+  private receive(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (msg.length < 2) return this.onStray();
+    const leg = this.pending.get(msg.readUInt16BE(0));
+    if (leg === undefined) return this.onStray();
+    const ep = leg.endpoint;
+    if (rinfo.port !== ep.port || !sameHost(rinfo.address, ep.host)) return leg.onForeign();
+    leg.onDatagram(msg);
+  }
+
+  private failAll(): void {
+    for (const leg of [...this.pending.values()]) leg.onSocketError();
+    this.pending.clear();
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close();
+  }
+}
+
+function sameHost(a: string, b: string): boolean {
+  if (a === b) return true;
+  // Replies on a v6 socket to a v4-mapped address, and IPv6 spelling variants.
+  if (a.startsWith('::ffff:')) a = a.slice(7);
+  if (b.startsWith('::ffff:')) b = b.slice(7);
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+export interface UdpTicket {
+  readonly id: number;
+  release(): void;
+}
+
+export class UdpPool {
+  private readonly pools: Record<4 | 6, PooledSocket[]> = { 4: [], 6: [] };
+  /** Datagrams that matched no pending leg (late replies of released legs, spoofs). */
+  stray = 0;
+  private closing = false;
+
+  /**
+   * Registers the leg under a fresh random ID on a random socket, writes the
+   * ID into `packet` and sends it. The caller must release the ticket.
+   */
+  send(leg: PendingUdp, packet: Buffer): UdpTicket {
+    const sock = this.pick(leg.endpoint.family);
+    let id = random16();
+    while (sock.pending.has(id)) id = random16();
+    packet.writeUInt16BE(id, 0);
+    sock.pending.set(id, leg);
+    sock.uses++;
+    if (sock.uses >= USES_PER_SOCKET) this.retire(sock, leg.endpoint.family);
+    sock.socket.send(packet, leg.endpoint.port, leg.endpoint.host, (err) => {
+      if (err && sock.pending.get(id) === leg) leg.onSocketError();
+    });
+    return {
+      id,
+      release: () => {
+        if (sock.pending.get(id) === leg) sock.pending.delete(id);
+        if (sock.retired && sock.pending.size === 0) sock.close();
+      },
+    };
+  }
+
+  private pick(family: 4 | 6): PooledSocket {
+    const list = this.pools[family];
+    if (list.length < POOL_SIZE) {
+      const s = new PooledSocket(family, () => this.stray++);
+      list.push(s);
+      return s;
+    }
+    return list[random16() % POOL_SIZE]!;
+  }
+
+  private retire(sock: PooledSocket, family: 4 | 6): void {
+    sock.retired = true;
+    const list = this.pools[family];
+    const i = list.indexOf(sock);
+    if (i >= 0) list.splice(i, 1);
+    if (sock.pending.size === 0) sock.close();
+  }
+
+  /** Closes idle sockets now and the others as their last leg ends. */
+  close(): void {
+    this.closing = true;
+    for (const family of [4, 6] as const) {
+      for (const s of [...this.pools[family]]) this.retire(s, family);
+    }
+  }
+
+  get closed(): boolean {
+    return this.closing;
+  }
+}

@@ -1,0 +1,155 @@
+// Building the few messages raced writes itself, and reshaping an upstream
+// reply for one client by copy-and-patch (no decode).
+import {
+  EDNS_DO,
+  FLAG_AD,
+  FLAG_CD,
+  FLAG_QR,
+  FLAG_RA,
+  FLAG_RD,
+  FLAG_TC,
+  HEADER_LEN,
+  OPCODE_MASK,
+  Type,
+} from './constants.js';
+import type { ParsedQuery, Question } from './message.js';
+
+const OPT_LEN = 11;
+
+function writeOpt(out: Buffer, off: number, udpSize: number, extRcode: number, dnssecOk: boolean): number {
+  out[off] = 0; // root owner
+  out.writeUInt16BE(Type.OPT, off + 1);
+  out.writeUInt16BE(udpSize, off + 3);
+  out[off + 5] = extRcode;
+  out[off + 6] = 0; // version
+  out.writeUInt16BE(dnssecOk ? EDNS_DO : 0, off + 7);
+  out.writeUInt16BE(0, off + 9);
+  return off + OPT_LEN;
+}
+
+/**
+ * A reply raced makes up itself (FORMERR, NOTIMP, REFUSED, SERVFAIL, BADVERS):
+ * the client's ID, opcode and RD echoed, its question when it had a readable
+ * one, and an OPT only when the query carried one (RFC 6891 §7).
+ */
+export function errorReply(
+  query: Buffer,
+  question: Question | null,
+  rcode: number,
+  edns: boolean,
+  udpSize: number,
+): Buffer {
+  const qLen = question ? question.end - HEADER_LEN : 0;
+  const out = Buffer.alloc(HEADER_LEN + qLen + (edns ? OPT_LEN : 0));
+  out[0] = query[0] ?? 0;
+  out[1] = query[1] ?? 0;
+  const qflags = query.length >= 4 ? query.readUInt16BE(2) : 0;
+  out.writeUInt16BE(FLAG_QR | FLAG_RA | (qflags & (OPCODE_MASK | FLAG_RD)) | (rcode & 0x0f), 2);
+  if (question) {
+    out.writeUInt16BE(1, 4);
+    query.copy(out, HEADER_LEN, HEADER_LEN, question.end);
+  }
+  if (edns) {
+    out.writeUInt16BE(1, 10);
+    writeOpt(out, HEADER_LEN + qLen, udpSize, rcode >> 4, false);
+  }
+  return out;
+}
+
+/**
+ * The query raced sends upstream for a client query: a fresh ID, the client's
+ * RD/CD/AD, the question with the name lower-cased (one canonical form per
+ * cache key), and always our own clean OPT, so that clients with and without
+ * EDNS can share one race and the client's own options never leak upstream.
+ */
+export function upstreamQuery(query: Buffer, pq: ParsedQuery, id: number, udpSize: number): Buffer {
+  const qEnd = pq.question.end;
+  const out = Buffer.allocUnsafe(qEnd + OPT_LEN);
+  out.writeUInt16BE(id, 0);
+  out.writeUInt16BE(query.readUInt16BE(2) & (FLAG_RD | FLAG_CD | FLAG_AD), 2);
+  out.writeUInt32BE(0x00010000, 4); // QD=1 AN=0
+  out.writeUInt32BE(0x00000001, 8); // NS=0 AR=1
+  const nameEnd = pq.question.nameEnd;
+  for (let i = HEADER_LEN; i < nameEnd; i++) {
+    const c = query[i]!;
+    out[i] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+  }
+  query.copy(out, nameEnd, nameEnd, qEnd);
+  writeOpt(out, qEnd, udpSize, 0, pq.ednsDo);
+  return out;
+}
+
+/** Where the records of a stored or received reply sit. */
+export interface ReplyLayout {
+  opt: number;
+  optEnd: number;
+  ttls: number[] | null;
+  question: Question | null;
+}
+
+/**
+ * One client's copy of an upstream reply: its ID, its spelling of the name
+ * (0x20), its RD bit; the OPT removed if the client sent none; TTLs lowered by
+ * `age` seconds (cache hits) or all set to `fixedTtl` (stale answers); TC=1 with the records dropped when it does not
+ * fit `maxSize` (UDP) — the client then asks again over TCP.
+ */
+export function shapeReply(
+  reply: Buffer,
+  layout: ReplyLayout,
+  query: Buffer,
+  pq: ParsedQuery,
+  maxSize: number,
+  age: number,
+  fixedTtl = -1,
+): Buffer {
+  const strip = !pq.edns && layout.opt >= 0;
+  const optLen = strip ? layout.optEnd - layout.opt : 0;
+  const len = reply.length - optLen;
+  if (len > maxSize) return truncated(reply, query, pq);
+  const out = Buffer.allocUnsafe(len);
+  if (strip) {
+    reply.copy(out, 0, 0, layout.opt);
+    reply.copy(out, layout.opt, layout.optEnd);
+    out.writeUInt16BE(reply.readUInt16BE(10) - 1, 10);
+  } else {
+    reply.copy(out, 0);
+  }
+  patchClient(out, query, pq);
+  if ((age > 0 || fixedTtl >= 0) && layout.ttls) {
+    for (const at of layout.ttls) {
+      const o = strip && at > layout.opt ? at - optLen : at;
+      const ttl = out.readUInt32BE(o);
+      out.writeUInt32BE(fixedTtl >= 0 ? fixedTtl : ttl > age ? ttl - age : 0, o);
+    }
+  }
+  return out;
+}
+
+function patchClient(out: Buffer, query: Buffer, pq: ParsedQuery): void {
+  out[0] = query[0]!;
+  out[1] = query[1]!;
+  out[2] = (out[2]! & ~(FLAG_RD >> 8)) | (pq.rd ? FLAG_RD >> 8 : 0);
+  query.copy(out, HEADER_LEN, HEADER_LEN, pq.question.nameEnd);
+}
+
+/** Header and question only, TC=1, plus an OPT when the client uses EDNS. */
+function truncated(reply: Buffer, query: Buffer, pq: ParsedQuery): Buffer {
+  const qEnd = pq.question.end;
+  const out = Buffer.alloc(qEnd + (pq.edns ? OPT_LEN : 0));
+  reply.copy(out, 0, 0, 4);
+  out.writeUInt16BE(out.readUInt16BE(2) | FLAG_TC, 2);
+  out.writeUInt16BE(1, 4);
+  query.copy(out, HEADER_LEN, HEADER_LEN, qEnd);
+  if (pq.edns) {
+    out.writeUInt16BE(1, 10);
+    writeOpt(out, qEnd, Math.max(pq.ednsUdpSize, 512), 0, pq.ednsDo);
+  }
+  patchClient(out, query, pq);
+  return out;
+}
+
+/** The largest UDP reply a client can take: 512 without EDNS, else its size within [512, cap]. */
+export function clientUdpLimit(pq: ParsedQuery, cap: number): number {
+  if (!pq.edns) return 512;
+  return Math.min(Math.max(pq.ednsUdpSize, 512), cap);
+}

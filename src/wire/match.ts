@@ -1,0 +1,27 @@
+// The one definition of a valid reply to an upstream leg (RFC 5452 §9.1).
+// The transport has already checked that it came from the exact address and
+// port the leg was sent to.
+import { FLAG_QR, HEADER_LEN, OPCODE_MASK } from './constants.js';
+import { sameName, scanMessage, type Scan } from './message.js';
+
+export type Mismatch = 'short' | 'qr' | 'id' | 'question' | 'malformed';
+
+/**
+ * `sent` is the query of the leg. Returns the scan of a valid reply or the
+ * reason it is not one; replies with wrong ID, wrong question, QR=0, bad
+ * counts or trailing bytes are all rejected here and nowhere else.
+ */
+export function matchReply(reply: Buffer, sent: Buffer, sentQEnd: number, wantTtls: boolean): Scan | Mismatch {
+  if (reply.length < HEADER_LEN) return 'short';
+  if (reply[0] !== sent[0] || reply[1] !== sent[1]) return 'id';
+  const flags = reply.readUInt16BE(2);
+  if (!(flags & FLAG_QR) || (flags & OPCODE_MASK) !== 0) return 'qr';
+  const scan = scanMessage(reply, wantTtls);
+  if (scan === null || scan.end !== reply.length) return 'malformed';
+  const q = scan.question;
+  if (q === null || q.end !== sentQEnd) return 'question';
+  // Name case-insensitively; type and class byte for byte (they may hold 0x41-0x5a too).
+  if (!sameName(reply, HEADER_LEN, sent, HEADER_LEN, q.nameEnd - HEADER_LEN)) return 'question';
+  if (reply.readUInt32BE(q.nameEnd) !== sent.readUInt32BE(q.nameEnd)) return 'question';
+  return scan;
+}

@@ -1,0 +1,238 @@
+// The race rule, end to end over real sockets: raced in this process, stand-in
+// upstreams on 127.0.0.1, queries over UDP.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import dnsPacket from 'dns-packet';
+import { Stub, type Behaviour } from './helpers/stub.js';
+import { startRaced, udpQuery, sleep, firstData } from './helpers/client.js';
+
+const stubs: Stub[] = [];
+async function stub(...args: Parameters<typeof Stub.start>): Promise<Stub> {
+  const s = await Stub.start(...args);
+  stubs.push(s);
+  return s;
+}
+after(async () => {
+  for (const s of stubs) await s.close();
+});
+
+const aRecord = (p: dnsPacket.Packet): string | undefined => firstData(p);
+
+test('all-servers: fans out to every upstream and the fastest answer wins', async () => {
+  const fast = await stub({ address: '192.0.2.10' });
+  const slow = await stub({ address: '192.0.2.20', delayMs: 200 });
+  const r = await startRaced([slow.label, fast.label]);
+  try {
+    const t0 = Date.now();
+    const { packet } = await udpQuery(r.port, 'fan.example');
+    assert.ok(Date.now() - t0 < 150, 'answered before the slow upstream replied');
+    assert.equal(aRecord(packet), '192.0.2.10');
+    assert.equal(packet.rcode, 'NOERROR');
+    assert.equal(fast.count('udp'), 1);
+    assert.equal(slow.count('udp'), 1);
+    await sleep(300);
+    const [s, f] = r.raced.upstreams;
+    assert.equal(f!.stats.wins, 1);
+    assert.equal(s!.stats.wins, 0);
+    // The loser's reply was still received and recorded.
+    assert.equal(s!.stats.rcodes[0], 1);
+    assert.equal(s!.stats.losses, 1);
+    assert.equal(s!.stats.inflight, 0);
+  } finally {
+    await r.close();
+  }
+});
+
+test('a dead upstream costs the client nothing', async () => {
+  const dead = await stub({ behaviour: 'drop' });
+  const live = await stub({ address: '192.0.2.30', delayMs: 5 });
+  const r = await startRaced([dead.label, live.label]);
+  try {
+    for (let i = 0; i < 10; i++) {
+      const t0 = Date.now();
+      const { packet } = await udpQuery(r.port, `dead${i}.example`);
+      assert.equal(aRecord(packet), '192.0.2.30');
+      assert.ok(Date.now() - t0 < 200);
+    }
+  } finally {
+    await r.close();
+  }
+});
+
+for (const behaviour of ['servfail', 'refused', 'notimp', 'formerr'] as Behaviour[]) {
+  test(`a fast ${behaviour.toUpperCase()} loses to a slower valid answer`, async () => {
+    const bad = await stub({ behaviour });
+    const good = await stub({ address: '192.0.2.40', delayMs: 60 });
+    const r = await startRaced([bad.label, good.label]);
+    try {
+      const { packet } = await udpQuery(r.port, `lose-${behaviour}.example`);
+      assert.equal(packet.rcode, 'NOERROR');
+      assert.equal(aRecord(packet), '192.0.2.40');
+    } finally {
+      await r.close();
+    }
+  });
+}
+
+test('NXDOMAIN wins like NOERROR', async () => {
+  const a = await stub({ delayMs: 100 });
+  const b = await stub();
+  const r = await startRaced([a.label, b.label]);
+  try {
+    const { packet } = await udpQuery(r.port, 'nx.example');
+    assert.equal(packet.rcode, 'NXDOMAIN');
+  } finally {
+    await r.close();
+  }
+});
+
+test('every upstream loses: their common RCODE at once, or SERVFAIL when they differ', async () => {
+  const r1 = await stub({ behaviour: 'refused' });
+  const r2 = await stub({ behaviour: 'refused', delayMs: 20 });
+  const s1 = await stub({ behaviour: 'servfail' });
+  let r = await startRaced([r1.label, r2.label], { timeoutMs: 3000 });
+  try {
+    const t0 = Date.now();
+    const { packet } = await udpQuery(r.port, 'allrefused.example');
+    assert.equal(packet.rcode, 'REFUSED');
+    assert.ok(Date.now() - t0 < 1000, 'did not wait for the deadline');
+  } finally {
+    await r.close();
+  }
+  r = await startRaced([r1.label, s1.label], { timeoutMs: 3000 });
+  try {
+    const t0 = Date.now();
+    const { packet } = await udpQuery(r.port, 'mixed.example');
+    assert.equal(packet.rcode, 'SERVFAIL');
+    assert.ok(Date.now() - t0 < 1000);
+  } finally {
+    await r.close();
+  }
+});
+
+test('all upstreams dead: SERVFAIL at the deadline, never silence', async () => {
+  const d1 = await stub({ behaviour: 'drop' });
+  const d2 = await stub({ behaviour: 'drop' });
+  const r = await startRaced([d1.label, d2.label], { timeoutMs: 400 });
+  try {
+    const t0 = Date.now();
+    const { packet } = await udpQuery(r.port, 'alldead.example');
+    const took = Date.now() - t0;
+    assert.equal(packet.rcode, 'SERVFAIL');
+    assert.ok(took >= 350 && took < 1200, `took ${took} ms`);
+    assert.equal(r.raced.upstreams[0]!.stats.errors.timeout, 1);
+    assert.equal(r.raced.upstreams[0]!.stats.inflight, 0);
+  } finally {
+    await r.close();
+  }
+});
+
+// Replies that must be ignored; a correct reply from the same upstream 80 ms
+// later must still be accepted, and the bad one counted.
+const rejects: [Behaviour, 'mismatch' | 'malformed'][] = [
+  ['wrong-id', 'mismatch'],
+  ['wrong-question', 'mismatch'],
+  ['qr0', 'mismatch'],
+  ['short', 'mismatch'],
+  ['garbage', 'malformed'],
+  ['trailing', 'malformed'],
+  ['bad-counts', 'malformed'],
+  ['other-port', 'mismatch'],
+];
+for (const [behaviour, kind] of rejects) {
+  test(`upstream reply rejected: ${behaviour}; a later correct reply still wins`, async () => {
+    const s = await stub({ behaviour, thenAnswerAfterMs: 80, address: '192.0.2.50' });
+    const r = await startRaced([s.label]);
+    try {
+      const { packet } = await udpQuery(r.port, `reject-${behaviour}.example`);
+      assert.equal(packet.rcode, 'NOERROR');
+      assert.equal(aRecord(packet), '192.0.2.50');
+      const st = r.raced.upstreams[0]!.stats;
+      if (behaviour === 'other-port' || behaviour === 'wrong-id') {
+        // Sent to a port or ID no leg waits on: counted as stray or mismatch, never relayed.
+        assert.ok(st.errors.mismatch + r.raced.pool.stray >= 1);
+      } else {
+        assert.equal(st.errors[kind], 1, `${kind} counted`);
+      }
+    } finally {
+      await r.close();
+    }
+  });
+}
+
+test('only invalid replies: SERVFAIL at the deadline, nothing relayed', async () => {
+  const s = await stub({ behaviour: 'wrong-question' });
+  const r = await startRaced([s.label], { timeoutMs: 300 });
+  try {
+    const { packet } = await udpQuery(r.port, 'onlybad.example');
+    assert.equal(packet.rcode, 'SERVFAIL');
+    assert.equal(packet.answers?.length ?? 0, 0);
+  } finally {
+    await r.close();
+  }
+});
+
+test('upstream truncates over UDP: raced retries it over TCP and answers whole', async () => {
+  const s = await stub({ behaviour: 'truncate', address: '192.0.2.60' });
+  const r = await startRaced([s.label]);
+  try {
+    const { packet } = await udpQuery(r.port, 'tc.example', { edns: true });
+    assert.equal(packet.flags! & dnsPacket.TRUNCATED_RESPONSE, 0);
+    assert.equal(aRecord(packet), '192.0.2.60');
+    assert.equal(s.count('udp'), 1);
+    assert.equal(s.count('tcp'), 1);
+  } finally {
+    await r.close();
+  }
+});
+
+test('identical queries in flight share one race; each client keeps its ID and case', async () => {
+  const s = await stub({ delayMs: 100 });
+  const r = await startRaced([s.label]);
+  try {
+    const names = ['Share.Example', 'sHARE.eXAMPLE', 'share.example'];
+    const replies = await Promise.all(names.map((n, i) => udpQuery(r.port, n, { id: 1000 + i })));
+    assert.equal(s.count(), 1, 'one upstream query for three clients');
+    replies.forEach(({ packet }, i) => {
+      assert.equal(packet.id, 1000 + i);
+      assert.equal(packet.questions![0]!.name, names[i]);
+    });
+    assert.equal(r.raced.pipeline.stats.coalesced, 2);
+  } finally {
+    await r.close();
+  }
+});
+
+test('each leg gets a fresh random ID; the upstream sees a lower-cased name', async () => {
+  const a = await stub();
+  const b = await stub();
+  const r = await startRaced([a.label, b.label]);
+  try {
+    await udpQuery(r.port, 'IDS.example', { id: 4242 });
+    const ida = a.received[0]!.packet.id;
+    const idb = b.received[0]!.packet.id;
+    assert.notEqual(ida, 4242);
+    assert.notEqual(idb, 4242);
+    assert.equal(a.received[0]!.name, 'ids.example');
+  } finally {
+    await r.close();
+  }
+});
+
+test('an upstream dying mid-run: the race goes on with the others', async () => {
+  const dying = await stub({ address: '192.0.2.70' });
+  const steady = await stub({ address: '192.0.2.71', delayMs: 10 });
+  const r = await startRaced([dying.label, steady.label]);
+  try {
+    for (let i = 0; i < 20; i++) {
+      if (i === 10) await dying.close();
+      const t0 = Date.now();
+      const { packet } = await udpQuery(r.port, `mid${i}.example`);
+      assert.equal(packet.rcode, 'NOERROR');
+      assert.ok(Date.now() - t0 < 300, `lookup ${i} took ${Date.now() - t0} ms`);
+    }
+    stubs.splice(stubs.indexOf(dying), 1);
+  } finally {
+    await r.close();
+  }
+});
