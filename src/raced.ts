@@ -161,10 +161,11 @@ export class Raced {
     if (this.stopping) return;
     this.stopping = true;
     this.unwatch?.();
-    for (const l of this.udp) l.close();
+    for (const l of this.udp) l.stopAccepting();
     for (const l of this.tcp) l.close(graceMs);
     await this.pipeline.drain(graceMs);
     this.pipeline.abortAll();
+    for (const l of this.udp) l.close();
     for (const u of this.upstreamsByLabel.values()) u.health.stop();
     this.pool.close();
   }

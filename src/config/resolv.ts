@@ -12,8 +12,9 @@ export interface ResolvConf {
 export function parseResolvConf(text: string): ResolvConf {
   const out: ResolvConf = { nameservers: [], search: [], options: [] };
   for (const raw of text.split('\n')) {
-    const line = raw.replace(/[#;].*$/, '').trim();
-    if (!line) continue;
+    // Comments are whole lines (resolv.conf(5)); '#' inside a line is dnsmasq's ADDR#PORT.
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
     const [word, ...rest] = line.split(/\s+/);
     if (word === 'nameserver' && rest[0]) out.nameservers.push(rest[0]);
     else if (word === 'search' || word === 'domain') out.search = rest;

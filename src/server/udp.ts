@@ -6,6 +6,8 @@ import type { Logger } from '../log.js';
 
 export class UdpListener {
   readonly socket: dgram.Socket;
+  /** Shutting down: new queries are ignored, replies still go out. */
+  private draining = false;
 
   constructor(
     readonly endpoint: Endpoint,
@@ -20,6 +22,7 @@ export class UdpListener {
     });
     const sock = this.socket;
     sock.on('message', (msg, rinfo) => {
+      if (this.draining) return;
       pipeline.handle(msg, { transport: 'udp', address: rinfo.address, port: rinfo.port }, (reply) => {
         sock.send(reply, rinfo.port, rinfo.address);
       });
@@ -38,6 +41,11 @@ export class UdpListener {
         resolve(this.socket.address().port);
       });
     });
+  }
+
+  /** Stops taking queries; the socket stays open for the replies still owed. */
+  stopAccepting(): void {
+    this.draining = true;
   }
 
   close(): void {

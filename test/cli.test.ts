@@ -1,0 +1,172 @@
+// The raced command as a user runs it: flags, environment, errors, signals.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import dgram from 'node:dgram';
+import { fileURLToPath } from 'node:url';
+import { Stub } from './helpers/stub.js';
+import { udpQuery, firstData, sleep } from './helpers/client.js';
+
+const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'raced-cli-'));
+const children: ChildProcess[] = [];
+after(() => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
+function run(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 10000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function freePort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  const p = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+/** Starts raced and resolves once it logs that it listens. */
+async function spawnRaced(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; log: () => string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const t0 = Date.now();
+  while (!log.includes('listening on')) {
+    if (child.exitCode !== null || Date.now() - t0 > 5000) throw new Error(`raced did not start: ${log}`);
+    await sleep(20);
+  }
+  return { child, log: () => log };
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((r) => (child.exitCode !== null ? r(child.exitCode) : child.on('exit', (code) => r(code))));
+}
+
+test('--help lists every flag with its environment variable', () => {
+  const r = run(['--help']);
+  assert.equal(r.status, 0);
+  for (const s of ['--listen', '--server', '--all-servers', '--strict-order', '--timeout', '--cache-size', '--log-queries', '--log-level', '--dns-forward-max', '--allow', '--no-resolv', '--resolv-file']) {
+    assert.ok(r.stdout.includes(s), `help mentions ${s}`);
+  }
+  assert.ok(r.stdout.includes('RACED_LISTEN'));
+  assert.ok(r.stdout.includes('RACED_DNS_FORWARD_MAX'));
+});
+
+const bad: [string[], Record<string, string>, RegExp][] = [
+  [['--listen', '127.0.0.1:70000'], {}, /--listen.*70000/],
+  [['--listen', 'nowhere'], {}, /--listen.*nowhere/],
+  [['--server', '300.1.1.1'], {}, /--server.*300\.1\.1\.1/],
+  [['--cache-size', '-1'], {}, /--cache-size.*-1/],
+  [['--strategy', 'fastestest'], {}, /--strategy.*fastestest/],
+  [['--timeout', 'soon'], {}, /--timeout.*soon/],
+  [['--log-level', 'loud'], {}, /--log-level.*loud/],
+  [['--allow', '10.0.0.0/99'], {}, /--allow.*10\.0\.0\.0\/99/],
+  [[], { RACED_CACHE_SIZE: '-5' }, /RACED_CACHE_SIZE|--cache-size.*-5/],
+  [[], { RACED_LOG_QUERIES: 'maybe' }, /RACED_LOG_QUERIES.*maybe/],
+  [['--frobnicate'], {}, /--frobnicate/],
+];
+for (const [args, env, re] of bad) {
+  test(`bad value exits 2 with one line: ${args.join(' ') || JSON.stringify(env)}`, () => {
+    const r = run(args, env);
+    assert.equal(r.status, 2);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, re);
+  });
+}
+
+test('no upstream left (only raced itself): exits with a clear error', () => {
+  const rc = join(dir, 'self.conf');
+  writeFileSync(rc, 'nameserver 127.0.0.1\n');
+  const r = run(['--listen', '127.0.0.1:53', '--resolv-file', rc]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /skipping upstream 127\.0\.0\.1:53.*own listen address/);
+  assert.match(r.stderr, /no upstream servers left/);
+  const r2 = run(['--listen', '127.0.0.1:5399', '--no-resolv']);
+  assert.equal(r2.status, 1);
+  assert.match(r2.stderr, /no upstream servers/);
+});
+
+test('not root and port 53: the error says how to fix it', { skip: process.getuid?.() !== 0 && 'needs root to drop to nobody' }, () => {
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, '--listen', '127.0.0.1:53', '--server', '127.0.0.1:5353'], {
+    encoding: 'utf8',
+    timeout: 10000,
+  });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /permission denied/);
+  assert.match(r.stderr, /CAP_NET_BIND_SERVICE/);
+  assert.match(r.stderr, /--listen 127\.0\.0\.1:5353/);
+});
+
+test('flags win over RACED_* variables, variables over defaults', async () => {
+  const up = await Stub.start({ address: '192.0.2.7' });
+  const p1 = await freePort();
+  const p2 = await freePort();
+  try {
+    const { child } = await spawnRaced(['--listen', `127.0.0.1:${p2}`], { RACED_LISTEN: `127.0.0.1:${p1}`, RACED_SERVER: up.label, RACED_NO_RESOLV: '1' });
+    assert.equal(firstData((await udpQuery(p2, 'flag.example')).packet), '192.0.2.7');
+    await assert.rejects(udpQuery(p1, 'env.example', {}, 300));
+    child.kill('SIGTERM');
+    assert.equal(await exited(child), 0);
+    const second = await spawnRaced([], { RACED_LISTEN: `127.0.0.1:${p1}`, RACED_SERVER: up.label });
+    assert.equal(firstData((await udpQuery(p1, 'env.example')).packet), '192.0.2.7');
+    second.child.kill('SIGTERM');
+    assert.equal(await exited(second.child), 0);
+  } finally {
+    await up.close();
+  }
+});
+
+test('SIGTERM: stops accepting, lets a query in flight finish, exits 0', async () => {
+  const up = await Stub.start({ address: '192.0.2.8', delayMs: 400 });
+  const port = await freePort();
+  try {
+    const { child } = await spawnRaced(['--listen', `127.0.0.1:${port}`, '--server', up.label]);
+    const pending = udpQuery(port, 'inflight.example');
+    await sleep(100);
+    child.kill('SIGTERM');
+    const { packet } = await pending;
+    assert.equal(firstData(packet), '192.0.2.8');
+    assert.equal(await exited(child), 0);
+  } finally {
+    await up.close();
+  }
+});
+
+test('the resolv-file is re-read on change and on SIGHUP, without dropping traffic', async () => {
+  const a = await Stub.start({ address: '192.0.2.11' });
+  const b = await Stub.start({ address: '192.0.2.12' });
+  const rc = join(dir, 'upstreams.conf');
+  writeFileSync(rc, `nameserver 127.0.0.1#${a.port}\n`);
+  const port = await freePort();
+  try {
+    const { child, log } = await spawnRaced(['--listen', `127.0.0.1:${port}`, '--resolv-file', rc, '--log-queries']);
+    assert.equal(firstData((await udpQuery(port, 'before.example')).packet), '192.0.2.11');
+    writeFileSync(rc, `# changed\nnameserver 127.0.0.1#${b.port}\n`);
+    child.kill('SIGHUP');
+    await sleep(200);
+    assert.equal(firstData((await udpQuery(port, 'after.example')).packet), '192.0.2.12');
+    // The file watch alone also picks up a change.
+    writeFileSync(rc, `nameserver 127.0.0.1#${a.port}\n\n`);
+    const t0 = Date.now();
+    let got = '';
+    while (Date.now() - t0 < 4000) {
+      got = firstData((await udpQuery(port, `watch${Date.now()}.example`)).packet) ?? '';
+      if (got === '192.0.2.11') break;
+      await sleep(200);
+    }
+    assert.equal(got, '192.0.2.11', log());
+    assert.match(log(), /query\[A\] before\.example\. from 127\.0\.0\.1/);
+    child.kill('SIGTERM');
+    assert.equal(await exited(child), 0);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
