@@ -93,8 +93,15 @@ test('no upstream left (only raced itself): exits with a clear error', () => {
   assert.match(r2.stderr, /no upstream servers/);
 });
 
-test('not root and port 53: the error says how to fix it', { skip: process.getuid?.() !== 0 && 'needs root to drop to nobody' }, () => {
-  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, '--listen', '127.0.0.1:53', '--server', '127.0.0.1:5353'], {
+const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+function nobodyCanRun(): boolean | string {
+  if (process.getuid?.() !== 0) return 'needs root to drop to nobody';
+  const r = spawnSync('setpriv', [...NOBODY, process.execPath, '-e', `require('fs').accessSync(${JSON.stringify(CLI)})`]);
+  return r.status === 0 ? false : 'the checkout is not readable by nobody';
+}
+
+test('not root and port 53: the error says how to fix it', { skip: nobodyCanRun() }, () => {
+  const r = spawnSync('setpriv', [...NOBODY, process.execPath, CLI, '--listen', '127.0.0.1:53', '--server', '127.0.0.1:5353'], {
     encoding: 'utf8',
     timeout: 10000,
   });

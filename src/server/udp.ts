@@ -1,6 +1,7 @@
 // UDP listener: raw datagrams in, replies out to the same address and port.
 import dgram from 'node:dgram';
 import type { Endpoint } from '../net/address.js';
+import { literalLookup } from '../net/lookup.js';
 import type { Pipeline } from '../pipeline.js';
 import type { Logger } from '../log.js';
 
@@ -19,6 +20,7 @@ export class UdpListener {
       ipv6Only: endpoint.family === 6,
       recvBufferSize: 1 << 22,
       sendBufferSize: 1 << 22,
+      lookup: literalLookup,
     });
     const sock = this.socket;
     sock.on('message', (msg, rinfo) => {

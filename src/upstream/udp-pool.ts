@@ -1,14 +1,18 @@
 // Outgoing UDP sockets for upstream legs. RFC 5452 §9.2 asks for an
 // unpredictable source port and ID per query. A socket per query costs a
-// bind and a close per leg, so raced keeps a small pool of sockets on
-// kernel-chosen ephemeral ports, picks one at random per leg with a fresh
-// random ID, and retires each socket after a few hundred legs, so the set of
-// ports in use keeps moving (dnsmasq keeps a similar set of random ports).
+// bind and a close per leg, so raced keeps, per upstream, a small pool of
+// sockets on kernel-chosen ephemeral ports, picks one at random per leg with a
+// fresh random ID, and retires each socket after a few hundred legs, so the
+// set of ports in use keeps moving (dnsmasq keeps a similar set of random
+// ports). The sockets are connect()ed to their upstream: the kernel then drops
+// datagrams from any other address or port before raced sees them, and a
+// send skips the per-packet address lookup and route resolution.
 import dgram from 'node:dgram';
 import { randomFillSync } from 'node:crypto';
 import type { Endpoint } from '../net/address.js';
+import { literalLookup } from '../net/lookup.js';
 
-const POOL_SIZE = 32;
+const POOL_SIZE = 16;
 const USES_PER_SOCKET = 256;
 
 /** A leg waiting for its reply on a pooled socket. */
@@ -42,11 +46,13 @@ class PooledSocket {
   retired = false;
   closed = false;
 
-  constructor(family: 4 | 6, private readonly onStray: () => void) {
-    this.socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', recvBufferSize: 1 << 22 });
+  constructor(ep: Endpoint, private readonly onStray: () => void) {
+    this.socket = dgram.createSocket({ type: ep.family === 4 ? 'udp4' : 'udp6', recvBufferSize: 1 << 22, lookup: literalLookup });
     this.socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
     this.socket.on('error', () => this.failAll());
-    this.socket.bind(0);
+    // With a synchronous lookup, bind and connect complete before this returns.
+    this.socket.bind({ port: 0, exclusive: true });
+    this.socket.connect(ep.port, ep.host);
   }
 
   private receive(msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -85,7 +91,7 @@ export interface UdpTicket {
 }
 
 export class UdpPool {
-  private readonly pools: Record<4 | 6, PooledSocket[]> = { 4: [], 6: [] };
+  private readonly pools = new Map<string, PooledSocket[]>();
   /** Datagrams that matched no pending leg (late replies of released legs, spoofs). */
   stray = 0;
   private closing = false;
@@ -95,16 +101,16 @@ export class UdpPool {
    * ID into `packet` and sends it. The caller must release the ticket.
    */
   send(leg: PendingUdp, packet: Buffer): UdpTicket {
-    const sock = this.pick(leg.endpoint.family);
+    const sock = this.pick(leg.endpoint);
     let id = random16();
     while (sock.pending.has(id)) id = random16();
     packet.writeUInt16BE(id, 0);
     sock.pending.set(id, leg);
     sock.uses++;
-    if (sock.uses >= USES_PER_SOCKET) this.retire(sock, leg.endpoint.family);
-    sock.socket.send(packet, leg.endpoint.port, leg.endpoint.host, (err) => {
-      if (err && sock.pending.get(id) === leg) leg.onSocketError();
-    });
+    if (sock.uses >= USES_PER_SOCKET) this.retire(sock, leg.endpoint);
+    // No send callback: it costs an allocation per packet; a failed send
+    // surfaces as the socket's 'error' event, which fails its legs.
+    sock.socket.send(packet);
     return {
       id,
       release: () => {
@@ -114,19 +120,20 @@ export class UdpPool {
     };
   }
 
-  private pick(family: 4 | 6): PooledSocket {
-    const list = this.pools[family];
+  private pick(ep: Endpoint): PooledSocket {
+    let list = this.pools.get(ep.label);
+    if (list === undefined) this.pools.set(ep.label, (list = []));
     if (list.length < POOL_SIZE) {
-      const s = new PooledSocket(family, () => this.stray++);
+      const s = new PooledSocket(ep, () => this.stray++);
       list.push(s);
       return s;
     }
     return list[random16() % POOL_SIZE]!;
   }
 
-  private retire(sock: PooledSocket, family: 4 | 6): void {
+  private retire(sock: PooledSocket, ep: Endpoint): void {
     sock.retired = true;
-    const list = this.pools[family];
+    const list = this.pools.get(ep.label) ?? [];
     const i = list.indexOf(sock);
     if (i >= 0) list.splice(i, 1);
     if (sock.pending.size === 0) sock.close();
@@ -135,9 +142,13 @@ export class UdpPool {
   /** Closes idle sockets now and the others as their last leg ends. */
   close(): void {
     this.closing = true;
-    for (const family of [4, 6] as const) {
-      for (const s of [...this.pools[family]]) this.retire(s, family);
+    for (const list of this.pools.values()) {
+      for (const s of [...list]) {
+        s.retired = true;
+        if (s.pending.size === 0) s.close();
+      }
     }
+    this.pools.clear();
   }
 
   get closed(): boolean {

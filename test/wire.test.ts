@@ -1,0 +1,110 @@
+// Byte-level units: addresses, the question key, the message walk, reply shaping.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dnsPacket from 'dns-packet';
+import { parseEndpoint, parseCidr, cidrContains, AddressError } from '../src/net/address.js';
+import { checkQuery, scanMessage, skipName } from '../src/wire/message.js';
+import { questionKey } from '../src/wire/key.js';
+import { matchReply } from '../src/wire/match.js';
+import { shapeReply, upstreamQuery } from '../src/wire/build.js';
+import { makeQuery } from './helpers/client.js';
+
+test('endpoints: ADDR, ADDR:PORT, ADDR#PORT, [V6]:PORT, bare V6', () => {
+  assert.deepEqual(parseEndpoint('192.0.2.1', 53), { host: '192.0.2.1', port: 53, family: 4, label: '192.0.2.1:53' });
+  assert.equal(parseEndpoint('192.0.2.1:5353', 53).port, 5353);
+  assert.equal(parseEndpoint('192.0.2.1#5353', 53).port, 5353);
+  assert.deepEqual(parseEndpoint('[2001:db8::1]:853', 53), { host: '2001:db8::1', port: 853, family: 6, label: '[2001:db8::1]:853' });
+  assert.equal(parseEndpoint('2001:db8::1', 53).port, 53);
+  assert.equal(parseEndpoint('::1#5300', 53).port, 5300);
+  for (const bad of ['192.0.2.1:0', '192.0.2.1:70000', 'example.com', '1.2.3', '[::1]:x', '']) {
+    assert.throws(() => parseEndpoint(bad, 53), AddressError, bad);
+  }
+  assert.equal(parseEndpoint('127.0.0.1:0', 53, true).port, 0);
+});
+
+test('CIDR matching, IPv4, IPv6 and v4-mapped', () => {
+  assert.ok(cidrContains(parseCidr('10.1.0.0/16'), '10.1.200.3'));
+  assert.ok(!cidrContains(parseCidr('10.1.0.0/16'), '10.2.0.1'));
+  assert.ok(cidrContains(parseCidr('10.1.0.0/16'), '::ffff:10.1.0.9'));
+  assert.ok(cidrContains(parseCidr('2001:db8::/32'), '2001:db8:ffff::1'));
+  assert.ok(!cidrContains(parseCidr('2001:db8::/32'), '2001:db9::1'));
+  assert.ok(cidrContains(parseCidr('192.0.2.7'), '192.0.2.7'));
+  assert.throws(() => parseCidr('10.0.0.0/33'), AddressError);
+});
+
+test('the question key folds ASCII case only and carries type, class, DO and CD', () => {
+  const k = (name: string, o = {}): string => {
+    const q = makeQuery(name, o);
+    const v = checkQuery(q);
+    assert.ok(v.ok);
+    return questionKey(q, v.query);
+  };
+  assert.equal(k('WwW.Example.COM'), k('www.example.com'));
+  assert.notEqual(k('www.example.com', { type: 'AAAA' }), k('www.example.com'));
+  assert.notEqual(k('x.example', { edns: true, dnssecOk: true }), k('x.example', { edns: true }));
+  assert.notEqual(k('x.example', { cd: true }), k('x.example'));
+  assert.equal(k('x.example', { edns: true }), k('x.example'), 'EDNS alone does not split the key');
+});
+
+test('names: pointers only backwards, length limits', () => {
+  const b = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61, 0, 0xc0, 12, 0xc0, 17]);
+  assert.equal(skipName(b, 12, false), 15);
+  assert.equal(skipName(b, 15, true), 17);
+  assert.equal(skipName(b, 17, true), -1, 'pointer to itself');
+  assert.equal(skipName(b, 15, false), -1, 'no pointers in a question');
+  const long = Buffer.concat([Buffer.alloc(12), ...Array.from({ length: 5 }, () => Buffer.from([63, ...Buffer.alloc(63, 0x61)])), Buffer.from([0])]);
+  assert.equal(skipName(long, 12, false), -1, 'over 255 octets');
+});
+
+test('scan: TTL offsets, SOA minimum, trailing bytes reported', () => {
+  const reply = dnsPacket.encode({
+    type: 'response',
+    id: 1,
+    flags: 3,
+    questions: [{ name: 'nx.example', type: 'A' }],
+    authorities: [{ name: 'example', type: 'SOA', ttl: 900, data: { mname: 'ns', rname: 'h', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 } }],
+  });
+  const s = scanMessage(reply, true)!;
+  assert.equal(s.rcode, 3);
+  assert.equal(s.soaTtl, 60);
+  assert.equal(s.ttls!.length, 1);
+  assert.equal(reply.readUInt32BE(s.ttls![0]!), 900);
+  assert.equal(s.end, reply.length);
+  assert.equal(scanMessage(Buffer.concat([reply, Buffer.from([0])]), false)!.end, reply.length);
+});
+
+test('match: type and class compared exactly, the name without case', () => {
+  const q = makeQuery('m.example', { type: 'A' });
+  const pq = checkQuery(q);
+  assert.ok(pq.ok);
+  const up = upstreamQuery(q, pq.query, 77, 1232);
+  const mk = (name: string, type: dnsPacket.RecordType): Buffer =>
+    dnsPacket.encode({ type: 'response', id: 77, questions: [{ name, type }], answers: [] });
+  assert.equal(typeof matchReply(mk('M.EXAMPLE', 'A'), up, pq.query.question.end, false), 'object');
+  assert.equal(matchReply(mk('m.example', 'AAAA'), up, pq.query.question.end, false), 'question');
+  assert.equal(matchReply(mk('n.example', 'A'), up, pq.query.question.end, false), 'question');
+});
+
+test('shape: OPT stripped for a client without EDNS, TTLs counted down, TC when too big', () => {
+  const q = makeQuery('Shape.Example', { id: 0xbeef });
+  const v = checkQuery(q);
+  assert.ok(v.ok);
+  const reply = dnsPacket.encode({
+    type: 'response',
+    id: 1,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ name: 'shape.example', type: 'A' }],
+    answers: [{ name: 'shape.example', type: 'A', ttl: 100, data: '192.0.2.1' }],
+    additionals: [{ name: '.', type: 'OPT', udpPayloadSize: 1232 } as unknown as dnsPacket.Answer],
+  });
+  const s = scanMessage(reply, true)!;
+  const out = shapeReply(reply, s, q, v.query, 512, 30);
+  const p = dnsPacket.decode(out);
+  assert.equal(p.id, 0xbeef);
+  assert.equal(p.questions![0]!.name, 'Shape.Example');
+  assert.equal(p.additionals!.length, 0);
+  assert.equal((p.answers![0] as { ttl?: number }).ttl, 70);
+  const tiny = shapeReply(reply, s, q, v.query, 40, 0);
+  assert.equal(tiny.readUInt16BE(2) & 0x0200, 0x0200);
+  assert.equal(tiny.readUInt16BE(6), 0);
+});
