@@ -150,14 +150,16 @@ export class Pipeline {
   private finish(key: string, flight: Flight, r: RaceResult): void {
     if (this.flights.get(key) === flight) this.flights.delete(key);
     if (flight.refreshing) flight.refreshing.refreshing = false;
-    if (r.won && this.cache !== null) this.cache.store(key, r.reply, r.scan, Date.now());
+    const stored = r.won && this.cache !== null ? this.cache.store(key, r.reply, r.scan, Date.now()) : null;
     if (this.opts.logQueries) {
       const what = r.won ? `${rcodeName(r.scan.rcode)} from ${r.winner.label}` : `${rcodeName(r.rcode)} (${r.reason})`;
       this.log.info(`reply ${flight.waiters[0] ? nameToText(flight.waiters[0].query) : '(prefetch)'} is ${what}`);
     }
     for (const w of flight.waiters) {
       if (w.done) continue;
-      if (r.won) {
+      if (stored !== null) {
+        this.answer(w, shapeReply(stored.reply, stored.layout, w.query, w.pq, w.maxSize, 0));
+      } else if (r.won) {
         this.answer(w, shapeReply(r.reply, r.scan, w.query, w.pq, w.maxSize, 0));
       } else if (w.stale !== null) {
         this.answerStale(w);

@@ -100,11 +100,13 @@ export class AnswerCache {
 
   /**
    * Stores a race's winning reply. Its TTL fields are clamped to the
-   * entry's life in the stored copy, so a hit only counts them down.
+   * entry's life in the stored copy, so a hit only counts them down. Returns
+   * the entry, whose copy the waiting clients are then answered from, so the
+   * first answer and later hits agree.
    */
-  store(key: string, reply: Buffer, scan: Scan, now: number): boolean {
+  store(key: string, reply: Buffer, scan: Scan, now: number): CacheEntry | null {
     const ttl = this.ttlFor(scan);
-    if (ttl < 0 || scan.ttls === null) return false;
+    if (ttl < 0 || scan.ttls === null) return null;
     const copy = Buffer.allocUnsafe(reply.length);
     reply.copy(copy);
     const o = this.opts;
@@ -127,7 +129,7 @@ export class AnswerCache {
     const evicted = this.map.setpop(key, entry);
     if (evicted && evicted.evicted) this.stats.evictions++;
     this.stats.inserts++;
-    return true;
+    return entry;
   }
 
   clear(): void {
