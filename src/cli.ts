@@ -8,6 +8,8 @@ import { DEFAULTS, OptionValueError, defaultOptions, parse, parseIntIn, type Opt
 import { parseEndpoint } from './net/address.js';
 import { Raced, StartupError } from './raced.js';
 import { Logger } from './log.js';
+import cluster from 'node:cluster';
+import { reportToPrimary, runPrimary } from './workers.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -89,6 +91,7 @@ export function buildProgram(): Command {
     .addOption(opt('--edns-packet-max <bytes>', 'largest UDP reply to a client, and the EDNS size advertised upstream').argParser(int(512, 4096)).default(DEFAULTS.ednsPacketMax))
     .addOption(opt('--tcp-idle-timeout <ms>', 'close a client TCP connection idle this long').argParser(int(100, 600000)).default(DEFAULTS.tcpIdleMs))
     .addOption(opt('--max-tcp-connections <n>', 'client TCP connections at most').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
+    .addOption(opt('--workers <n|auto>', 'processes answering queries (node:cluster), each with its own cache; auto = one per core').argParser(arg(parse.workers)).default(1))
     .showHelpAfterError(false);
   return program;
 }
@@ -97,7 +100,8 @@ type Raw = Record<string, unknown>;
 
 export function toOptions(raw: Raw): Options {
   const o = defaultOptions();
-  if (raw.listen) o.listen = raw.listen as Options['listen'];
+  // The same address twice would fail to bind the second time: keep one.
+  if (raw.listen) o.listen = [...new Map((raw.listen as Options['listen']).map((l) => [l.label, l])).values()];
   else o.listen = [parseEndpoint(DEFAULTS.listen, 53)];
   o.servers = (raw.server as Options['servers'] | undefined) ?? [];
   o.resolvFile = raw.resolvFile as string;
@@ -119,18 +123,31 @@ export function toOptions(raw: Raw): Options {
   o.ednsPacketMax = raw.ednsPacketMax as number;
   o.tcpIdleMs = raw.tcpIdleTimeout as number;
   o.maxTcpConnections = raw.maxTcpConnections as number;
+  o.workers = raw.workers as number;
+  if (o.workers > 1 && o.listen.some((l) => l.port === 0)) throw new OptionValueError('--workers above 1 needs a fixed --listen port');
   if (o.minCacheTtl > o.maxCacheTtl) throw new OptionValueError(`--min-cache-ttl ${o.minCacheTtl} is above --max-cache-ttl ${o.maxCacheTtl}`);
   return o;
 }
 
 async function run(opts: Options): Promise<void> {
   const log = new Logger(opts.logLevel);
+  if (opts.workers > 1 && cluster.isPrimary) {
+    try {
+      await runPrimary(opts.workers, log);
+      process.exit(0);
+    } catch (err) {
+      process.stderr.write(`raced: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+  }
   const raced = new Raced(opts, log);
   try {
     await raced.start();
+    reportToPrimary({ type: 'ready' });
   } catch (err) {
     if (err instanceof StartupError) {
-      process.stderr.write(`raced: ${err.message}\n`);
+      if (cluster.isWorker) reportToPrimary({ type: 'fatal', message: err.message });
+      else process.stderr.write(`raced: ${err.message}\n`);
       process.exit(1);
     }
     throw err;

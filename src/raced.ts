@@ -12,6 +12,8 @@ import { Router } from './router.js';
 import { UdpListener } from './server/udp.js';
 import { TcpListener } from './server/tcp.js';
 import { Logger } from './log.js';
+import cluster from 'node:cluster';
+import { hasReusePort } from './workers.js';
 
 /** A start-up failure with a message meant for the user as it is. */
 export class StartupError extends Error {
@@ -80,9 +82,16 @@ export class Raced {
   /** Binds every listen address (UDP and TCP on the same port), then loads the upstreams. */
   async start(): Promise<void> {
     this.loadUpstreams(true);
+    const worker = cluster.isWorker;
+    const sharing = !worker ? 'none' : hasReusePort() ? 'reuseport' : 'cluster';
     for (const ep of this.opts.listen) {
-      const udp = new UdpListener(ep, this.pipeline, this.log);
-      const tcp = new TcpListener(ep, this.pipeline, { idleTimeoutMs: this.opts.tcpIdleMs, maxConnections: this.opts.maxTcpConnections }, this.log);
+      const udp = new UdpListener(ep, this.pipeline, this.log, sharing);
+      const tcp = new TcpListener(
+        ep,
+        this.pipeline,
+        { idleTimeoutMs: this.opts.tcpIdleMs, maxConnections: this.opts.maxTcpConnections, shared: worker },
+        this.log,
+      );
       this.udp.push(udp);
       this.tcp.push(tcp);
       try {

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { Stub } from './helpers/stub.js';
-import { udpQuery, firstData, sleep } from './helpers/client.js';
+import { udpQuery, firstData, sleep, tcpExchange, makeQuery, decode } from './helpers/client.js';
+import { hasReusePort } from '../src/workers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'raced-cli-'));
@@ -176,4 +177,35 @@ test('the resolv-file is re-read on change and on SIGHUP, without dropping traff
     await a.close();
     await b.close();
   }
+});
+
+test('--workers 2: both transports answer, a start-up error is reported once, SIGTERM stops all', async () => {
+  const up = await Stub.start({ address: '192.0.2.9' });
+  const port = await freePort();
+  try {
+    const { child, log } = await spawnRaced(['--listen', `127.0.0.1:${port}`, '--server', up.label, '--workers', '2']);
+    const t0 = Date.now();
+    while (!log().includes('2 workers ready') && Date.now() - t0 < 5000) await sleep(20);
+    for (let i = 0; i < 6; i++) assert.equal(firstData((await udpQuery(port, `w${i}.example`)).packet), '192.0.2.9');
+    const [reply] = await tcpExchange(port, [makeQuery('wt.example')], 1);
+    assert.equal(firstData(decode(reply!)), '192.0.2.9');
+    child.kill('SIGTERM');
+    assert.equal(await exited(child), 0);
+  } finally {
+    await up.close();
+  }
+  // An address that is not on this host: every worker fails; the message appears once.
+  const r = run(['--listen', '192.0.2.254:5353', '--server', '127.0.0.1:5353', '--workers', '2']);
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr.match(/cannot listen on 192\.0\.2\.254:5353/g)?.length, 1, r.stderr);
+  assert.equal(run(['--listen', '127.0.0.1:0', '--server', '127.0.0.1:5353', '--workers', '2']).status, 2);
+});
+
+test('reusePort is used from Node 22.12 / 23.1 on', () => {
+  assert.equal(hasReusePort('20.20.2'), false);
+  assert.equal(hasReusePort('22.11.0'), false);
+  assert.equal(hasReusePort('22.12.0'), true);
+  assert.equal(hasReusePort('23.0.0'), false);
+  assert.equal(hasReusePort('23.1.0'), true);
+  assert.equal(hasReusePort('24.0.0'), true);
 });

@@ -188,10 +188,11 @@ export async function dnsperf(
   port: number,
   queryFile: string,
   seconds: number,
-  opts: { rate?: number; outstanding?: number; cpu?: string | null; verbose?: boolean } = {},
+  opts: { rate?: number; outstanding?: number; cpu?: string | null; verbose?: boolean; once?: boolean } = {},
 ): Promise<PerfResult> {
   need('dnsperf', 'dnsperf');
-  const args = ['-s', '127.0.0.1', '-p', String(port), '-d', queryFile, '-l', String(seconds), '-q', String(opts.outstanding ?? 100), '-t', '2'];
+  // once: run through the query file a single time (-n 1), `seconds` then only bounds the wait.
+  const args = ['-s', '127.0.0.1', '-p', String(port), '-d', queryFile, ...(opts.once ? ['-n', '1'] : ['-l', String(seconds)]), '-q', String(opts.outstanding ?? 100), '-t', '2'];
   if (opts.rate) args.push('-Q', String(opts.rate));
   if (opts.verbose) args.push('-v');
   const [cmd, a] = pinned(opts.cpu ?? null, 'dnsperf', args);

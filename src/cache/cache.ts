@@ -107,7 +107,9 @@ export class AnswerCache {
   store(key: string, reply: Buffer, scan: Scan, now: number): CacheEntry | null {
     const ttl = this.ttlFor(scan);
     if (ttl < 0 || scan.ttls === null) return null;
-    const copy = Buffer.allocUnsafe(reply.length);
+    // Not from Node's shared 8 KiB pool: a long-lived slice there would keep
+    // a whole slab of short-lived packets alive with it.
+    const copy = Buffer.allocUnsafeSlow(reply.length);
     reply.copy(copy);
     const o = this.opts;
     const negative = scan.rcode === Rcode.NXDOMAIN || scan.ancount === 0;

@@ -5,6 +5,7 @@ import { parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../net/addre
 import { parseUpstream, type UpstreamSpec } from '../upstream/upstream.js';
 import { STRATEGY_NAMES, type StrategyName } from '../strategy/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
+import { availableParallelism } from 'node:os';
 
 export interface Options {
   listen: Endpoint[];
@@ -28,6 +29,8 @@ export interface Options {
   ednsPacketMax: number;
   tcpIdleMs: number;
   maxTcpConnections: number;
+  /** Processes answering queries (node:cluster); 1 = no cluster. */
+  workers: number;
 }
 
 export const DEFAULTS = {
@@ -71,6 +74,7 @@ export function defaultOptions(): Options {
     ednsPacketMax: DEFAULTS.ednsPacketMax,
     tcpIdleMs: DEFAULTS.tcpIdleMs,
     maxTcpConnections: DEFAULTS.maxTcpConnections,
+    workers: 1,
   };
 }
 
@@ -100,6 +104,7 @@ function wrap<T>(fn: () => T): T {
 }
 
 export const parse = {
+  workers: (v: string): number => (v.trim() === 'auto' ? availableParallelism() : parseIntIn(v, 1, 256)),
   listen: (v: string): Endpoint[] => splitList(v).map((s) => wrap(() => parseEndpoint(s, 53, true))),
   server: (v: string): UpstreamSpec[] => splitList(v).map((s) => wrap(() => parseUpstream(s))),
   allow: (v: string): Cidr[] => splitList(v).map((s) => wrap(() => parseCidr(s))),

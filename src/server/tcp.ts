@@ -11,11 +11,14 @@ import type { Logger } from '../log.js';
 export interface TcpOptions {
   idleTimeoutMs: number;
   maxConnections: number;
+  /** A cluster worker: the primary accepts and hands connections out. */
+  shared: boolean;
 }
 
 export class TcpListener {
   readonly server: net.Server;
   private readonly conns = new Set<net.Socket>();
+  private readonly shared: boolean;
 
   constructor(
     readonly endpoint: Endpoint,
@@ -25,6 +28,7 @@ export class TcpListener {
   ) {
     this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (sock) => this.accept(sock, pipeline, opts));
     this.server.maxConnections = opts.maxConnections;
+    this.shared = opts.shared;
     this.server.on('error', (err) => log.warn(`tcp ${endpoint.label}: ${err.message}`));
   }
 
@@ -63,7 +67,7 @@ export class TcpListener {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.server.once('error', onError);
-      this.server.listen({ host: this.endpoint.host, port, exclusive: true, ipv6Only: this.endpoint.family === 6 }, () => {
+      this.server.listen({ host: this.endpoint.host, port, exclusive: !this.shared, ipv6Only: this.endpoint.family === 6 }, () => {
         this.server.off('error', onError);
         const addr = this.server.address();
         resolve(typeof addr === 'object' && addr ? addr.port : port);

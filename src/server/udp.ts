@@ -10,14 +10,21 @@ export class UdpListener {
   /** Shutting down: new queries are ignored, replies still go out. */
   private draining = false;
 
+  /**
+   * `sharing`: 'none' for one process; 'cluster' for a cluster worker on Node
+   * 20, where the primary owns the socket and the workers share it;
+   * 'reuseport' for a worker that binds its own socket (Node >= 22.12).
+   */
   constructor(
     readonly endpoint: Endpoint,
     pipeline: Pipeline,
     log: Logger,
+    private readonly sharing: 'none' | 'cluster' | 'reuseport' = 'none',
   ) {
     this.socket = dgram.createSocket({
       type: endpoint.family === 4 ? 'udp4' : 'udp6',
       ipv6Only: endpoint.family === 6,
+      ...(sharing === 'reuseport' ? { reusePort: true } : {}),
       recvBufferSize: 1 << 22,
       sendBufferSize: 1 << 22,
       lookup: literalLookup,
@@ -38,7 +45,7 @@ export class UdpListener {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.socket.once('error', onError);
-      this.socket.bind({ address: this.endpoint.host, port, exclusive: true }, () => {
+      this.socket.bind({ address: this.endpoint.host, port, exclusive: this.sharing !== 'cluster' }, () => {
         this.socket.off('error', onError);
         resolve(this.socket.address().port);
       });

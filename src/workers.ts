@@ -1,0 +1,67 @@
+// --workers N: one raced per core with node:cluster. On Node 20 the cluster
+// primary owns each UDP socket and the workers share it (the kernel hands
+// each datagram to one of them); from Node 22.12 / 23.1 every worker binds
+// its own socket with SO_REUSEPORT and the kernel spreads clients by hash.
+// Each worker has its own cache and counters.
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from './log.js';
+
+/** dgram's `reusePort` exists from Node 22.12 and 23.1. */
+export function hasReusePort(version = process.versions.node): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+}
+
+export type WorkerMessage = { type: 'ready' } | { type: 'fatal'; message: string };
+
+/** In a worker: tell the primary how start-up went. */
+export function reportToPrimary(msg: WorkerMessage): void {
+  if (cluster.isWorker && process.send) process.send(msg);
+}
+
+/**
+ * The primary: forks `n` workers, waits until all listen (or one fails, then
+ * stops them all and rejects with its message), forwards SIGHUP, and on
+ * SIGTERM stops them and resolves. A worker that dies later is replaced.
+ */
+export function runPrimary(n: number, log: Logger): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let ready = 0;
+    let stopping = false;
+    const workers = new Set<Worker>();
+    const fork = (): void => {
+      const w = cluster.fork();
+      workers.add(w);
+      w.on('message', (m: WorkerMessage) => {
+        if (m.type === 'ready' && ++ready === n) log.info(`${n} workers ready`);
+        if (m.type === 'fatal') {
+          stopping = true;
+          for (const other of workers) other.kill('SIGKILL');
+          reject(new Error(m.message));
+        }
+      });
+      w.on('exit', (code, signal) => {
+        workers.delete(w);
+        if (stopping) {
+          if (workers.size === 0) resolve();
+          return;
+        }
+        log.warn(`worker ${w.process.pid} exited (${signal ?? code}); starting another`);
+        setTimeout(fork, 500).unref();
+      });
+    };
+    for (let i = 0; i < n; i++) fork();
+    const stop = (sig: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info(`${sig}: stopping ${workers.size} workers`);
+      for (const w of workers) w.process.kill('SIGTERM');
+      if (workers.size === 0) resolve();
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      for (const w of workers) w.process.kill('SIGHUP');
+    });
+  });
+}
