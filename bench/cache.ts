@@ -19,6 +19,8 @@ function arg(name: string, def: number): number {
 }
 const seconds = arg('--seconds', 10);
 const runs = arg('--runs', 3);
+/** --memory-only: just the 100,000-entry RSS figure. */
+const memoryOnly = process.argv.includes('--memory-only');
 const dir = mkdtempSync(join(tmpdir(), 'raced-cache-bench-'));
 const SERVER_CPU = '1';
 const LOAD_CPU = '0';
@@ -59,7 +61,7 @@ try {
   const p50: Record<string, number[]> = {};
   const p99: Record<string, number[]> = {};
   const commands: Record<string, string> = {};
-  for (let run = 0; run < runs; run++) {
+  for (let run = 0; run < (memoryOnly ? 0 : runs); run++) {
     for (const [name, start] of Object.entries(servers)) {
       const p = await start();
       procs.push(p);
@@ -79,22 +81,28 @@ try {
     }
   }
   // raced with workers on this machine's cores (dnsperf shares them).
+  const wres: number[] = [];
+  if (!memoryOnly) {
   const wp = await freePort();
-  const workers = spawn(process.execPath, [fileURLToPath(new URL('../src/cli.js', import.meta.url)), '--listen', `127.0.0.1:${wp}`, `--server=127.0.0.1:${up[0]}`, '--workers', '2', '--log-level', 'warn'], { stdio: 'ignore' });
+  const workers = spawn(process.execPath, ['--max-semi-space-size=4', fileURLToPath(new URL('../src/cli.js', import.meta.url)), '--listen', `127.0.0.1:${wp}`, `--server=127.0.0.1:${up[0]}`, '--workers', '2', '--log-level', 'warn'], { stdio: 'ignore' });
   await waitDns(wp);
   await dnsperf(wp, small.queryFile, 2);
-  const wres: number[] = [];
   for (let i = 0; i < runs; i++) wres.push((await dnsperf(wp, small.queryFile, seconds, { cpu: LOAD_CPU })).qps);
   workers.kill('SIGTERM');
   await new Promise((r) => workers.once('exit', r));
+  }
 
   // Memory: 100,000 distinct names through raced once, then its RSS.
   const mem = await startRaced([nsd2.port], ['--cache-size', '200000'], SERVER_CPU);
   procs.push(mem);
   const rssEmpty = rssBytes(mem.child.pid!);
   const fill = await dnsperf(mem.port, big.queryFile, 60, { cpu: LOAD_CPU, outstanding: 200, rate: 40000, once: true });
+  // V8 gives memory back once allocation stops (its memory reducer runs a
+  // full GC after a quiet spell): report RSS right after the fill and once settled.
   await new Promise((r) => setTimeout(r, 1000));
   const rssFull = rssBytes(mem.child.pid!);
+  await new Promise((r) => setTimeout(r, 15000));
+  const rssSettled = rssBytes(mem.child.pid!);
   await mem.stop();
 
   const med = (o: Record<string, number[]>, k: string, digits = 0): number => Number(median(o[k] ?? []).toFixed(digits));
@@ -106,17 +114,17 @@ try {
     seconds,
     runs,
     pinning: 'server on CPU 1; dnsperf and nsd on CPU 0',
-    hitQps: Object.fromEntries(names.map((n) => [n, { median: med(qps, n), runs: qps[n]!.map(Math.round), cpuUsPerQuery: med(cpuUs, n, 1) }])),
-    racedOverCeiling: Number((median(qps[raced]!) / median(qps[ceil]!)).toFixed(2)),
-    racedOverDnsmasq: Number((median(qps[raced]!) / median(qps[dnsmasq]!)).toFixed(2)),
+    hitQps: Object.fromEntries(names.map((n) => [n, { median: med(qps, n), runs: (qps[n] ?? []).map(Math.round), cpuUsPerQuery: med(cpuUs, n, 1) }])),
+    racedOverCeiling: memoryOnly ? NaN : Number((median(qps[raced]) / median(qps[ceil])).toFixed(2)),
+    racedOverDnsmasq: memoryOnly ? NaN : Number((median(qps[raced]) / median(qps[dnsmasq])).toFixed(2)),
     latencyAt10kQpsMs: Object.fromEntries([raced, dnsmasq].map((n) => [n, { p50: med(p50, n, 3), p99: med(p99, n, 3) }])),
-    workers2: { medianQps: Math.round(median(wres)), runs: wres.map(Math.round), overDnsmasq: Number((median(wres) / median(qps[dnsmasq]!)).toFixed(2)), note: 'raced --workers 2 unpinned; dnsperf pinned to CPU 0 shares a core with one worker and nsd' },
-    memory: { entries: fill.completed, lost: fill.lost, rssEmptyMB: Math.round(rssEmpty / 2 ** 20), rssFullMB: Math.round(rssFull / 2 ** 20) },
+    workers2: { medianQps: Math.round(median(wres)), runs: wres.map(Math.round), overDnsmasq: Number((median(wres) / median(qps[dnsmasq])).toFixed(2)), note: 'raced --workers 2 unpinned; dnsperf pinned to CPU 0 shares a core with one worker and nsd' },
+    memory: { entries: fill.completed, lost: fill.lost, rssEmptyMB: Math.round(rssEmpty / 2 ** 20), rssFullMB: Math.round(rssFull / 2 ** 20), rssSettledMB: Math.round(rssSettled / 2 ** 20) },
     commands,
   };
   const outDir = join(process.cwd(), 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'cache.json'), JSON.stringify(report, null, 2));
+  if (!memoryOnly) writeFileSync(join(outDir, 'cache.json'), JSON.stringify(report, null, 2));
   console.log(JSON.stringify(report, null, 2));
 } finally {
   for (const p of procs.reverse()) await p.stop();

@@ -7,7 +7,8 @@ import { clientUdpLimit, errorReply, shapeReply, upstreamQuery } from './wire/bu
 import { questionKey } from './wire/key.js';
 import { cidrContains, isLoopback, type Cidr } from './net/address.js';
 import { Race, RaceStats, type RaceResult } from './race.js';
-import type { Router } from './router.js';
+import { LOCAL, type Router } from './router.js';
+import type { Upstream } from './upstream/upstream.js';
 import type { Strategy } from './strategy/strategy.js';
 import type { AnswerCache, CacheEntry } from './cache/cache.js';
 import { LatencyTracker } from './upstream/stats.js';
@@ -83,6 +84,7 @@ export class Pipeline {
   ) {}
 
   handle(msg: Buffer, client: Client, respond: Respond): void {
+    const started = performance.now();
     const v = checkQuery(msg);
     if (!v.ok) {
       if (v.rcode === null) {
@@ -105,7 +107,8 @@ export class Pipeline {
       const now = Date.now();
       const hit = cache.lookup(key, now);
       if (hit !== null && hit.state === 'fresh') {
-        this.send(client, respond, shapeReply(hit.entry.reply, hit.entry.layout, msg, pq, maxSize, hit.age));
+        this.send(client, respond, shapeReply(hit.entry.reply, hit.entry, msg, pq, maxSize, hit.age));
+        this.stats.duration.observe((performance.now() - started) / 1000);
         if (cache.wantsPrefetch(hit.entry, now)) this.prefetch(key, msg, pq, hit.entry);
         return;
       }
@@ -117,7 +120,7 @@ export class Pipeline {
       client,
       respond,
       maxSize,
-      started: performance.now(),
+      started,
       done: false,
       stale,
       staleTimer: null,
@@ -126,17 +129,22 @@ export class Pipeline {
     if (stale !== null) {
       w.staleTimer = setTimeout(() => this.answerStale(w), Math.min(this.opts.staleAfterMs, this.opts.timeoutMs));
     }
+    const route = this.router.select(msg);
+    if (route === LOCAL || route.length === 0) {
+      // A local domain is never forwarded (dnsmasq --server=/domain/); no upstream at all: refuse.
+      const rcode = route === LOCAL ? Rcode.NXDOMAIN : Rcode.REFUSED;
+      return this.answer(w, errorReply(msg, pq.question, rcode, pq.edns, this.opts.ednsPacketMax));
+    }
     const flight = this.flights.get(key);
     if (flight !== undefined) {
       this.stats.coalesced++;
       flight.waiters.push(w);
       return;
     }
-    this.startRace(key, msg, pq, [w]);
+    this.startRace(key, msg, pq, [w], route);
   }
 
-  private startRace(key: string, msg: Buffer, pq: ParsedQuery, waiters: Waiter[]): Flight {
-    const upstreams = this.router.select();
+  private startRace(key: string, msg: Buffer, pq: ParsedQuery, waiters: Waiter[], upstreams: readonly Upstream[]): Flight {
     const packet = upstreamQuery(msg, pq, 0, this.opts.ednsPacketMax);
     const flight: Flight = { waiters, race: null as unknown as Race, refreshing: null };
     flight.race = new Race(packet, pq.question.end, upstreams, this.strategy, this.raceStats, this.cache !== null, (r) =>
@@ -158,7 +166,7 @@ export class Pipeline {
     for (const w of flight.waiters) {
       if (w.done) continue;
       if (stored !== null) {
-        this.answer(w, shapeReply(stored.reply, stored.layout, w.query, w.pq, w.maxSize, 0));
+        this.answer(w, shapeReply(stored.reply, stored, w.query, w.pq, w.maxSize, 0));
       } else if (r.won) {
         this.answer(w, shapeReply(r.reply, r.scan, w.query, w.pq, w.maxSize, 0));
       } else if (w.stale !== null) {
@@ -173,7 +181,7 @@ export class Pipeline {
   private answerStale(w: Waiter): void {
     if (w.done || w.stale === null) return;
     if (this.cache) this.cache.stats.stale++;
-    this.answer(w, shapeReply(w.stale.reply, w.stale.layout, w.query, w.pq, w.maxSize, 0, 30));
+    this.answer(w, shapeReply(w.stale.reply, w.stale, w.query, w.pq, w.maxSize, 0, 30));
   }
 
   private prefetch(key: string, msg: Buffer, pq: ParsedQuery, entry: CacheEntry): void {
@@ -181,7 +189,9 @@ export class Pipeline {
     entry.refreshing = true;
     if (this.cache) this.cache.stats.prefetches++;
     // The race stores its winner under `key`, which replaces `entry`.
-    this.startRace(key, msg, pq, []).refreshing = entry;
+    const route = this.router.select(msg);
+    if (route === LOCAL || route.length === 0) return;
+    this.startRace(key, msg, pq, [], route).refreshing = entry;
   }
 
   private answer(w: Waiter, reply: Buffer): void {

@@ -21,8 +21,13 @@ export type RaceResult =
   | { won: true; reply: Buffer; scan: Scan; winner: Upstream }
   | { won: false; rcode: number; reason: 'lost' | 'timeout' };
 
+/** Upper bounds of the fan-out histogram (legs per race). */
+export const FANOUT_BUCKETS = [1, 2, 3, 4, 6, 8, 16];
+
 /** Race-level counters, plain numbers for the metrics layer. */
 export class RaceStats {
+  /** Races by number of legs sent, non-cumulative per FANOUT_BUCKETS, last slot +Inf. */
+  readonly fanout = new Float64Array(FANOUT_BUCKETS.length + 1);
   races = 0;
   /** Upstream legs sent, summed over races (fan-out = legs / races). */
   legs = 0;
@@ -57,6 +62,7 @@ export class Race implements RaceView {
   private losing = NONE;
   private deadline: NodeJS.Timeout | null = null;
   private delayTimer: NodeJS.Timeout | null = null;
+  plan: readonly Upstream[];
 
   constructor(
     private readonly query: Buffer,
@@ -66,7 +72,9 @@ export class Race implements RaceView {
     private readonly stats: RaceStats,
     private readonly wantTtls: boolean,
     private readonly done: (r: RaceResult) => void,
-  ) {}
+  ) {
+    this.plan = upstreams;
+  }
 
   start(timeoutMs: number): void {
     this.stats.races++;
@@ -174,7 +182,11 @@ export class Race implements RaceView {
     if (this.deadline) clearTimeout(this.deadline);
     this.deadline = null;
     for (const e of this.entries) if (e.upstream !== this.winner) e.upstream.stats.losses++;
-    this.stats.wasted += this.entries.length - (this.winner ? 1 : 0);
+    const n = this.entries.length;
+    this.stats.wasted += n - (this.winner ? 1 : 0);
+    let b = 0;
+    while (b < FANOUT_BUCKETS.length && n > FANOUT_BUCKETS[b]!) b++;
+    this.stats.fanout[b]!++;
   }
 
   /** Ends the race now (shutdown): open legs are released, the client gets SERVFAIL. */

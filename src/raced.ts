@@ -8,12 +8,16 @@ import { UdpPool } from './upstream/udp-pool.js';
 import { makeStrategy } from './strategy/index.js';
 import { AnswerCache } from './cache/cache.js';
 import { Pipeline } from './pipeline.js';
-import { Router } from './router.js';
+import { LOCAL, Router, type Route } from './router.js';
 import { UdpListener } from './server/udp.js';
 import { TcpListener } from './server/tcp.js';
 import { Logger } from './log.js';
 import cluster from 'node:cluster';
 import { hasReusePort } from './workers.js';
+import type { Server } from 'node:http';
+import { buildRegistry } from './metrics/registry.js';
+import { registrySource, startMetricsServer } from './metrics/server.js';
+import { register as globalRegistry } from 'prom-client';
 
 /** A start-up failure with a message meant for the user as it is. */
 export class StartupError extends Error {
@@ -40,6 +44,7 @@ export class Raced {
   /** The listen addresses as bound (port 0 resolved). */
   readonly bound: Endpoint[] = [];
   private unwatch: (() => void) | null = null;
+  private metricsServer: Server | null = null;
   private stopping = false;
 
   constructor(
@@ -58,7 +63,7 @@ export class Raced {
             prefetch: opts.prefetch,
           })
         : null;
-    const strategy = makeStrategy(opts.strategy, { tryTimeoutMs: opts.tryTimeoutMs });
+    const strategy = makeStrategy(opts.strategy, { tryTimeoutMs: opts.tryTimeoutMs, hedgeDelayMs: opts.hedgeDelayMs });
     this.pipeline = new Pipeline(
       {
         timeoutMs: opts.timeoutMs,
@@ -115,6 +120,27 @@ export class Raced {
     );
   }
 
+  /**
+   * Metrics: served here in a single process; in a cluster worker only
+   * registered on prom-client's global registry, which the primary collects.
+   */
+  async startMetrics(version: string): Promise<void> {
+    if (this.opts.metricsListen === null) return;
+    if (cluster.isWorker) {
+      buildRegistry(this, version, globalRegistry);
+      return;
+    }
+    const reg = buildRegistry(this, version);
+    const unhealthy = (): string | null => (this.upstreams.some((u) => u.health.up) ? null : 'every upstream is down');
+    try {
+      this.metricsServer = await startMetricsServer(this.opts.metricsListen, registrySource(reg, unhealthy));
+    } catch (err) {
+      await this.stop(0);
+      throw new StartupError(`cannot serve metrics on ${this.opts.metricsListen.label}: ${(err as Error).message}`);
+    }
+    this.log.info(`metrics on http://${this.opts.metricsListen.label}/metrics`);
+  }
+
   /** SIGHUP: re-read the resolv-file and rebuild the upstream set without dropping traffic. */
   reload(): void {
     try {
@@ -127,8 +153,8 @@ export class Raced {
   private loadUpstreams(initial: boolean): void {
     let specs: UpstreamSpec[] = this.opts.servers;
     let from = '--server';
-    if (specs.length === 0) {
-      if (this.opts.noResolv) throw new StartupError('no upstream servers: give --server, or drop --no-resolv');
+    const routes = this.opts.routes;
+    if (specs.length === 0 && !this.opts.noResolv) {
       from = this.opts.resolvFile;
       try {
         specs = readResolvUpstreams(this.opts.resolvFile, (m) => this.log.warn(m));
@@ -136,33 +162,51 @@ export class Raced {
         throw new StartupError(`cannot read --resolv-file ${this.opts.resolvFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
     }
-    const kept: Upstream[] = [];
-    const seen = new Set<string>();
-    for (const spec of specs) {
+    const used = new Set<Upstream>();
+    const upstreamFor = (spec: UpstreamSpec, source: string): Upstream | null => {
       if (isSelf(spec.endpoint, this.opts.listen)) {
-        this.log.warn(`skipping upstream ${spec.label} from ${from}: it is raced's own listen address`);
-        continue;
+        this.log.warn(`skipping upstream ${spec.label} from ${source}: it is raced's own listen address`);
+        return null;
       }
-      if (seen.has(spec.label)) continue;
-      seen.add(spec.label);
       let u = this.upstreamsByLabel.get(spec.label);
       if (u === undefined || u.spec.transport !== spec.transport) {
         u = new Upstream(spec, this.pool, (up, isUp) => this.log.warn(`upstream ${up.label} is ${isUp ? 'up again' : 'down'}`));
         this.upstreamsByLabel.set(spec.label, u);
       }
-      kept.push(u);
+      used.add(u);
+      return u;
+    };
+    const defaults: Upstream[] = [];
+    for (const spec of specs) {
+      const u = upstreamFor(spec, from);
+      if (u && !defaults.includes(u)) defaults.push(u);
     }
-    if (kept.length === 0) {
-      throw new StartupError(`no upstream servers left from ${from} (every one is raced itself or none is listed)`);
+    const rules = new Map<string, Route>();
+    for (const r of routes) {
+      if (r.spec === null) {
+        rules.set(r.domain, LOCAL);
+        continue;
+      }
+      const u = upstreamFor(r.spec, `--server /${r.domain}/`);
+      const have = rules.get(r.domain);
+      if (u === null || have === LOCAL) continue;
+      rules.set(r.domain, have && !have.includes(u) ? [...have, u] : have ?? [u]);
+    }
+    if (defaults.length === 0 && rules.size === 0) {
+      throw new StartupError(
+        this.opts.noResolv && this.opts.servers.length === 0
+          ? 'no upstream servers: give --server, or drop --no-resolv'
+          : `no upstream servers left from ${from} (every one is raced itself or none is listed)`,
+      );
     }
     for (const [label, u] of this.upstreamsByLabel) {
-      if (!kept.includes(u)) {
+      if (!used.has(u)) {
         u.health.stop();
         this.upstreamsByLabel.delete(label);
       }
     }
-    this.router.setUpstreams(kept);
-    if (!initial) this.log.info(`upstreams now ${kept.map((u) => u.label).join(', ')}`);
+    this.router.setUpstreams(defaults, rules);
+    if (!initial) this.log.info(`upstreams now ${this.upstreams.map((u) => u.label).join(', ')}`);
   }
 
   /** Stops accepting, lets queries in flight finish for up to `graceMs`, then releases everything. */
@@ -170,6 +214,8 @@ export class Raced {
     if (this.stopping) return;
     this.stopping = true;
     this.unwatch?.();
+    this.metricsServer?.close();
+    this.metricsServer?.closeAllConnections();
     for (const l of this.udp) l.stopAccepting();
     for (const l of this.tcp) l.close(graceMs);
     await this.pipeline.drain(graceMs);

@@ -5,6 +5,9 @@
 // Each worker has its own cache and counters.
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from './log.js';
+import type { Endpoint } from './net/address.js';
+import { AggregatorRegistry } from 'prom-client';
+import { startMetricsServer } from './metrics/server.js';
 
 /** dgram's `reusePort` exists from Node 22.12 and 23.1. */
 export function hasReusePort(version = process.versions.node): boolean {
@@ -24,8 +27,23 @@ export function reportToPrimary(msg: WorkerMessage): void {
  * stops them all and rejects with its message), forwards SIGHUP, and on
  * SIGTERM stops them and resolves. A worker that dies later is replaced.
  */
-export function runPrimary(n: number, log: Logger): Promise<void> {
+export function runPrimary(n: number, log: Logger, metricsListen: Endpoint | null): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (metricsListen !== null) {
+      // Sums every worker's series (prom-client asks them over the cluster channel).
+      const agg = new AggregatorRegistry();
+      startMetricsServer(metricsListen, {
+        metrics: () => agg.clusterMetrics(),
+        contentType: agg.contentType,
+        unhealthy: () => (ready < n ? `${ready} of ${n} workers ready` : null),
+      }).then(
+        (server) => {
+          server.unref();
+          log.info(`metrics on http://${metricsListen.label}/metrics (summed over ${n} workers)`);
+        },
+        (err: Error) => reject(new Error(`cannot serve metrics on ${metricsListen.label}: ${err.message}`)),
+      );
+    }
     let ready = 0;
     let stopping = false;
     const workers = new Set<Worker>();

@@ -165,7 +165,7 @@ export async function startDnsmasq(upstreams: number[], extra: string[], cpu: st
 
 export async function startRaced(upstreams: number[], extra: string[], cpu: string | null): Promise<Proc> {
   const port = await freePort();
-  const args = [RACED_CLI, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...upstreams.map((p) => `--server=127.0.0.1:${p}`), ...extra];
+  const args = ['--max-semi-space-size=4', RACED_CLI, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...upstreams.map((p) => `--server=127.0.0.1:${p}`), ...extra];
   const [cmd, a] = pinned(cpu, process.execPath, args);
   const p = track(`raced:${port}`, spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }), port);
   await waitDns(port);

@@ -1,6 +1,6 @@
 // Small statistics for benchmark reports.
 
-export function median(xs: number[]): number {
+export function median(xs: number[] = []): number {
   return percentile(xs, 50);
 }
 

@@ -21,9 +21,9 @@ export interface CacheOptions {
   prefetch: boolean;
 }
 
-export interface CacheEntry {
+/** A stored reply; it is its own ReplyLayout, so a hit allocates nothing but the answer. */
+export interface CacheEntry extends ReplyLayout {
   reply: Buffer;
-  layout: ReplyLayout;
   storedAt: number;
   /** Milliseconds since epoch when the entry stops being fresh. */
   expiresAt: number;
@@ -121,7 +121,10 @@ export class AnswerCache {
     const expiresAt = now + ttl * 1000;
     const entry: CacheEntry = {
       reply: copy,
-      layout: { opt: scan.opt, optEnd: scan.optEnd, ttls: scan.ttls, question: scan.question },
+      opt: scan.opt,
+      optEnd: scan.optEnd,
+      // slice(): an exact-size copy; the scan's array was grown by push and has spare room.
+      ttls: scan.ttls.slice(),
       storedAt: now,
       expiresAt,
       staleUntil: expiresAt + o.serveStale * 1000,

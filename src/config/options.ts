@@ -5,11 +5,23 @@ import { parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../net/addre
 import { parseUpstream, type UpstreamSpec } from '../upstream/upstream.js';
 import { STRATEGY_NAMES, type StrategyName } from '../strategy/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
+import { normaliseDomain } from '../router.js';
 import { availableParallelism } from 'node:os';
+
+/** dnsmasq's --server=/example.com/ADDR: queries under `domain` go only to `spec`; null spec: local, never forwarded. */
+export interface DomainRoute {
+  domain: string;
+  spec: UpstreamSpec | null;
+}
+
+/** One --server value: a default upstream, or routes for domains. */
+export type ServerItem = { spec: UpstreamSpec } | { routes: DomainRoute[] };
 
 export interface Options {
   listen: Endpoint[];
+  /** Default upstreams; empty: read the resolv-file. */
   servers: UpstreamSpec[];
+  routes: DomainRoute[];
   resolvFile: string;
   noResolv: boolean;
   strategy: StrategyName;
@@ -29,8 +41,12 @@ export interface Options {
   ednsPacketMax: number;
   tcpIdleMs: number;
   maxTcpConnections: number;
+  /** hedged: fixed hedge delay instead of the learned one; null = learned. */
+  hedgeDelayMs: number | null;
   /** Processes answering queries (node:cluster); 1 = no cluster. */
   workers: number;
+  /** Where /metrics and /healthz are served; null = off. */
+  metricsListen: Endpoint | null;
 }
 
 export const DEFAULTS = {
@@ -49,12 +65,15 @@ export const DEFAULTS = {
   ednsPacketMax: 1232,
   tcpIdleMs: 10000,
   maxTcpConnections: 256,
+  /** The port CoreDNS uses for its metrics; what `raced status` asks by default. */
+  metricsListen: '127.0.0.1:9153',
 };
 
 export function defaultOptions(): Options {
   return {
     listen: [parseEndpoint(DEFAULTS.listen, 53)],
     servers: [],
+    routes: [],
     resolvFile: DEFAULTS.resolvFile,
     noResolv: false,
     strategy: DEFAULTS.strategy,
@@ -75,6 +94,8 @@ export function defaultOptions(): Options {
     tcpIdleMs: DEFAULTS.tcpIdleMs,
     maxTcpConnections: DEFAULTS.maxTcpConnections,
     workers: 1,
+    hedgeDelayMs: null,
+    metricsListen: null,
   };
 }
 
@@ -103,10 +124,23 @@ function wrap<T>(fn: () => T): T {
   }
 }
 
+/** `ADDR…` or `/dom1/dom2/ADDR…` or `/dom/` (local). */
+export function parseServerItem(s: string): ServerItem {
+  if (!s.startsWith('/')) return { spec: parseUpstream(s) };
+  const parts = s.split('/');
+  const addr = parts.pop()!;
+  const domains = parts.slice(1).filter(Boolean).map(normaliseDomain);
+  if (domains.length === 0) throw new OptionValueError(`no domain in '${s}'`);
+  for (const d of domains) if (!/^[a-z0-9_*.-]+$/.test(d)) throw new OptionValueError(`bad domain '${d}' in '${s}'`);
+  const spec = addr === '' ? null : parseUpstream(addr);
+  return { routes: domains.map((domain) => ({ domain, spec })) };
+}
+
 export const parse = {
+  endpoint: (v: string): Endpoint => wrap(() => parseEndpoint(v, 9153)),
   workers: (v: string): number => (v.trim() === 'auto' ? availableParallelism() : parseIntIn(v, 1, 256)),
   listen: (v: string): Endpoint[] => splitList(v).map((s) => wrap(() => parseEndpoint(s, 53, true))),
-  server: (v: string): UpstreamSpec[] => splitList(v).map((s) => wrap(() => parseUpstream(s))),
+  server: (v: string): ServerItem[] => splitList(v).map((s) => wrap(() => parseServerItem(s))),
   allow: (v: string): Cidr[] => splitList(v).map((s) => wrap(() => parseCidr(s))),
   strategy: (v: string): StrategyName => {
     if (!(STRATEGY_NAMES as readonly string[]).includes(v)) {

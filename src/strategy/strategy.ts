@@ -6,6 +6,8 @@ import type { Upstream } from '../upstream/upstream.js';
 export interface RaceView {
   /** The upstreams this query may go to, in configured order. */
   readonly upstreams: readonly Upstream[];
+  /** The order this race tries upstreams in, set by the strategy's first(). */
+  plan: readonly Upstream[];
   asked(u: Upstream): boolean;
   /** Upstreams asked whose legs have not ended yet. */
   pendingUpstreams(): Upstream[];
@@ -29,13 +31,45 @@ export function healthy(upstreams: readonly Upstream[]): readonly Upstream[] {
   return upstreams.filter((u) => u.health.up);
 }
 
-/** The first healthy upstream not asked yet, in order; else the first not asked at all. */
+/** The first healthy upstream of the plan not asked yet; else the first not asked at all. */
 export function nextUnasked(race: RaceView): Upstream[] {
   let fallback: Upstream | null = null;
-  for (const u of race.upstreams) {
+  for (const u of race.plan) {
     if (race.asked(u)) continue;
     if (u.health.up) return [u];
     fallback ??= u;
   }
   return fallback ? [fallback] : [];
+}
+
+/**
+ * One upstream at a time in an order the strategy picks per race, the next
+ * one after `tryTimeoutMs` or a losing reply. An upstream that misses its try
+ * timeout is marked down (probed back in the background), so a dead one costs
+ * one short timeout in all, not one per query. This is CoreDNS's `policy`
+ * idea: only the order differs between ordered, round-robin, random, fastest.
+ */
+export function sequential(name: string, order: (ups: readonly Upstream[]) => readonly Upstream[], tryTimeoutMs: number): Strategy {
+  return {
+    name,
+    first: (race) => {
+      race.plan = order(race.upstreams);
+      return nextUnasked(race);
+    },
+    next: (race, why) => {
+      if (why === 'delay') for (const u of race.pendingUpstreams()) u.health.markDown();
+      return nextUnasked(race);
+    },
+    delay: () => tryTimeoutMs,
+  };
+}
+
+/** Latency score for ordering: the recent median; unmeasured upstreams first, so they get measured. */
+export function latencyScore(u: Upstream): number {
+  const p50 = u.stats.latency.quantile(0.5);
+  return Number.isNaN(p50) ? 0 : p50;
+}
+
+export function byLatency(ups: readonly Upstream[]): Upstream[] {
+  return [...ups].sort((a, b) => latencyScore(a) - latencyScore(b));
 }

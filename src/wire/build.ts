@@ -84,7 +84,6 @@ export interface ReplyLayout {
   opt: number;
   optEnd: number;
   ttls: number[] | null;
-  question: Question | null;
 }
 
 /**

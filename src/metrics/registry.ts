@@ -1,0 +1,140 @@
+// Prometheus metrics. The only module that imports prom-client. Nothing is
+// counted here: every value is read, when Prometheus scrapes, from the plain
+// numbers the pipeline, the races, the cache and the upstreams keep.
+import { Registry, type MetricValue } from 'prom-client';
+import { rcodeName } from '../wire/constants.js';
+import { ERROR_KINDS, LATENCY_BUCKETS, type LatencyTracker } from '../upstream/stats.js';
+import type { Raced } from '../raced.js';
+import type { Upstream } from '../upstream/upstream.js';
+import { FANOUT_BUCKETS } from '../race.js';
+
+/** A sample; histograms name their series (_bucket, _sum, _count) in metricName, as prom-client does. */
+type Values = (MetricValue<string> & { metricName?: string })[];
+
+/** A metric whose values are computed at scrape time from `read`. */
+class Computed {
+  readonly aggregator = 'sum' as const;
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'gauge' | 'histogram',
+    private readonly read: () => Values,
+  ) {}
+
+  get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Values }> {
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.read() });
+  }
+}
+
+/** Cumulative Prometheus buckets from a tracker's non-cumulative counts. */
+function histogram(name: string, t: LatencyTracker, labels: Record<string, string> = {}, bounds = LATENCY_BUCKETS): Values {
+  const out: Values = [];
+  let acc = 0;
+  for (let i = 0; i < bounds.length; i++) {
+    acc += t.buckets[i]!;
+    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: String(bounds[i]) }, value: acc });
+  }
+  acc += t.buckets[bounds.length]!;
+  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: acc });
+  out.push({ metricName: `${name}_sum`, labels, value: t.sum });
+  out.push({ metricName: `${name}_count`, labels, value: t.count });
+  return out;
+}
+
+/** RCODEs always exported (as 0 until seen), so dashboards never meet a missing series. */
+const COMMON_RCODES = [0, 1, 2, 3, 4, 5];
+
+function byRcode(counts: Float64Array, labels: Record<string, string>): Values {
+  const out: Values = [];
+  for (let rc = 0; rc < counts.length; rc++) {
+    if (counts[rc]! > 0 || COMMON_RCODES.includes(rc)) out.push({ labels: { ...labels, rcode: rcodeName(rc) }, value: counts[rc]! });
+  }
+  return out;
+}
+
+export function buildRegistry(raced: Raced, version: string, registry = new Registry()): Registry {
+  const p = raced.pipeline;
+  const rs = p.raceStats;
+  const ups = (): readonly Upstream[] => raced.upstreams;
+  const perUpstream = (f: (u: Upstream) => number): Values =>
+    ups().map((u) => ({ labels: { upstream: u.label }, value: f(u) }));
+  const cache = raced.cache;
+  const metrics = [
+    new Computed('raced_build_info', 'raced version and Node.js version; always 1', 'gauge', () => [
+      { labels: { version, node: process.versions.node }, value: 1 },
+    ]),
+    new Computed('raced_queries_total', 'Client queries answered, by transport and reply RCODE', 'counter', () => [
+      ...byRcode(p.stats.replies.udp, { transport: 'udp' }),
+      ...byRcode(p.stats.replies.tcp, { transport: 'tcp' }),
+    ]),
+    new Computed('raced_queries_dropped_total', 'Client datagrams dropped without a reply (shorter than a header, or QR=1)', 'counter', () => [
+      { labels: {}, value: p.stats.dropped },
+    ]),
+    new Computed('raced_inflight', 'Client queries waiting for an upstream answer', 'gauge', () => [{ labels: {}, value: p.inflight }]),
+    new Computed('raced_request_duration_seconds', 'Time from a client query to raced sending its reply', 'histogram', () =>
+      histogram('raced_request_duration_seconds', p.stats.duration),
+    ),
+    new Computed('raced_upstream_queries_total', 'Queries sent to each upstream', 'counter', () => perUpstream((u) => u.stats.queries)),
+    new Computed('raced_upstream_wins_total', 'Races each upstream won (its reply was the one returned)', 'counter', () => perUpstream((u) => u.stats.wins)),
+    new Computed('raced_upstream_losses_total', 'Legs sent to each upstream that did not produce the answer', 'counter', () =>
+      perUpstream((u) => u.stats.losses),
+    ),
+    new Computed('raced_upstream_replies_total', 'Valid replies from each upstream, by RCODE', 'counter', () =>
+      ups().flatMap((u) => byRcode(u.stats.rcodes, { upstream: u.label })),
+    ),
+    new Computed('raced_upstream_duration_seconds', 'Time from sending a query to an upstream to its valid reply', 'histogram', () =>
+      ups().flatMap((u) => histogram('raced_upstream_duration_seconds', u.stats.latency, { upstream: u.label })),
+    ),
+    new Computed('raced_upstream_errors_total', 'Upstream failures by kind: timeout, servfail, refused, malformed, mismatch, network, tcp', 'counter', () =>
+      ups().flatMap((u) => ERROR_KINDS.map((kind) => ({ labels: { upstream: u.label, kind }, value: u.stats.errors[kind] }))),
+    ),
+    new Computed('raced_upstream_bytes_total', 'DNS message bytes exchanged with each upstream', 'counter', () =>
+      ups().flatMap((u) => [
+        { labels: { upstream: u.label, direction: 'sent' }, value: u.stats.bytesSent },
+        { labels: { upstream: u.label, direction: 'received' }, value: u.stats.bytesReceived },
+      ]),
+    ),
+    new Computed('raced_upstream_up', '1 while the upstream is considered healthy, 0 while it is down and being probed', 'gauge', () =>
+      perUpstream((u) => (u.health.up ? 1 : 0)),
+    ),
+    new Computed('raced_upstream_inflight', 'Queries sent to each upstream and not yet answered or given up', 'gauge', () =>
+      perUpstream((u) => u.stats.inflight),
+    ),
+    new Computed('raced_race_margin_seconds', 'How much earlier the winner answered than the next valid reply', 'histogram', () =>
+      histogram('raced_race_margin_seconds', rs.margin),
+    ),
+    new Computed('raced_race_fanout', 'Upstream queries sent per race (per client query that went upstream)', 'histogram', () => {
+      const out: Values = [];
+      let acc = 0;
+      FANOUT_BUCKETS.forEach((b, i) => {
+        acc += rs.fanout[i]!;
+        out.push({ metricName: 'raced_race_fanout_bucket', labels: { le: String(b) }, value: acc });
+      });
+      acc += rs.fanout[FANOUT_BUCKETS.length]!;
+      out.push({ metricName: 'raced_race_fanout_bucket', labels: { le: '+Inf' }, value: acc });
+      out.push({ metricName: 'raced_race_fanout_sum', labels: {}, value: rs.legs });
+      out.push({ metricName: 'raced_race_fanout_count', labels: {}, value: rs.races });
+      return out;
+    }),
+    new Computed('raced_race_wasted_total', 'Upstream queries whose reply was not the answer (lost, late or never came)', 'counter', () => [
+      { labels: {}, value: rs.wasted },
+    ]),
+    new Computed('raced_races_failed_total', 'Races that ended without a winning reply, by reason', 'counter', () => [
+      { labels: { reason: 'lost' }, value: rs.failed },
+      { labels: { reason: 'timeout' }, value: rs.timedOut },
+    ]),
+    new Computed('raced_coalesced_total', 'Client queries that joined a race already in flight for the same question', 'counter', () => [
+      { labels: {}, value: p.stats.coalesced },
+    ]),
+    new Computed('raced_cache_hits_total', 'Answers served from the cache', 'counter', () => [{ labels: {}, value: cache?.stats.hits ?? 0 }]),
+    new Computed('raced_cache_misses_total', 'Cache lookups that found nothing fresh', 'counter', () => [{ labels: {}, value: cache?.stats.misses ?? 0 }]),
+    new Computed('raced_cache_evictions_total', 'Entries pushed out by the size limit', 'counter', () => [{ labels: {}, value: cache?.stats.evictions ?? 0 }]),
+    new Computed('raced_cache_stale_total', 'Stale answers served (serve-stale)', 'counter', () => [{ labels: {}, value: cache?.stats.stale ?? 0 }]),
+    new Computed('raced_cache_prefetches_total', 'Background refreshes of entries about to expire', 'counter', () => [
+      { labels: {}, value: cache?.stats.prefetches ?? 0 },
+    ]),
+    new Computed('raced_cache_entries', 'Entries in the cache', 'gauge', () => [{ labels: {}, value: cache?.size ?? 0 }]),
+  ];
+  for (const m of metrics) registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
+  return registry;
+}

@@ -1,0 +1,44 @@
+// The metrics HTTP endpoint: /metrics (Prometheus text) and /healthz.
+import http from 'node:http';
+import type { Registry } from 'prom-client';
+import type { Endpoint } from '../net/address.js';
+
+export interface MetricsSource {
+  /** Prometheus text exposition. */
+  metrics(): Promise<string>;
+  contentType: string;
+  /** null when healthy, else why not. */
+  unhealthy(): string | null;
+}
+
+export function registrySource(reg: Registry, unhealthy: () => string | null): MetricsSource {
+  return { metrics: () => reg.metrics(), contentType: reg.contentType, unhealthy };
+}
+
+export function startMetricsServer(ep: Endpoint, src: MetricsSource): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/metrics') {
+      src.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': src.contentType }).end(body),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`error: ${err.message}\n`),
+      );
+    } else if (path === '/healthz') {
+      const why = src.unhealthy();
+      res.writeHead(why ? 503 : 200, { 'content-type': 'text/plain' }).end(why ? `unhealthy: ${why}\n` : 'ok\n');
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: ep.host, port: ep.port }, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}

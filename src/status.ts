@@ -1,0 +1,96 @@
+// `raced status`: one line per upstream read from a running raced's /metrics.
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses the Prometheus text format (enough of it for raced's own output). */
+export function parseMetrics(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!.replace(/\\(.)/g, '$1');
+    out.push({ name: m[1]!, labels, value: m[3] === '+Inf' ? Infinity : Number(m[3]) });
+  }
+  return out;
+}
+
+/** Quantile from cumulative histogram buckets, interpolated inside the bucket (as histogram_quantile does). */
+export function bucketQuantile(buckets: { le: number; count: number }[], q: number): number {
+  const sorted = [...buckets].sort((a, b) => a.le - b.le);
+  const total = sorted.at(-1)?.count ?? 0;
+  if (total === 0) return NaN;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const b of sorted) {
+    if (b.count >= rank) {
+      if (!Number.isFinite(b.le)) return prevLe;
+      const inBucket = b.count - prevCount;
+      return inBucket === 0 ? b.le : prevLe + ((b.le - prevLe) * (rank - prevCount)) / inBucket;
+    }
+    prevLe = b.le;
+    prevCount = b.count;
+  }
+  return prevLe;
+}
+
+function ms(seconds: number): string {
+  return Number.isNaN(seconds) ? '-' : `${(seconds * 1000).toFixed(seconds < 0.01 ? 2 : 1)}ms`;
+}
+
+export function formatStatus(samples: Sample[]): string {
+  const get = (name: string, pred: (l: Record<string, string>) => boolean = () => true): Sample[] =>
+    samples.filter((s) => s.name === name && pred(s.labels));
+  const sum = (name: string, pred?: (l: Record<string, string>) => boolean): number => get(name, pred).reduce((a, s) => a + s.value, 0);
+  const upstreams = get('raced_upstream_queries_total').map((s) => s.labels.upstream!);
+  const totalWins = sum('raced_upstream_wins_total');
+  const lines: string[] = [];
+  const width = Math.max(8, ...upstreams.map((u) => u.length));
+  lines.push(`${'upstream'.padEnd(width)}  state  queries    wins   p50      p95      errors`);
+  for (const u of upstreams) {
+    const mine = (l: Record<string, string>): boolean => l.upstream === u;
+    const up = sum('raced_upstream_up', mine) > 0;
+    const queries = sum('raced_upstream_queries_total', mine);
+    const wins = sum('raced_upstream_wins_total', mine);
+    const buckets = get('raced_upstream_duration_seconds_bucket', mine).map((s) => ({ le: s.labels.le === '+Inf' ? Infinity : Number(s.labels.le), count: s.value }));
+    const errors = get('raced_upstream_errors_total', mine)
+      .filter((s) => s.value > 0)
+      .map((s) => `${s.labels.kind}=${s.value}`)
+      .join(' ');
+    const share = totalWins > 0 ? `${((100 * wins) / totalWins).toFixed(0)}%` : '-';
+    lines.push(
+      `${u.padEnd(width)}  ${(up ? 'up' : 'DOWN').padEnd(5)}  ${String(queries).padStart(7)}  ${share.padStart(6)}   ${ms(bucketQuantile(buckets, 0.5)).padEnd(7)}  ${ms(bucketQuantile(buckets, 0.95)).padEnd(7)}  ${errors || '-'}`,
+    );
+  }
+  const clients = sum('raced_queries_total');
+  const servfail = sum('raced_queries_total', (l) => l.rcode === 'SERVFAIL');
+  const hits = sum('raced_cache_hits_total');
+  const races = sum('raced_race_fanout_count');
+  const legs = sum('raced_race_fanout_sum');
+  lines.push(
+    `total: ${clients} client queries, ${servfail} SERVFAIL, cache hits ${hits}, ${races} races, ` +
+      `fan-out ${races > 0 ? (legs / races).toFixed(2) : '-'} upstream queries per race, ${sum('raced_race_wasted_total')} wasted`,
+  );
+  return lines.join('\n');
+}
+
+/** Fetches and formats; throws an Error whose message says what went wrong. */
+export async function status(url: string): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    throw new Error(`cannot reach raced at ${url} (${cause}); is it running with --metrics-listen?`);
+  }
+  if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
+  const samples = parseMetrics(await res.text());
+  if (!samples.some((s) => s.name === 'raced_build_info')) throw new Error(`${url} does not look like raced's metrics`);
+  return formatStatus(samples);
+}

@@ -1,0 +1,29 @@
+// hedged: ask the best-scoring upstream; if no winning answer came within a
+// delay learned from that upstream's own recent latency (its p95, clamped),
+// ask the next best as well, and so on. A hedge is not a failure: nobody is
+// marked down for it. `--hedge-delay MS` fixes the delay instead.
+import { byLatency, nextUnasked, type Strategy } from './strategy.js';
+
+export const HEDGE_MIN_MS = 2;
+export const HEDGE_MAX_MS = 1000;
+/** Before an upstream has answered anything. */
+export const HEDGE_UNMEASURED_MS = 100;
+
+export function hedgedStrategy(fixedDelayMs: number | null): Strategy {
+  return {
+    name: 'hedged',
+    first: (race) => {
+      race.plan = byLatency(race.upstreams);
+      return nextUnasked(race);
+    },
+    next: (race) => nextUnasked(race),
+    delay: (race) => {
+      if (fixedDelayMs !== null) return fixedDelayMs;
+      const pending = race.pendingUpstreams();
+      const last = pending[pending.length - 1];
+      const p95 = last ? last.stats.latency.quantile(0.95) : NaN;
+      if (Number.isNaN(p95)) return HEDGE_UNMEASURED_MS;
+      return Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, Math.ceil(p95 * 1000)));
+    },
+  };
+}
