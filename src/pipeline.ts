@@ -16,13 +16,13 @@ import type { Logger } from './log.js';
 
 export type ClientTransport = 'udp' | 'tcp';
 
+/** Who asked, and how to answer them (one object per query on UDP, per connection on TCP). */
 export interface Client {
-  transport: ClientTransport;
-  address: string;
-  port: number;
+  readonly transport: ClientTransport;
+  readonly address: string;
+  readonly port: number;
+  respond(reply: Buffer): void;
 }
-
-export type Respond = (reply: Buffer) => void;
 
 export interface PipelineOptions {
   /** Deadline for one client query. */
@@ -52,7 +52,6 @@ interface Waiter {
   query: Buffer;
   pq: ParsedQuery;
   client: Client;
-  respond: Respond;
   maxSize: number;
   started: number;
   done: boolean;
@@ -83,7 +82,7 @@ export class Pipeline {
     private readonly log: Logger,
   ) {}
 
-  handle(msg: Buffer, client: Client, respond: Respond): void {
+  handle(msg: Buffer, client: Client): void {
     const started = performance.now();
     const v = checkQuery(msg);
     if (!v.ok) {
@@ -92,12 +91,12 @@ export class Pipeline {
         return;
       }
       if (this.log.enabled('debug')) this.log.debug(`bad query from ${client.address} (${v.reason}): ${rcodeName(v.rcode)}`);
-      return this.send(client, respond, errorReply(msg, v.question, v.rcode, v.edns, this.opts.ednsPacketMax));
+      return this.send(client, errorReply(msg, v.question, v.rcode, v.edns, this.opts.ednsPacketMax));
     }
     const pq = v.query;
     if (this.opts.logQueries) this.logQuery(msg, pq, client);
     if (!this.allowed(client.address) || this.inflight >= this.opts.forwardMax) {
-      return this.send(client, respond, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
+      return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
     }
     const maxSize = client.transport === 'udp' ? clientUdpLimit(pq, this.opts.ednsPacketMax) : 65535;
     const key = questionKey(msg, pq);
@@ -107,7 +106,7 @@ export class Pipeline {
       const now = Date.now();
       const hit = cache.lookup(key, now);
       if (hit !== null && hit.state === 'fresh') {
-        this.send(client, respond, shapeReply(hit.entry.reply, hit.entry, msg, pq, maxSize, hit.age));
+        this.send(client, shapeReply(hit.entry.reply, hit.entry, msg, pq, maxSize, hit.age));
         this.stats.duration.observe((performance.now() - started) / 1000);
         if (cache.wantsPrefetch(hit.entry, now)) this.prefetch(key, msg, pq, hit.entry);
         return;
@@ -118,7 +117,6 @@ export class Pipeline {
       query: msg,
       pq,
       client,
-      respond,
       maxSize,
       started,
       done: false,
@@ -199,15 +197,15 @@ export class Pipeline {
     if (w.staleTimer) clearTimeout(w.staleTimer);
     this.inflight--;
     this.stats.duration.observe((performance.now() - w.started) / 1000);
-    this.send(w.client, w.respond, reply);
+    this.send(w.client, reply);
     if (this.inflight === 0 && this.drainWaiters.length > 0) {
       for (const f of this.drainWaiters.splice(0)) f();
     }
   }
 
-  private send(client: Client, respond: Respond, reply: Buffer): void {
+  private send(client: Client, reply: Buffer): void {
     this.stats.replies[client.transport][reply[3]! & 0x0f]!++;
-    respond(reply);
+    client.respond(reply);
   }
 
   private allowed(address: string): boolean {

@@ -240,7 +240,7 @@ test('clients outside loopback and --allow get REFUSED; allowed ones are answere
   const rr = await startRaced([up.label]);
   const pipeline = rr.raced.pipeline;
   const ask = (address: string): Promise<number> =>
-    new Promise((res) => pipeline.handle(makeQuery('acl.example', { type: 'AAAA' }), { transport: 'udp', address, port: 5555 }, (b) => res(header(b).rcode)));
+    new Promise((res) => pipeline.handle(makeQuery('acl.example', { type: 'AAAA' }), { transport: 'udp', address, port: 5555, respond: (b) => res(header(b).rcode) }));
   try {
     assert.equal(await ask('203.0.113.9'), 5);
     assert.equal(await ask('127.0.0.5'), 0);
@@ -251,7 +251,7 @@ test('clients outside loopback and --allow get REFUSED; allowed ones are answere
   const allowed = await startRaced([up.label], { allow: [parseCidr('203.0.113.0/24')] });
   try {
     const res = await new Promise<number>((ok) =>
-      allowed.raced.pipeline.handle(makeQuery('acl.example', { type: 'AAAA' }), { transport: 'udp', address: '203.0.113.9', port: 1 }, (b) => ok(header(b).rcode)),
+      allowed.raced.pipeline.handle(makeQuery('acl.example', { type: 'AAAA' }), { transport: 'udp', address: '203.0.113.9', port: 1, respond: (b) => ok(header(b).rcode) }),
     );
     assert.equal(res, 0);
   } finally {

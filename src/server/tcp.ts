@@ -5,7 +5,7 @@
 import net from 'node:net';
 import type { Endpoint } from '../net/address.js';
 import { FrameReader, frame } from '../net/framing.js';
-import type { Pipeline } from '../pipeline.js';
+import type { Client, Pipeline } from '../pipeline.js';
 import type { Logger } from '../log.js';
 
 export interface TcpOptions {
@@ -35,20 +35,25 @@ export class TcpListener {
   private accept(sock: net.Socket, pipeline: Pipeline, opts: TcpOptions): void {
     this.conns.add(sock);
     const reader = new FrameReader();
-    const client = { transport: 'tcp' as const, address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
     let pending = 0;
     let ended = false;
     const idle = setTimeout(() => sock.destroy(), opts.idleTimeoutMs);
+    const client: Client = {
+      transport: 'tcp',
+      address: sock.remoteAddress ?? '',
+      port: sock.remotePort ?? 0,
+      respond: (reply) => {
+        pending--;
+        idle.refresh();
+        if (!sock.destroyed && sock.writable) sock.write(frame(reply));
+        if (ended && pending === 0) sock.end();
+      },
+    };
     sock.on('data', (chunk) => {
       reader.push(chunk, (msg) => {
         idle.refresh();
         pending++;
-        pipeline.handle(msg, client, (reply) => {
-          pending--;
-          idle.refresh();
-          if (!sock.destroyed && sock.writable) sock.write(frame(reply));
-          if (ended && pending === 0) sock.end();
-        });
+        pipeline.handle(msg, client);
       });
     });
     sock.on('end', () => {

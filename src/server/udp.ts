@@ -2,8 +2,22 @@
 import dgram from 'node:dgram';
 import type { Endpoint } from '../net/address.js';
 import { literalLookup } from '../net/lookup.js';
-import type { Pipeline } from '../pipeline.js';
+import type { Client, Pipeline } from '../pipeline.js';
 import type { Logger } from '../log.js';
+
+/** A UDP client: one small object per query, no closure. */
+class UdpClient implements Client {
+  readonly transport = 'udp' as const;
+  constructor(
+    private readonly sock: dgram.Socket,
+    readonly address: string,
+    readonly port: number,
+  ) {}
+
+  respond(reply: Buffer): void {
+    this.sock.send(reply, this.port, this.address);
+  }
+}
 
 export class UdpListener {
   readonly socket: dgram.Socket;
@@ -32,9 +46,7 @@ export class UdpListener {
     const sock = this.socket;
     sock.on('message', (msg, rinfo) => {
       if (this.draining) return;
-      pipeline.handle(msg, { transport: 'udp', address: rinfo.address, port: rinfo.port }, (reply) => {
-        sock.send(reply, rinfo.port, rinfo.address);
-      });
+      pipeline.handle(msg, new UdpClient(sock, rinfo.address, rinfo.port));
     });
     // A failed send (e.g. the client's port went away) must not stop the listener.
     sock.on('error', (err) => log.warn(`udp ${endpoint.label}: ${err.message}`));

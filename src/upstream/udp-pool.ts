@@ -12,8 +12,8 @@ import { randomFillSync } from 'node:crypto';
 import type { Endpoint } from '../net/address.js';
 import { literalLookup } from '../net/lookup.js';
 
-const POOL_SIZE = 16;
-const USES_PER_SOCKET = 256;
+const POOL_SIZE = 2;
+const USES_PER_SOCKET = 128;
 
 /** A leg waiting for its reply on a pooled socket. */
 export interface PendingUdp {
@@ -39,7 +39,12 @@ export function random16(): number {
   return v;
 }
 
-class PooledSocket {
+/** The socket a leg waits on; the leg hands it back with release(). */
+export interface UdpSlot {
+  release(id: number, leg: PendingUdp): void;
+}
+
+class PooledSocket implements UdpSlot {
   readonly socket: dgram.Socket;
   readonly pending = new Map<number, PendingUdp>();
   uses = 0;
@@ -70,6 +75,11 @@ class PooledSocket {
     this.close();
   }
 
+  release(id: number, leg: PendingUdp): void {
+    if (this.pending.get(id) === leg) this.pending.delete(id);
+    if (this.retired && this.pending.size === 0) this.close();
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -85,11 +95,6 @@ function sameHost(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
 }
 
-export interface UdpTicket {
-  readonly id: number;
-  release(): void;
-}
-
 export class UdpPool {
   private readonly pools = new Map<string, PooledSocket[]>();
   /** Datagrams that matched no pending leg (late replies of released legs, spoofs). */
@@ -98,9 +103,10 @@ export class UdpPool {
 
   /**
    * Registers the leg under a fresh random ID on a random socket, writes the
-   * ID into `packet` and sends it. The caller must release the ticket.
+   * ID into `packet` and sends it. The caller must call
+   * `slot.release(packet's ID, leg)` when the leg ends.
    */
-  send(leg: PendingUdp, packet: Buffer): UdpTicket {
+  send(leg: PendingUdp, packet: Buffer): UdpSlot {
     const sock = this.pick(leg.endpoint);
     let id = random16();
     while (sock.pending.has(id)) id = random16();
@@ -111,13 +117,7 @@ export class UdpPool {
     // No send callback: it costs an allocation per packet; a failed send
     // surfaces as the socket's 'error' event, which fails its legs.
     sock.socket.send(packet);
-    return {
-      id,
-      release: () => {
-        if (sock.pending.get(id) === leg) sock.pending.delete(id);
-        if (sock.retired && sock.pending.size === 0) sock.close();
-      },
-    };
+    return sock;
   }
 
   private pick(ep: Endpoint): PooledSocket {

@@ -7,7 +7,7 @@ import type { Scan } from '../wire/message.js';
 import { parseEndpoint, type Endpoint } from '../net/address.js';
 import { Health } from './health.js';
 import { UpstreamStats, type ErrorKind } from './stats.js';
-import { random16, type PendingUdp, type UdpPool, type UdpTicket } from './udp-pool.js';
+import { random16, type PendingUdp, type UdpPool, type UdpSlot } from './udp-pool.js';
 import { tcpExchange, type TcpExchange } from './tcp.js';
 
 export type Transport = 'udp' | 'tcp';
@@ -82,7 +82,9 @@ export class Leg implements PendingUdp {
   readonly endpoint: Endpoint;
   private readonly packet: Buffer;
   private readonly started = performance.now();
-  private ticket: UdpTicket | null = null;
+  /** The pooled socket this leg waits on, and its ID there. */
+  private slot: UdpSlot | null = null;
+  private udpId = 0;
   private tcp: TcpExchange | null = null;
   private done = false;
 
@@ -103,7 +105,8 @@ export class Leg implements PendingUdp {
       this.overTcp();
     } else {
       s.bytesSent += query.length;
-      this.ticket = upstream.pool.send(this, this.packet);
+      this.slot = upstream.pool.send(this, this.packet);
+      this.udpId = this.packet.readUInt16BE(0);
     }
   }
 
@@ -130,7 +133,7 @@ export class Leg implements PendingUdp {
   }
 
   onSocketError(): void {
-    this.ticket = null;
+    this.slot = null;
     this.fail('network');
   }
 
@@ -185,8 +188,8 @@ export class Leg implements PendingUdp {
   }
 
   private releaseUdp(): void {
-    this.ticket?.release();
-    this.ticket = null;
+    this.slot?.release(this.udpId, this);
+    this.slot = null;
   }
 
   private release(): void {

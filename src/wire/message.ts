@@ -171,6 +171,21 @@ export function checkQuery(buf: Buffer): QueryVerdict {
   const question = qdcount === 1 ? readQuestion(buf) : null;
   if (opcode !== 0) return { ok: false, rcode: Rcode.NOTIMP, question, edns: false, reason: 'opcode' };
   if (question === null) return { ok: false, rcode: Rcode.FORMERR, question: null, edns: false, reason: 'question' };
+  const rd = (flags & FLAG_RD) !== 0;
+  const cd = (flags & FLAG_CD) !== 0;
+  const id = buf.readUInt16BE(0);
+  // The common shapes, read without a full walk: no records at all, or one
+  // root-owned OPT right after the question (dig, glibc, dnsperf).
+  const counts = buf.readUInt32BE(6) * 65536 + buf.readUInt16BE(10); // AN, NS, AR
+  if (counts === 0) {
+    return { ok: true, query: { id, rd, cd, question, edns: false, ednsDo: false, ednsUdpSize: 0 } };
+  }
+  const o = question.end;
+  if (counts === 1 && o + 11 <= buf.length && buf[o] === 0 && buf.readUInt16BE(o + 1) === Type.OPT && o + 11 + buf.readUInt16BE(o + 9) <= buf.length) {
+    if (buf[o + 6] !== 0) return { ok: false, rcode: Rcode.BADVERS, question, edns: true, reason: 'badvers' };
+    const ednsDo = (buf.readUInt16BE(o + 7) & EDNS_DO) !== 0;
+    return { ok: true, query: { id, rd, cd, question, edns: true, ednsDo, ednsUdpSize: buf.readUInt16BE(o + 3) } };
+  }
   const scan = scanMessage(buf, false);
   if (scan === null) return { ok: false, rcode: Rcode.FORMERR, question, edns: false, reason: 'records' };
   if (scan.optCount > 1 || scan.optMisplaced) {
@@ -181,9 +196,9 @@ export function checkQuery(buf: Buffer): QueryVerdict {
   return {
     ok: true,
     query: {
-      id: buf.readUInt16BE(0),
-      rd: (flags & FLAG_RD) !== 0,
-      cd: (flags & FLAG_CD) !== 0,
+      id,
+      rd,
+      cd,
       question,
       edns,
       ednsDo: scan.ednsDo,
