@@ -239,3 +239,26 @@ test('an upstream dying mid-run: the race goes on with the others', async () => 
     await r.close();
   }
 });
+
+test('an upstream port with nothing listening (ICMP unreachable): fails fast, never crashes', async () => {
+  const gone = await Stub.start();
+  const goneLabel = gone.label;
+  await gone.close();
+  const live = await stub({ address: '192.0.2.80', delayMs: 20 });
+  const r = await startRaced([goneLabel, live.label], { timeoutMs: 2000 });
+  try {
+    for (let i = 0; i < 10; i++) assert.equal(aRecord((await udpQuery(r.port, `icmp${i}.example`)).packet), '192.0.2.80');
+    assert.ok(r.raced.upstreams[0]!.stats.errors.network >= 1, 'counted as a network error');
+  } finally {
+    await r.close();
+  }
+  const only = await startRaced([goneLabel], { timeoutMs: 2000 });
+  try {
+    const t0 = Date.now();
+    const { packet } = await udpQuery(only.port, 'icmp-only.example');
+    assert.equal(packet.rcode, 'SERVFAIL');
+    assert.ok(Date.now() - t0 < 1000, 'did not wait for the deadline');
+  } finally {
+    await only.close();
+  }
+});

@@ -51,9 +51,16 @@ class PooledSocket implements UdpSlot {
   retired = false;
   closed = false;
 
-  constructor(ep: Endpoint, private readonly onStray: () => void) {
+  constructor(
+    ep: Endpoint,
+    private readonly onStray: () => void,
+    private readonly onBroken: (s: PooledSocket) => void,
+  ) {
     this.socket = dgram.createSocket({ type: ep.family === 4 ? 'udp4' : 'udp6', recvBufferSize: 1 << 22, lookup: literalLookup });
     this.socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
+    // On a connected socket an ICMP port-unreachable arrives as ECONNREFUSED:
+    // the upstream is not listening. Fail the legs waiting here at once
+    // (a network error, not a timeout) and replace the socket.
     this.socket.on('error', () => this.failAll());
     // With a synchronous lookup, bind and connect complete before this returns.
     this.socket.bind({ port: 0, exclusive: true });
@@ -70,9 +77,12 @@ class PooledSocket implements UdpSlot {
   }
 
   private failAll(): void {
-    for (const leg of [...this.pending.values()]) leg.onSocketError();
+    this.retired = true;
+    this.onBroken(this);
+    const legs = [...this.pending.values()];
     this.pending.clear();
     this.close();
+    for (const leg of legs) leg.onSocketError();
   }
 
   release(id: number, leg: PendingUdp): void {
@@ -116,7 +126,14 @@ export class UdpPool {
     if (sock.uses >= USES_PER_SOCKET) this.retire(sock, leg.endpoint);
     // No send callback: it costs an allocation per packet; a failed send
     // surfaces as the socket's 'error' event, which fails its legs.
-    sock.socket.send(packet);
+    try {
+      sock.socket.send(packet);
+    } catch {
+      // The socket died under us: fail this leg on the next tick, never in the caller's frame.
+      sock.pending.delete(id);
+      queueMicrotask(() => leg.onSocketError());
+      this.drop(sock, leg.endpoint);
+    }
     return sock;
   }
 
@@ -124,18 +141,27 @@ export class UdpPool {
     let list = this.pools.get(ep.label);
     if (list === undefined) this.pools.set(ep.label, (list = []));
     if (list.length < POOL_SIZE) {
-      const s = new PooledSocket(ep, () => this.stray++);
+      const s = new PooledSocket(
+        ep,
+        () => this.stray++,
+        (broken) => this.drop(broken, ep),
+      );
       list.push(s);
       return s;
     }
     return list[random16() % POOL_SIZE]!;
   }
 
+  /** Takes a broken socket out of the pool so no new leg uses it. */
+  private drop(sock: PooledSocket, ep: Endpoint): void {
+    const list = this.pools.get(ep.label);
+    const i = list ? list.indexOf(sock) : -1;
+    if (i >= 0) list!.splice(i, 1);
+  }
+
   private retire(sock: PooledSocket, ep: Endpoint): void {
     sock.retired = true;
-    const list = this.pools.get(ep.label) ?? [];
-    const i = list.indexOf(sock);
-    if (i >= 0) list.splice(i, 1);
+    this.drop(sock, ep);
     if (sock.pending.size === 0) sock.close();
   }
 
