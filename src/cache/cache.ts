@@ -21,7 +21,10 @@ export interface CacheOptions {
   prefetch: boolean;
 }
 
-/** A stored reply; it is its own ReplyLayout, so a hit allocates nothing but the answer. */
+/**
+ * A stored reply: bytes start..end of a shared slab. It is its own
+ * ReplyLayout, so a hit allocates nothing but the answer.
+ */
 export interface CacheEntry extends ReplyLayout {
   reply: Buffer;
   storedAt: number;
@@ -33,6 +36,37 @@ export interface CacheEntry extends ReplyLayout {
   prefetchAt: number;
   /** A refresh is already under way. */
   refreshing: boolean;
+}
+
+const SLAB_SIZE = 16 * 1024;
+
+/**
+ * Cached replies are packed into 16 KiB slabs instead of a Buffer each: a
+ * Buffer costs ~200 bytes of heap plus a malloc'd backing store, more than the
+ * reply itself. A slab lives as long as any entry in it; with LRU eviction and
+ * TTL expiry entries leave in roughly the order they came, so slabs empty and
+ * go. (Node's own 8 KiB pool is not used: short-lived packets share it, and
+ * one cached slice would keep a whole slab of them alive.)
+ */
+class Slabs {
+  private slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  private used = 0;
+
+  copyIn(src: Buffer): [Buffer, number] {
+    if (src.length > SLAB_SIZE / 4) {
+      const own = Buffer.allocUnsafeSlow(src.length);
+      src.copy(own);
+      return [own, 0];
+    }
+    if (this.used + src.length > SLAB_SIZE) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.used = 0;
+    }
+    const at = this.used;
+    src.copy(this.slab, at);
+    this.used += src.length;
+    return [this.slab, at];
+  }
 }
 
 export class CacheStats {
@@ -51,6 +85,7 @@ export type Lookup =
 
 export class AnswerCache {
   private readonly map: LRUMap<string, CacheEntry>;
+  private readonly slabs = new Slabs();
   readonly stats = new CacheStats();
 
   constructor(readonly opts: CacheOptions) {
@@ -107,20 +142,19 @@ export class AnswerCache {
   store(key: string, reply: Buffer, scan: Scan, now: number): CacheEntry | null {
     const ttl = this.ttlFor(scan);
     if (ttl < 0 || scan.ttls === null) return null;
-    // Not from Node's shared 8 KiB pool: a long-lived slice there would keep
-    // a whole slab of short-lived packets alive with it.
-    const copy = Buffer.allocUnsafeSlow(reply.length);
-    reply.copy(copy);
+    const [copy, start] = this.slabs.copyIn(reply);
     const o = this.opts;
     const negative = scan.rcode === Rcode.NXDOMAIN || scan.ancount === 0;
     for (const at of scan.ttls) {
-      const t = copy.readUInt32BE(at);
+      const t = copy.readUInt32BE(start + at);
       const clamped = negative ? Math.min(t, ttl) : Math.min(Math.max(t, o.minTtl), o.maxTtl);
-      if (clamped !== t) copy.writeUInt32BE(clamped, at);
+      if (clamped !== t) copy.writeUInt32BE(clamped, start + at);
     }
     const expiresAt = now + ttl * 1000;
     const entry: CacheEntry = {
       reply: copy,
+      start,
+      end: start + reply.length,
       opt: scan.opt,
       optEnd: scan.optEnd,
       // slice(): an exact-size copy; the scan's array was grown by push and has spare room.

@@ -1,8 +1,12 @@
 // hedged: ask the best-scoring upstream; if no winning answer came within a
 // delay learned from that upstream's own recent latency (its p95, clamped),
 // ask the next best as well, and so on. A hedge is not a failure: nobody is
-// marked down for it. `--hedge-delay MS` fixes the delay instead.
-import { byLatency, nextUnasked, type Strategy } from './strategy.js';
+// marked down for it. `--hedge-delay MS` fixes the delay instead. One race
+// in EXPLORE_EVERY asks every healthy upstream at once, so an upstream that
+// was slow and got better is noticed.
+import { byLatency, healthy, nextUnasked, type Strategy } from './strategy.js';
+
+export const EXPLORE_EVERY = 50;
 
 export const HEDGE_MIN_MS = 2;
 export const HEDGE_MAX_MS = 1000;
@@ -10,10 +14,12 @@ export const HEDGE_MAX_MS = 1000;
 export const HEDGE_UNMEASURED_MS = 100;
 
 export function hedgedStrategy(fixedDelayMs: number | null): Strategy {
+  let races = 0;
   return {
     name: 'hedged',
     first: (race) => {
       race.plan = byLatency(race.upstreams);
+      if (++races % EXPLORE_EVERY === 0) return [...healthy(race.upstreams)];
       return nextUnasked(race);
     },
     next: (race) => nextUnasked(race),

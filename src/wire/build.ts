@@ -79,8 +79,13 @@ export function upstreamQuery(query: Buffer, pq: ParsedQuery, id: number, udpSiz
   return out;
 }
 
-/** Where the records of a stored or received reply sit. */
+/**
+ * Where a reply sits in its buffer (`start`..`end`, so many cached replies
+ * can share one slab) and where its OPT and TTL fields are, relative to `start`.
+ */
 export interface ReplyLayout {
+  start: number;
+  end: number;
   opt: number;
   optEnd: number;
   ttls: number[] | null;
@@ -101,17 +106,18 @@ export function shapeReply(
   age: number,
   fixedTtl = -1,
 ): Buffer {
+  const base = layout.start;
   const strip = !pq.edns && layout.opt >= 0;
   const optLen = strip ? layout.optEnd - layout.opt : 0;
-  const len = reply.length - optLen;
-  if (len > maxSize) return truncated(reply, query, pq);
+  const len = layout.end - base - optLen;
+  if (len > maxSize) return truncated(reply, base, query, pq);
   const out = Buffer.allocUnsafe(len);
   if (strip) {
-    reply.copy(out, 0, 0, layout.opt);
-    reply.copy(out, layout.opt, layout.optEnd);
-    out.writeUInt16BE(reply.readUInt16BE(10) - 1, 10);
+    reply.copy(out, 0, base, base + layout.opt);
+    reply.copy(out, layout.opt, base + layout.optEnd, layout.end);
+    out.writeUInt16BE(reply.readUInt16BE(base + 10) - 1, 10);
   } else {
-    reply.copy(out, 0);
+    reply.copy(out, 0, base, layout.end);
   }
   patchClient(out, query, pq);
   if ((age > 0 || fixedTtl >= 0) && layout.ttls) {
@@ -132,10 +138,10 @@ function patchClient(out: Buffer, query: Buffer, pq: ParsedQuery): void {
 }
 
 /** Header and question only, TC=1, plus an OPT when the client uses EDNS. */
-function truncated(reply: Buffer, query: Buffer, pq: ParsedQuery): Buffer {
+function truncated(reply: Buffer, base: number, query: Buffer, pq: ParsedQuery): Buffer {
   const qEnd = pq.question.end;
   const out = Buffer.alloc(qEnd + (pq.edns ? OPT_LEN : 0));
-  reply.copy(out, 0, 0, 4);
+  reply.copy(out, 0, base, base + 4);
   out.writeUInt16BE(out.readUInt16BE(2) | FLAG_TC, 2);
   out.writeUInt16BE(1, 4);
   query.copy(out, HEADER_LEN, HEADER_LEN, qEnd);

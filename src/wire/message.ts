@@ -45,6 +45,8 @@ export function readQuestion(buf: Buffer): Question | null {
 
 /** What a structural walk of a whole message found. */
 export interface Scan {
+  /** The message starts at 0 of the buffer scanned (a ReplyLayout's start). */
+  start: number;
   /** RCODE including the extended bits from OPT. */
   rcode: number;
   question: Question | null;
@@ -90,6 +92,7 @@ export function scanMessage(buf: Buffer, wantTtls: boolean): Scan | null {
     off = question.end;
   }
   const scan: Scan = {
+    start: 0,
     rcode: buf[3]! & 0x0f,
     question,
     opt: -1,

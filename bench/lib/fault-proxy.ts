@@ -1,0 +1,106 @@
+// A UDP relay in front of a real upstream (nsd) that injects faults — delay
+// with jitter, silence, SERVFAIL — and counts what reaches the upstream, so
+// benchmarks measure upstream traffic at the upstream, not as raced reports it.
+import dgram from 'node:dgram';
+
+export interface Faults {
+  /** Added to every reply, milliseconds. */
+  delayMs: number;
+  /** Uniform extra delay in [0, jitterMs). */
+  jitterMs: number;
+  /** Drop every query (a dead upstream). */
+  dead: boolean;
+  /** Share of queries answered SERVFAIL at once instead of relayed, 0..1. */
+  servfailRate: number;
+}
+
+export class FaultProxy {
+  readonly front = dgram.createSocket('udp4');
+  private readonly back = dgram.createSocket('udp4');
+  private readonly waiting = new Map<number, { port: number; address: string; id: number }>();
+  private nextId = 0;
+  faults: Faults = { delayMs: 0, jitterMs: 0, dead: false, servfailRate: 0 };
+  queries = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  private timers = new Set<NodeJS.Timeout>();
+
+  private constructor(private readonly upstreamPort: number) {}
+
+  static async start(upstreamPort: number): Promise<FaultProxy> {
+    const p = new FaultProxy(upstreamPort);
+    p.front.on('message', (msg, r) => p.onQuery(msg, r));
+    p.back.on('message', (msg) => p.onReply(msg));
+    p.front.on('error', () => {});
+    p.back.on('error', () => {});
+    await new Promise<void>((res) => p.front.bind(0, '127.0.0.1', res));
+    await new Promise<void>((res) => p.back.bind(0, '127.0.0.1', res));
+    return p;
+  }
+
+  get port(): number {
+    return this.front.address().port;
+  }
+
+  resetCounters(): void {
+    this.queries = 0;
+    this.bytesIn = 0;
+    this.bytesOut = 0;
+  }
+
+  private onQuery(msg: Buffer, r: dgram.RemoteInfo): void {
+    if (msg.length < 12) return;
+    this.queries++;
+    this.bytesIn += msg.length;
+    const f = this.faults;
+    if (f.dead) return;
+    if (f.servfailRate > 0 && Math.random() < f.servfailRate) {
+      const out = Buffer.from(msg);
+      out[2] = (out[2]! | 0x80) & 0xf9; // QR=1, AA=0, TC=0
+      out[3] = 0x82; // RA, SERVFAIL
+      out.writeUInt32BE(0, 6); // AN=0, NS=0
+      out.writeUInt16BE(0, 10); // AR=0
+      const q = questionEnd(out);
+      if (q < 0) return;
+      this.send(out.subarray(0, q), r.port, r.address);
+      return;
+    }
+    const id = this.nextId++ & 0xffff;
+    this.waiting.set(id, { port: r.port, address: r.address, id: msg.readUInt16BE(0) });
+    const out = Buffer.from(msg);
+    out.writeUInt16BE(id, 0);
+    this.back.send(out, this.upstreamPort, '127.0.0.1');
+  }
+
+  private onReply(msg: Buffer): void {
+    const w = this.waiting.get(msg.readUInt16BE(0));
+    if (!w) return;
+    this.waiting.delete(msg.readUInt16BE(0));
+    msg.writeUInt16BE(w.id, 0);
+    const f = this.faults;
+    const delay = f.delayMs + (f.jitterMs > 0 ? Math.random() * f.jitterMs : 0);
+    if (delay <= 0) return this.send(msg, w.port, w.address);
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      this.send(msg, w.port, w.address);
+    }, delay);
+    this.timers.add(t);
+  }
+
+  private send(msg: Buffer, port: number, address: string): void {
+    this.bytesOut += msg.length;
+    this.front.send(msg, port, address);
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    await new Promise<void>((r) => this.front.close(() => r()));
+    await new Promise<void>((r) => this.back.close(() => r()));
+  }
+}
+
+function questionEnd(buf: Buffer): number {
+  let off = 12;
+  while (off < buf.length && buf[off]! !== 0) off += buf[off]! + 1;
+  return off + 5 <= buf.length ? off + 5 : -1;
+}
