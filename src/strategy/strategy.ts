@@ -64,10 +64,15 @@ export function sequential(name: string, order: (ups: readonly Upstream[]) => re
   };
 }
 
-/** Latency score for ordering: the recent median; unmeasured upstreams first, so they get measured. */
+/**
+ * Latency score for ordering: the recent median. An upstream never asked
+ * goes first, so it gets measured; one asked that has never answered goes
+ * last (dead from the start: it would otherwise keep its unmeasured head start).
+ */
 export function latencyScore(u: Upstream): number {
   const p50 = u.stats.latency.quantile(0.5);
-  return Number.isNaN(p50) ? 0 : p50;
+  if (!Number.isNaN(p50)) return p50;
+  return u.stats.queries > 0 ? Infinity : 0;
 }
 
 export function byLatency(ups: readonly Upstream[]): Upstream[] {
