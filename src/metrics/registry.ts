@@ -60,8 +60,8 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
     ups().map((u) => ({ labels: { upstream: u.label }, value: f(u) }));
   const cache = raced.cache;
   const metrics = [
-    new Computed('raced_build_info', 'raced version and Node.js version; always 1', 'gauge', () => [
-      { labels: { version, node: process.versions.node }, value: 1 },
+    new Computed('raced_build_info', 'raced version, Node.js version and strategy; always 1', 'gauge', () => [
+      { labels: { version, node: process.versions.node, strategy: raced.opts.strategy }, value: 1 },
     ]),
     new Computed('raced_queries_total', 'Client queries answered, by transport and reply RCODE', 'counter', () => [
       ...byRcode(p.stats.replies.udp, { transport: 'udp' }),

@@ -22,7 +22,9 @@ export function hedgedStrategy(fixedDelayMs: number | null): Strategy {
       if (++races % EXPLORE_EVERY === 0) return [...healthy(race.upstreams)];
       return nextUnasked(race);
     },
-    next: (race) => nextUnasked(race),
+    // A hedge goes only to a healthy upstream: one that is down would not
+    // answer sooner. After a losing reply, a down one is still a last resort.
+    next: (race, why) => nextUnasked(race, why === 'lost'),
     delay: (race) => {
       if (fixedDelayMs !== null) return fixedDelayMs;
       const pending = race.pendingUpstreams();

@@ -31,15 +31,18 @@ export function healthy(upstreams: readonly Upstream[]): readonly Upstream[] {
   return upstreams.filter((u) => u.health.up);
 }
 
-/** The first healthy upstream of the plan not asked yet; else the first not asked at all. */
-export function nextUnasked(race: RaceView): Upstream[] {
+/**
+ * The first healthy upstream of the plan not asked yet; else, as a last
+ * resort when `orDown`, the first not asked at all.
+ */
+export function nextUnasked(race: RaceView, orDown = true): Upstream[] {
   let fallback: Upstream | null = null;
   for (const u of race.plan) {
     if (race.asked(u)) continue;
     if (u.health.up) return [u];
     fallback ??= u;
   }
-  return fallback ? [fallback] : [];
+  return fallback && orDown ? [fallback] : [];
 }
 
 /**
