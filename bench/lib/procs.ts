@@ -225,7 +225,8 @@ export function parseDnsperf(out: string): Omit<PerfResult, 'command'> {
   };
   // -v lines: "> NOERROR h12.bench.test A 0.000123"
   const lat: number[] = [];
-  for (const m of out.matchAll(/^> \S+ \S+ \S+ ([\d.]+)$/gm)) lat.push(Number(m[1]) * 1000);
+  // dnsperf prints seconds with microsecond resolution: keep ms with that resolution, no float noise.
+  for (const m of out.matchAll(/^> \S+ \S+ \S+ ([\d.]+)$/gm)) lat.push(Math.round(Number(m[1]) * 1e6) / 1000);
   if (lat.length) r.latencies = lat;
   return r;
 }
