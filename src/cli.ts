@@ -8,7 +8,7 @@
 // defaults. A bad value exits with status 2 and one line naming it.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { DEFAULTS, OptionValueError, defaultOptions, parse, parseIntIn, type Options, type ServerItem } from './config/options.js';
+import { DEFAULTS, OptionValueError, defaultOptions, parse, parseIntIn, splitList, type Options, type ServerItem } from './config/options.js';
 import { parseEndpoint } from './net/address.js';
 import { Raced, StartupError } from './raced.js';
 import { Logger } from './log.js';
@@ -97,6 +97,10 @@ export function buildProgram(): Command {
     .addOption(opt('--edns-packet-max <bytes>', 'largest UDP reply to a client, and the EDNS size advertised upstream').argParser(int(512, 4096)).default(DEFAULTS.ednsPacketMax))
     .addOption(opt('--tcp-idle-timeout <ms>', 'close a client TCP connection idle this long').argParser(int(100, 600000)).default(DEFAULTS.tcpIdleMs))
     .addOption(opt('--max-tcp-connections <n>', 'client TCP connections at most').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
+    .addOption(opt('--hostsfile <path>', 'answer names from this hosts file (wildcard *.domain allowed); repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
+    .addOption(opt('--addn-hosts <path>', "dnsmasq's name for --hostsfile; repeatable").argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
+    .addOption(opt('--hosts-ttl <s>', 'TTL of answers from hosts files').argParser(int(0, 86400)).default(DEFAULTS.hostsTtl))
+    .addOption(opt('--hostsfile-poll <s>', 're-read hosts files this often when they change; 0: never').argParser(int(0, 86400)).default(0))
     .addOption(opt('--metrics-listen <addr:port>', `serve Prometheus /metrics and /healthz here (off by default; e.g. ${DEFAULTS.metricsListen})`).argParser(arg(parse.endpoint)))
     .addOption(opt('--workers <n|auto>', 'processes answering queries (node:cluster), each with its own cache; auto = one per core').argParser(arg(parse.workers)).default(1))
     .showHelpAfterError(false);
@@ -135,6 +139,9 @@ export function toOptions(raw: Raw): Options {
   o.maxTcpConnections = raw.maxTcpConnections as number;
   o.workers = raw.workers as number;
   o.metricsListen = (raw.metricsListen as Options['metricsListen'] | undefined) ?? null;
+  o.hostsFiles = [...((raw.hostsfile as string[] | undefined) ?? []), ...((raw.addnHosts as string[] | undefined) ?? [])];
+  o.hostsTtl = raw.hostsTtl as number;
+  o.hostsPoll = raw.hostsfilePoll as number;
   if (o.workers > 1 && o.listen.some((l) => l.port === 0)) throw new OptionValueError('--workers above 1 needs a fixed --listen port');
   if (o.minCacheTtl > o.maxCacheTtl) throw new OptionValueError(`--min-cache-ttl ${o.minCacheTtl} is above --max-cache-ttl ${o.maxCacheTtl}`);
   return o;
@@ -151,8 +158,9 @@ async function run(opts: Options): Promise<void> {
       process.exit(1);
     }
   }
-  const raced = new Raced(opts, log);
+  let raced: Raced;
   try {
+    raced = new Raced(opts, log);
     await raced.start();
     await raced.startMetrics(VERSION);
     reportToPrimary({ type: 'ready' });

@@ -1,5 +1,5 @@
 // One client query's way through raced, top to bottom:
-//   checks → access → in-flight cap → cache → coalescing → route → race → shape → reply.
+//   checks → access → in-flight cap → hosts files → cache → route → coalescing → race → shape → reply.
 import { performance } from 'node:perf_hooks';
 import { Rcode, rcodeName } from './wire/constants.js';
 import { checkQuery, nameToText, typeName, type ParsedQuery } from './wire/message.js';
@@ -13,6 +13,7 @@ import type { Strategy } from './strategy/strategy.js';
 import type { AnswerCache, CacheEntry } from './cache/cache.js';
 import { LatencyTracker } from './upstream/stats.js';
 import type { Logger } from './log.js';
+import type { LocalHosts } from './hosts/local.js';
 
 export type ClientTransport = 'udp' | 'tcp';
 
@@ -80,6 +81,7 @@ export class Pipeline {
     private readonly strategy: Strategy,
     readonly cache: AnswerCache | null,
     private readonly log: Logger,
+    readonly hosts: LocalHosts | null = null,
   ) {}
 
   handle(msg: Buffer, client: Client): void {
@@ -97,6 +99,10 @@ export class Pipeline {
     if (this.opts.logQueries) this.logQuery(msg, pq, client);
     if (!this.allowed(client.address) || this.inflight >= this.opts.forwardMax) {
       return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
+    }
+    if (this.hosts !== null) {
+      const local = this.hosts.answer(msg, pq, client.transport === 'udp', this.opts.ednsPacketMax);
+      if (local !== null) return this.send(client, local);
     }
     const maxSize = client.transport === 'udp' ? clientUdpLimit(pq, this.opts.ednsPacketMax) : 65535;
     const key = questionKey(msg, pq);

@@ -12,6 +12,7 @@ import { LOCAL, Router, type Route } from './router.js';
 import { UdpListener } from './server/udp.js';
 import { TcpListener } from './server/tcp.js';
 import { Logger } from './log.js';
+import { LocalHosts } from './hosts/local.js';
 import cluster from 'node:cluster';
 import { hasReusePort } from './workers.js';
 import type { Server } from 'node:http';
@@ -63,6 +64,7 @@ export class Raced {
             prefetch: opts.prefetch,
           })
         : null;
+    const hosts = opts.hostsFiles.length > 0 ? this.startHosts() : null;
     const strategy = makeStrategy(opts.strategy, { tryTimeoutMs: opts.tryTimeoutMs, hedgeDelayMs: opts.hedgeDelayMs });
     this.pipeline = new Pipeline(
       {
@@ -77,7 +79,16 @@ export class Raced {
       strategy,
       this.cache,
       this.log,
+      hosts,
     );
+  }
+
+  private startHosts(): LocalHosts {
+    try {
+      return new LocalHosts({ files: this.opts.hostsFiles, ttl: this.opts.hostsTtl, pollSeconds: this.opts.hostsPoll }, this.log);
+    } catch (err) {
+      throw new StartupError((err as Error).message);
+    }
   }
 
   get upstreams(): readonly Upstream[] {
@@ -143,6 +154,7 @@ export class Raced {
 
   /** SIGHUP: re-read the resolv-file and rebuild the upstream set without dropping traffic. */
   reload(): void {
+    this.pipeline.hosts?.reload();
     try {
       this.loadUpstreams(false);
     } catch (err) {
@@ -222,6 +234,7 @@ export class Raced {
     this.pipeline.abortAll();
     for (const l of this.udp) l.close();
     for (const u of this.upstreamsByLabel.values()) u.health.stop();
+    this.pipeline.hosts?.stop();
     this.pool.close();
   }
 }

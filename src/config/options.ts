@@ -47,6 +47,10 @@ export interface Options {
   workers: number;
   /** Where /metrics and /healthz are served; null = off. */
   metricsListen: Endpoint | null;
+  /** Hosts files answered locally (--hostsfile, --addn-hosts). */
+  hostsFiles: string[];
+  hostsTtl: number;
+  hostsPoll: number;
 }
 
 export const DEFAULTS = {
@@ -67,6 +71,8 @@ export const DEFAULTS = {
   maxTcpConnections: 256,
   /** The port CoreDNS uses for its metrics; what `raced status` asks by default. */
   metricsListen: '127.0.0.1:9153',
+  /** Seconds; small, so an edited hosts file is seen soon by caching clients. */
+  hostsTtl: 10,
 };
 
 export function defaultOptions(): Options {
@@ -96,6 +102,9 @@ export function defaultOptions(): Options {
     workers: 1,
     hedgeDelayMs: null,
     metricsListen: null,
+    hostsFiles: [],
+    hostsTtl: DEFAULTS.hostsTtl,
+    hostsPoll: 0,
   };
 }
 

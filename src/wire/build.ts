@@ -2,6 +2,7 @@
 // reply for one client by copy-and-patch (no decode).
 import {
   EDNS_DO,
+  FLAG_AA,
   FLAG_AD,
   FLAG_CD,
   FLAG_QR,
@@ -157,4 +158,39 @@ function truncated(reply: Buffer, base: number, query: Buffer, pq: ParsedQuery):
 export function clientUdpLimit(pq: ParsedQuery, cap: number): number {
   if (!pq.edns) return 512;
   return Math.min(Math.max(pq.ednsUdpSize, 512), cap);
+}
+
+/** A text name (no escapes) in wire form. */
+export function textToWire(name: string): Buffer {
+  const labels = name.replace(/\.$/, '').split('.').filter(Boolean);
+  return Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+}
+
+/**
+ * An authoritative local answer (hosts files): the client's header and
+ * question, one record per rdata with the question's name (a pointer to
+ * offset 12), the question's type and class IN, and an OPT if the client sent one.
+ */
+export function localAnswer(query: Buffer, pq: ParsedQuery, rdatas: readonly Buffer[], ttl: number, udpSize: number): Buffer {
+  const qEnd = pq.question.end;
+  const size = qEnd + rdatas.reduce((a, r) => a + 12 + r.length, 0) + (pq.edns ? OPT_LEN : 0);
+  const out = Buffer.alloc(size);
+  query.copy(out, 0, 0, qEnd);
+  out.writeUInt16BE(FLAG_QR | FLAG_AA | FLAG_RA | (pq.rd ? FLAG_RD : 0), 2);
+  out.writeUInt16BE(1, 4);
+  out.writeUInt16BE(rdatas.length, 6);
+  out.writeUInt16BE(0, 8);
+  out.writeUInt16BE(pq.edns ? 1 : 0, 10);
+  let off = qEnd;
+  for (const r of rdatas) {
+    out.writeUInt16BE(0xc000 | HEADER_LEN, off);
+    out.writeUInt16BE(pq.question.qtype, off + 2);
+    out.writeUInt16BE(1, off + 4);
+    out.writeUInt32BE(ttl, off + 6);
+    out.writeUInt16BE(r.length, off + 10);
+    r.copy(out, off + 12);
+    off += 12 + r.length;
+  }
+  if (pq.edns) writeOpt(out, off, udpSize, 0, pq.ednsDo);
+  return out;
 }

@@ -1,0 +1,137 @@
+// Hosts files (/etc/hosts format, plus go-dnsmasq's wildcard `*` as the
+// left-most label): names answered locally with A/AAAA, NODATA for other
+// types of a known name, PTR for the addresses. Never raced upstream.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+
+export interface HostRecord {
+  v4: Buffer[];
+  v6: Buffer[];
+}
+
+export interface HostsTable {
+  /** Exact names, lower-case, no trailing dot. */
+  names: Map<string, HostRecord>;
+  /** `*.suffix` entries keyed by suffix. */
+  wildcards: Map<string, HostRecord>;
+  /** in-addr.arpa / ip6.arpa name → host name. */
+  ptr: Map<string, string>;
+}
+
+export interface HostsProblem {
+  file: string;
+  line: number;
+  message: string;
+}
+
+const LABEL = /^(\*|[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)$/;
+
+function validName(name: string): boolean {
+  if (name.length === 0 || name.length > 253) return false;
+  const labels = name.split('.');
+  return labels.every((l, i) => LABEL.test(l) && (l !== '*' || i === 0)) && labels.length >= 1;
+}
+
+export function emptyTable(): HostsTable {
+  return { names: new Map(), wildcards: new Map(), ptr: new Map() };
+}
+
+function ipv4Bytes(ip: string): Buffer {
+  return Buffer.from(ip.split('.').map(Number));
+}
+
+function ipv6Bytes(ip: string): Buffer {
+  const zone = ip.indexOf('%');
+  if (zone >= 0) ip = ip.slice(0, zone);
+  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
+  const parse = (s: string | undefined): number[] => {
+    if (!s) return [];
+    const out: number[] = [];
+    for (const g of s.split(':')) {
+      if (g.includes('.')) {
+        const b = ipv4Bytes(g);
+        out.push((b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!);
+      } else out.push(parseInt(g, 16));
+    }
+    return out;
+  };
+  const h = parse(head);
+  const t = parse(tail);
+  const groups = tail === undefined ? h : [...h, ...Array<number>(8 - h.length - t.length).fill(0), ...t];
+  const buf = Buffer.alloc(16);
+  groups.forEach((g, i) => buf.writeUInt16BE(g, i * 2));
+  return buf;
+}
+
+export function reverseName(ip: string): string {
+  if (isIP(ip) === 4) return ip.split('.').reverse().join('.') + '.in-addr.arpa';
+  const hex = ipv6Bytes(ip).toString('hex');
+  return [...hex].reverse().join('.') + '.ip6.arpa';
+}
+
+/** Adds one file's contents to `table`; returns the lines it skipped and why. */
+export function parseHosts(text: string, file: string, table: HostsTable): HostsProblem[] {
+  const problems: HostsProblem[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (!line) return;
+    const [addr, ...names] = line.split(/\s+/);
+    const fam = isIP(addr!);
+    if (fam === 0) return problems.push({ file, line: i + 1, message: `not an IP address: '${addr}'` });
+    if (names.length === 0) return problems.push({ file, line: i + 1, message: `no name after ${addr}` });
+    const bytes = fam === 4 ? ipv4Bytes(addr!) : ipv6Bytes(addr!);
+    let first: string | null = null;
+    for (const n of names) {
+      const name = n.toLowerCase().replace(/\.$/, '');
+      if (!validName(name)) {
+        problems.push({ file, line: i + 1, message: `bad name '${n}'` });
+        continue;
+      }
+      const wildcard = name.startsWith('*.');
+      const map = wildcard ? table.wildcards : table.names;
+      const key = wildcard ? name.slice(2) : name;
+      let rec = map.get(key);
+      if (!rec) map.set(key, (rec = { v4: [], v6: [] }));
+      const list = fam === 4 ? rec.v4 : rec.v6;
+      if (!list.some((b) => b.equals(bytes))) list.push(bytes);
+      if (!wildcard) first ??= name;
+    }
+    const rev = reverseName(addr!);
+    if (first && !table.ptr.has(rev)) table.ptr.set(rev, first);
+  });
+  return problems;
+}
+
+/** Reads every file; a file that cannot be read throws with its name and reason. */
+export function loadHostsFiles(files: readonly string[]): { table: HostsTable; problems: HostsProblem[] } {
+  const table = emptyTable();
+  const problems: HostsProblem[] = [];
+  for (const f of files) {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read hosts file ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    problems.push(...parseHosts(text, f, table));
+  }
+  return { table, problems };
+}
+
+export type HostsAnswer = { kind: 'addresses'; addrs: Buffer[] } | { kind: 'ptr'; name: string } | { kind: 'nodata' } | null;
+
+/** What the hosts files say about `name` (lower-case, no trailing dot) for `qtype`. */
+export function lookupHosts(t: HostsTable, name: string, qtype: number): HostsAnswer {
+  if (qtype === 12) {
+    const host = t.ptr.get(name);
+    return host ? { kind: 'ptr', name: host } : null;
+  }
+  let rec = t.names.get(name);
+  if (!rec) {
+    // The longest wildcard suffix that matches a name not defined explicitly.
+    for (let i = name.indexOf('.'); i >= 0 && !rec; i = name.indexOf('.', i + 1)) rec = t.wildcards.get(name.slice(i + 1));
+  }
+  if (!rec) return null;
+  const addrs = qtype === 1 ? rec.v4 : qtype === 28 ? rec.v6 : [];
+  return addrs.length > 0 ? { kind: 'addresses', addrs } : { kind: 'nodata' };
+}

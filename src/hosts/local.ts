@@ -1,0 +1,73 @@
+// The pipeline's local-answer link: names from hosts files are answered
+// here and never raced upstream. Files are re-read on change when polled;
+// a file that becomes unreadable keeps its old contents in force.
+import { watchFile, unwatchFile } from 'node:fs';
+import { CLASS_IN } from '../wire/constants.js';
+import { nameToText, type ParsedQuery } from '../wire/message.js';
+import { clientUdpLimit, localAnswer, shapeReply, textToWire } from '../wire/build.js';
+import { loadHostsFiles, lookupHosts, type HostsTable } from './hosts.js';
+import type { Logger } from '../log.js';
+
+export interface HostsOptions {
+  files: readonly string[];
+  ttl: number;
+  /** Seconds between checks for changes; 0: never re-read. */
+  pollSeconds: number;
+}
+
+export class LocalHosts {
+  private table: HostsTable;
+  private readonly unwatchers: (() => void)[] = [];
+  /** Answers given from the hosts files. */
+  answered = 0;
+
+  /** Throws when a file cannot be read (a start-up error). */
+  constructor(
+    private readonly opts: HostsOptions,
+    private readonly log: Logger,
+  ) {
+    this.table = this.load();
+    if (opts.pollSeconds > 0) {
+      for (const f of opts.files) {
+        const listener = (cur: { mtimeMs: number; size: number; ino: number }, prev: { mtimeMs: number; size: number; ino: number }): void => {
+          if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) this.reload();
+        };
+        watchFile(f, { interval: opts.pollSeconds * 1000, persistent: false }, listener);
+        this.unwatchers.push(() => unwatchFile(f, listener));
+      }
+    }
+  }
+
+  private load(): HostsTable {
+    const { table, problems } = loadHostsFiles(this.opts.files);
+    for (const p of problems) this.log.warn(`${p.file}:${p.line}: ${p.message}; line skipped`);
+    return table;
+  }
+
+  reload(): void {
+    try {
+      this.table = this.load();
+      this.log.info(`hosts files reloaded: ${this.table.names.size} names, ${this.table.wildcards.size} wildcards`);
+    } catch (err) {
+      this.log.warn(`${(err as Error).message}; keeping the hosts entries loaded before`);
+    }
+  }
+
+  /** The local reply for this query, or null when the hosts files do not know the name. */
+  answer(msg: Buffer, pq: ParsedQuery, udp: boolean, ednsPacketMax: number): Buffer | null {
+    if (pq.question.qclass !== CLASS_IN || this.table.names.size + this.table.wildcards.size + this.table.ptr.size === 0) return null;
+    const name = nameToText(msg).toLowerCase().replace(/\.$/, '');
+    const hit = lookupHosts(this.table, name, pq.question.qtype);
+    if (hit === null) return null;
+    this.answered++;
+    const rdatas = hit.kind === 'addresses' ? hit.addrs : hit.kind === 'ptr' ? [textToWire(hit.name)] : [];
+    const out = localAnswer(msg, pq, rdatas, this.opts.ttl, ednsPacketMax);
+    // Many addresses for one name can overflow a UDP client: the same TC rule as forwarded replies.
+    if (!udp || out.length <= clientUdpLimit(pq, ednsPacketMax)) return out;
+    return shapeReply(out, { start: 0, end: out.length, opt: -1, optEnd: -1, ttls: null }, msg, pq, clientUdpLimit(pq, ednsPacketMax), 0);
+  }
+
+  stop(): void {
+    for (const u of this.unwatchers) u();
+  }
+}
