@@ -47,7 +47,7 @@ function opt(flags: string, description: string): Option {
   return new Option(flags, description).env(envName(long));
 }
 
-const BOOLEAN_FLAGS = ['--all-servers', '--strict-order', '--no-resolv', '--log-queries', '--no-negcache', '--prefetch'];
+const BOOLEAN_FLAGS = ['--all-servers', '--strict-order', '--no-resolv', '--log-queries', '--no-negcache', '--prefetch', '--round-robin'];
 const FALSE_WORDS = new Set(['', '0', 'false', 'no', 'off']);
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 
@@ -97,6 +97,7 @@ export function buildProgram(): Command {
     .addOption(opt('--edns-packet-max <bytes>', 'largest UDP reply to a client, and the EDNS size advertised upstream').argParser(int(512, 4096)).default(DEFAULTS.ednsPacketMax))
     .addOption(opt('--tcp-idle-timeout <ms>', 'close a client TCP connection idle this long').argParser(int(100, 600000)).default(DEFAULTS.tcpIdleMs))
     .addOption(opt('--max-tcp-connections <n>', 'client TCP connections at most').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
+    .addOption(opt('--round-robin', 'rotate the order of A/AAAA records in every reply, cache hits included'))
     .addOption(opt('--hostsfile <path>', 'answer names from this hosts file (wildcard *.domain allowed); repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
     .addOption(opt('--addn-hosts <path>', "dnsmasq's name for --hostsfile; repeatable").argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
     .addOption(opt('--hosts-ttl <s>', 'TTL of answers from hosts files').argParser(int(0, 86400)).default(DEFAULTS.hostsTtl))
@@ -142,6 +143,7 @@ export function toOptions(raw: Raw): Options {
   o.hostsFiles = [...((raw.hostsfile as string[] | undefined) ?? []), ...((raw.addnHosts as string[] | undefined) ?? [])];
   o.hostsTtl = raw.hostsTtl as number;
   o.hostsPoll = raw.hostsfilePoll as number;
+  o.roundRobin = raw.roundRobin === true;
   if (o.workers > 1 && o.listen.some((l) => l.port === 0)) throw new OptionValueError('--workers above 1 needs a fixed --listen port');
   if (o.minCacheTtl > o.maxCacheTtl) throw new OptionValueError(`--min-cache-ttl ${o.minCacheTtl} is above --max-cache-ttl ${o.maxCacheTtl}`);
   return o;

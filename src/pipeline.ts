@@ -2,9 +2,10 @@
 //   checks → access → in-flight cap → hosts files → cache → route → coalescing → race → shape → reply.
 import { performance } from 'node:perf_hooks';
 import { Rcode, rcodeName } from './wire/constants.js';
-import { checkQuery, nameToText, typeName, type ParsedQuery } from './wire/message.js';
+import { checkQuery, nameToText, readQuestion, typeName, type ParsedQuery } from './wire/message.js';
 import { clientUdpLimit, errorReply, shapeReply, upstreamQuery } from './wire/build.js';
 import { questionKey } from './wire/key.js';
+import { rotateAnswers } from './wire/rotate.js';
 import { cidrContains, isLoopback, type Cidr } from './net/address.js';
 import { Race, RaceStats, type RaceResult } from './race.js';
 import { LOCAL, type Router } from './router.js';
@@ -35,6 +36,8 @@ export interface PipelineOptions {
   /** Largest UDP reply to a client, and the EDNS size raced advertises upstream. */
   ednsPacketMax: number;
   logQueries: boolean;
+  /** Rotate A/AAAA records per reply (--round-robin). */
+  roundRobin?: boolean;
   /** With serve-stale: answer from a stale entry if no answer came in this time (RFC 8767 §5: 1.8 s). */
   staleAfterMs: number;
 }
@@ -72,6 +75,7 @@ export class Pipeline {
   readonly raceStats = new RaceStats();
   /** Client queries waiting for an answer. */
   inflight = 0;
+  private turn = 0;
   private readonly flights = new Map<string, Flight>();
   private drainWaiters: (() => void)[] = [];
 
@@ -211,6 +215,7 @@ export class Pipeline {
 
   private send(client: Client, reply: Buffer): void {
     this.stats.replies[client.transport][reply[3]! & 0x0f]!++;
+    if (this.opts.roundRobin && reply.readUInt16BE(6) > 1) rotateAnswers(reply, questionEnd(reply), this.turn++);
     client.respond(reply);
   }
 
@@ -240,4 +245,8 @@ export class Pipeline {
   abortAll(): void {
     for (const f of [...this.flights.values()]) f.race.abort();
   }
+}
+
+function questionEnd(reply: Buffer): number {
+  return readQuestion(reply)?.end ?? reply.length;
 }

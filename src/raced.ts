@@ -73,6 +73,7 @@ export class Raced {
         allow: opts.allow,
         ednsPacketMax: opts.ednsPacketMax,
         logQueries: opts.logQueries,
+        roundRobin: opts.roundRobin,
         staleAfterMs: 1800,
       },
       this.router,

@@ -107,3 +107,23 @@ test('a missing hosts file is a clear start-up error', () => {
   assert.equal(res.status, 1);
   assert.match(res.stderr, /cannot read hosts file .*nope: ENOENT/);
 });
+
+test('--round-robin rotates A records per reply, local answers and cache hits alike', async () => {
+  const file = join(dir, 'hosts-rr');
+  writeFileSync(file, '192.0.2.1 rr.local\n192.0.2.2 rr.local\n192.0.2.3 rr.local\n');
+  const up = await Stub.start();
+  const r = await startRaced([up.label], { hostsFiles: [file], roundRobin: true });
+  try {
+    const firsts = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const { packet } = await udpQuery(r.port, 'rr.local');
+      assert.equal(packet.answers!.length, 3);
+      firsts.add(firstData(packet)!);
+      assert.deepEqual(packet.answers!.map((a) => (a as { data: string }).data).sort(), ['192.0.2.1', '192.0.2.2', '192.0.2.3']);
+    }
+    assert.equal(firsts.size, 3, 'each address came first once');
+  } finally {
+    await r.close();
+    await up.close();
+  }
+});

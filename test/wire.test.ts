@@ -108,3 +108,27 @@ test('shape: OPT stripped for a client without EDNS, TTLs counted down, TC when 
   assert.equal(tiny.readUInt16BE(2) & 0x0200, 0x0200);
   assert.equal(tiny.readUInt16BE(6), 0);
 });
+
+test('rotate: runs of same-owner A records with pointer owners move, others stay', async () => {
+  const { rotateAnswers } = await import('../src/wire/rotate.js');
+  const q = makeQuery('rot.example');
+  const v = checkQuery(q);
+  assert.ok(v.ok);
+  const { localAnswer } = await import('../src/wire/build.js');
+  const reply = localAnswer(q, v.query, [Buffer.from([1, 1, 1, 1]), Buffer.from([2, 2, 2, 2]), Buffer.from([3, 3, 3, 3])], 60, 1232);
+  rotateAnswers(reply, v.query.question.end, 1);
+  const order = (dnsPacket.decode(reply).answers ?? []).map((a) => (a as { data: string }).data);
+  assert.deepEqual(order, ['2.2.2.2', '3.3.3.3', '1.1.1.1']);
+  const plain = dnsPacket.encode({
+    type: 'response',
+    id: 1,
+    questions: [{ name: 'rot.example', type: 'A' }],
+    answers: [
+      { name: 'rot.example', type: 'A', data: '1.1.1.1' },
+      { name: 'rot.example', type: 'A', data: '2.2.2.2' },
+    ],
+  });
+  const before = Buffer.from(plain);
+  rotateAnswers(plain, v.query.question.end, 1);
+  assert.deepEqual(plain, before, 'uncompressed owners might be pointed at: left alone');
+});

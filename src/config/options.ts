@@ -51,6 +51,7 @@ export interface Options {
   hostsFiles: string[];
   hostsTtl: number;
   hostsPoll: number;
+  roundRobin: boolean;
 }
 
 export const DEFAULTS = {
@@ -105,6 +106,7 @@ export function defaultOptions(): Options {
     hostsFiles: [],
     hostsTtl: DEFAULTS.hostsTtl,
     hostsPoll: 0,
+    roundRobin: false,
   };
 }
 
