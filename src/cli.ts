@@ -15,6 +15,9 @@ import { Logger } from './log.js';
 import cluster from 'node:cluster';
 import { reportToPrimary, runPrimary } from './workers.js';
 import { status } from './status.js';
+import { ResolvTakeover } from './config/takeover.js';
+import { answersOn } from './selfcheck.js';
+import { parseUpstream } from './upstream/upstream.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -47,7 +50,7 @@ function opt(flags: string, description: string): Option {
   return new Option(flags, description).env(envName(long));
 }
 
-const BOOLEAN_FLAGS = ['--all-servers', '--strict-order', '--no-resolv', '--log-queries', '--no-negcache', '--prefetch', '--round-robin'];
+const BOOLEAN_FLAGS = ['--all-servers', '--strict-order', '--no-resolv', '--log-queries', '--no-negcache', '--prefetch', '--round-robin', '--default-resolver'];
 const FALSE_WORDS = new Set(['', '0', 'false', 'no', 'off']);
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 
@@ -97,6 +100,7 @@ export function buildProgram(): Command {
     .addOption(opt('--edns-packet-max <bytes>', 'largest UDP reply to a client, and the EDNS size advertised upstream').argParser(int(512, 4096)).default(DEFAULTS.ednsPacketMax))
     .addOption(opt('--tcp-idle-timeout <ms>', 'close a client TCP connection idle this long').argParser(int(100, 600000)).default(DEFAULTS.tcpIdleMs))
     .addOption(opt('--max-tcp-connections <n>', 'client TCP connections at most').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
+    .addOption(opt('--default-resolver', "make raced the host's only nameserver in /etc/resolv.conf while it runs (its nameservers become the upstreams); restored on exit"))
     .addOption(opt('--round-robin', 'rotate the order of A/AAAA records in every reply, cache hits included'))
     .addOption(opt('--hostsfile <path>', 'answer names from this hosts file (wildcard *.domain allowed); repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
     .addOption(opt('--addn-hosts <path>', "dnsmasq's name for --hostsfile; repeatable").argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
@@ -144,6 +148,9 @@ export function toOptions(raw: Raw): Options {
   o.hostsTtl = raw.hostsTtl as number;
   o.hostsPoll = raw.hostsfilePoll as number;
   o.roundRobin = raw.roundRobin === true;
+  o.defaultResolver = raw.defaultResolver === true;
+  if (o.defaultResolver && !o.listen.some((l) => l.port === 53)) throw new OptionValueError('--default-resolver needs a --listen address on port 53 (resolv.conf cannot name a port)');
+  if (o.defaultResolver && o.workers > 1) throw new OptionValueError('--default-resolver works with --workers 1 only');
   if (o.workers > 1 && o.listen.some((l) => l.port === 0)) throw new OptionValueError('--workers above 1 needs a fixed --listen port');
   if (o.minCacheTtl > o.maxCacheTtl) throw new OptionValueError(`--min-cache-ttl ${o.minCacheTtl} is above --max-cache-ttl ${o.maxCacheTtl}`);
   return o;
@@ -161,10 +168,31 @@ async function run(opts: Options): Promise<void> {
     }
   }
   let raced: Raced;
+  let takeover: ResolvTakeover | null = null;
   try {
+    if (opts.defaultResolver) {
+      takeover = new ResolvTakeover(RESOLV_CONF);
+      // Upstreams come from the host's original file, never from the live one raced rewrites.
+      opts.noResolv = true;
+      if (opts.servers.length === 0) opts.servers = upstreamsFrom(takeover, log);
+    }
     raced = new Raced(opts, log);
     await raced.start();
     await raced.startMetrics(VERSION);
+    if (takeover) {
+      // Only once raced is seen answering does the host's resolv.conf change.
+      const ep = await answersOn(raced.bound).catch(() => {
+        throw new StartupError(`raced does not answer on ${raced.bound.map((b) => b.label).join(', ')}; ${RESOLV_CONF} left as it was`);
+      });
+      const ns = raced.bound.find((b) => b.port === 53) ?? ep;
+      takeover.install(ns.host);
+      log.info(`${RESOLV_CONF} now names only raced (${ns.host}); the original is in ${takeover.backup}`);
+      process.on('uncaughtException', (err) => {
+        log.error(`fatal: ${err.stack ?? err.message}`);
+        takeover?.restore();
+        process.exit(1);
+      });
+    }
     reportToPrimary({ type: 'ready' });
   } catch (err) {
     if (err instanceof StartupError) {
@@ -179,7 +207,13 @@ async function run(opts: Options): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info(`${sig}: stopping; letting queries in flight finish`);
-    void raced.stop(Math.min(opts.timeoutMs, 5000)).then(() => process.exit(0));
+    void raced.stop(Math.min(opts.timeoutMs, 5000)).then(() => {
+      if (takeover) {
+        takeover.restore();
+        log.info(`${RESOLV_CONF} restored`);
+      }
+      process.exit(0);
+    });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -187,6 +221,22 @@ async function run(opts: Options): Promise<void> {
     log.info('SIGHUP: reloading upstreams');
     raced.reload();
   });
+}
+
+const RESOLV_CONF = '/etc/resolv.conf';
+
+/** The host's nameservers as upstreams; raced's own addresses are skipped later, with a warning. */
+function upstreamsFrom(takeover: ResolvTakeover, log: Logger): Options['servers'] {
+  const out: Options['servers'] = [];
+  for (const ns of takeover.original().nameservers) {
+    try {
+      out.push(parseUpstream(ns));
+    } catch (err) {
+      log.warn(`${RESOLV_CONF}: skipping nameserver '${ns}': ${(err as Error).message}`);
+    }
+  }
+  if (out.length === 0) throw new StartupError(`no nameserver in ${RESOLV_CONF} to use as upstream; give --server`);
+  return out;
 }
 
 function defaultMetricsUrl(): string {

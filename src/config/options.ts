@@ -52,6 +52,8 @@ export interface Options {
   hostsTtl: number;
   hostsPoll: number;
   roundRobin: boolean;
+  /** Take over /etc/resolv.conf while running (--default-resolver). */
+  defaultResolver: boolean;
 }
 
 export const DEFAULTS = {
@@ -107,6 +109,7 @@ export function defaultOptions(): Options {
     hostsTtl: DEFAULTS.hostsTtl,
     hostsPoll: 0,
     roundRobin: false,
+    defaultResolver: false,
   };
 }
 

@@ -33,6 +33,9 @@ export interface StubOptions {
   answers?: (name: string, type: string) => dnsPacket.Answer[];
   /** Extra A records to make the reply large. */
   bulk?: number;
+  /** Where to listen; default 127.0.0.1 on a free port. */
+  host?: string;
+  port?: number;
 }
 
 export interface Received {
@@ -67,17 +70,21 @@ export class Stub {
 
   static async start(opts: StubOptions = {}): Promise<Stub> {
     const s = new Stub(opts);
-    await new Promise<void>((r) => s.udp.bind(0, '127.0.0.1', r));
+    const host = opts.host ?? '127.0.0.1';
+    await new Promise<void>((r) => s.udp.bind(opts.port ?? 0, host, r));
     s.port = s.udp.address().port;
+    s.host = host;
     await new Promise<void>((r, j) => {
       s.tcp.once('error', j);
-      s.tcp.listen(s.port, '127.0.0.1', r);
+      s.tcp.listen(s.port, host, r);
     });
     return s;
   }
 
+  host = '127.0.0.1';
+
   get label(): string {
-    return `127.0.0.1:${this.port}`;
+    return `${this.host}:${this.port}`;
   }
 
   count(transport?: 'udp' | 'tcp'): number {
