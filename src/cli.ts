@@ -16,6 +16,8 @@ import cluster from 'node:cluster';
 import { reportToPrimary, runPrimary } from './workers.js';
 import { status } from './status.js';
 import { ResolvTakeover } from './config/takeover.js';
+import { ConfFileError, addressRules, listenFrom, readConfFile } from './config/conf-file.js';
+import { normaliseDomain } from './router.js';
 import { answersOn } from './selfcheck.js';
 import { parseUpstream } from './upstream/upstream.js';
 
@@ -100,6 +102,7 @@ export function buildProgram(): Command {
     .addOption(opt('--edns-packet-max <bytes>', 'largest UDP reply to a client, and the EDNS size advertised upstream').argParser(int(512, 4096)).default(DEFAULTS.ednsPacketMax))
     .addOption(opt('--tcp-idle-timeout <ms>', 'close a client TCP connection idle this long').argParser(int(100, 600000)).default(DEFAULTS.tcpIdleMs))
     .addOption(opt('--max-tcp-connections <n>', 'client TCP connections at most').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
+    .addOption(opt('--conf-file <path>', "read options from a dnsmasq-style key=value file (flags and environment win over it)"))
     .addOption(opt('--default-resolver', "make raced the host's only nameserver in /etc/resolv.conf while it runs (its nameservers become the upstreams); restored on exit"))
     .addOption(opt('--round-robin', 'rotate the order of A/AAAA records in every reply, cache hits included'))
     .addOption(opt('--hostsfile <path>', 'answer names from this hosts file (wildcard *.domain allowed); repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
@@ -225,6 +228,36 @@ async function run(opts: Options): Promise<void> {
 
 const RESOLV_CONF = '/etc/resolv.conf';
 
+/**
+ * Fills every option still at its default from the file (flags and
+ * environment win), through the same parsers as the flags.
+ */
+function applyConfFile(program: Command, path: string): { hostsLines: string[]; localDomains: string[] } {
+  const values = readConfFile(path);
+  const fromUser = (attr: string): boolean => ['cli', 'env'].includes(program.getOptionValueSource(attr) ?? '');
+  const set = (attr: string, raw: string | boolean | string[]): void => {
+    if (fromUser(attr)) return;
+    const option = program.options.find((o) => o.attributeName() === attr)!;
+    if (typeof raw === 'boolean') return void program.setOptionValueWithSource(attr, raw, 'config');
+    let value: unknown = undefined;
+    for (const v of Array.isArray(raw) ? raw : [raw]) {
+      try {
+        value = option.parseArg ? option.parseArg(v, value) : v;
+      } catch (err) {
+        throw new ConfFileError(`${path}: ${option.long?.replace(/^--/, '')}=${v}: ${(err as Error).message}`);
+      }
+    }
+    program.setOptionValueWithSource(attr, value, 'config');
+  };
+  for (const [attr, v] of values) {
+    if (attr === 'listenAddress' || attr === 'port' || attr === 'address') continue;
+    set(attr, v);
+  }
+  const listen = listenFrom(values, '127.0.0.1');
+  if (listen) set('listen', listen);
+  return addressRules(values);
+}
+
 /** The host's nameservers as upstreams; raced's own addresses are skipped later, with a warning. */
 function upstreamsFrom(takeover: ResolvTakeover, log: Logger): Options['servers'] {
   const out: Options['servers'] = [];
@@ -281,13 +314,19 @@ export async function main(argv: string[]): Promise<void> {
     // commander from showing help because subcommands exist.
     program.action(() => {});
     program.parse(argv);
+    const confFile = program.opts().confFile as string | undefined;
+    const conf = confFile ? applyConfFile(program, confFile) : null;
     opts = toOptions(program.opts());
+    if (conf) {
+      opts.hostsText = conf.hostsLines.join('\n');
+      opts.routes.push(...conf.localDomains.map((domain) => ({ domain: normaliseDomain(domain), spec: null })));
+    }
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0);
       process.exit(2); // commander already printed the one-line reason
     }
-    if (err instanceof OptionValueError) {
+    if (err instanceof OptionValueError || err instanceof ConfFileError) {
       process.stderr.write(`error: ${err.message}\n`);
       process.exit(2);
     }

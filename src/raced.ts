@@ -64,7 +64,7 @@ export class Raced {
             prefetch: opts.prefetch,
           })
         : null;
-    const hosts = opts.hostsFiles.length > 0 ? this.startHosts() : null;
+    const hosts = opts.hostsFiles.length > 0 || opts.hostsText ? this.startHosts() : null;
     const strategy = makeStrategy(opts.strategy, { tryTimeoutMs: opts.tryTimeoutMs, hedgeDelayMs: opts.hedgeDelayMs });
     this.pipeline = new Pipeline(
       {
@@ -86,7 +86,7 @@ export class Raced {
 
   private startHosts(): LocalHosts {
     try {
-      return new LocalHosts({ files: this.opts.hostsFiles, ttl: this.opts.hostsTtl, pollSeconds: this.opts.hostsPoll }, this.log);
+      return new LocalHosts({ files: this.opts.hostsFiles, ttl: this.opts.hostsTtl, pollSeconds: this.opts.hostsPoll, inline: this.opts.hostsText }, this.log);
     } catch (err) {
       throw new StartupError((err as Error).message);
     }

@@ -51,6 +51,8 @@ export interface Options {
   hostsFiles: string[];
   hostsTtl: number;
   hostsPoll: number;
+  /** Extra hosts lines (from --conf-file address=/domain/ip). */
+  hostsText: string;
   roundRobin: boolean;
   /** Take over /etc/resolv.conf while running (--default-resolver). */
   defaultResolver: boolean;
@@ -108,6 +110,7 @@ export function defaultOptions(): Options {
     hostsFiles: [],
     hostsTtl: DEFAULTS.hostsTtl,
     hostsPoll: 0,
+    hostsText: '',
     roundRobin: false,
     defaultResolver: false,
   };

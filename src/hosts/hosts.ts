@@ -103,9 +103,9 @@ export function parseHosts(text: string, file: string, table: HostsTable): Hosts
 }
 
 /** Reads every file; a file that cannot be read throws with its name and reason. */
-export function loadHostsFiles(files: readonly string[]): { table: HostsTable; problems: HostsProblem[] } {
+export function loadHostsFiles(files: readonly string[], inline = ''): { table: HostsTable; problems: HostsProblem[] } {
   const table = emptyTable();
-  const problems: HostsProblem[] = [];
+  const problems: HostsProblem[] = inline ? parseHosts(inline, '--conf-file address=', table) : [];
   for (const f of files) {
     let text: string;
     try {

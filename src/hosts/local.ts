@@ -13,6 +13,8 @@ export interface HostsOptions {
   ttl: number;
   /** Seconds between checks for changes; 0: never re-read. */
   pollSeconds: number;
+  /** Extra entries in hosts format (dnsmasq address=/domain/ip). */
+  inline?: string;
 }
 
 export class LocalHosts {
@@ -39,7 +41,7 @@ export class LocalHosts {
   }
 
   private load(): HostsTable {
-    const { table, problems } = loadHostsFiles(this.opts.files);
+    const { table, problems } = loadHostsFiles(this.opts.files, this.opts.inline);
     for (const p of problems) this.log.warn(`${p.file}:${p.line}: ${p.message}; line skipped`);
     return table;
   }
