@@ -52,7 +52,7 @@ function opt(flags: string, description: string): Option {
   return new Option(flags, description).env(envName(long));
 }
 
-const BOOLEAN_FLAGS = ['--all-servers', '--strict-order', '--no-resolv', '--log-queries', '--no-negcache', '--prefetch', '--round-robin', '--default-resolver'];
+const BOOLEAN_FLAGS = ['--all-servers', '--strict-order', '--no-resolv', '--log-queries', '--no-negcache', '--prefetch', '--round-robin', '--default-resolver', '--systemd'];
 const FALSE_WORDS = new Set(['', '0', 'false', 'no', 'off']);
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 
@@ -103,6 +103,7 @@ export function buildProgram(): Command {
     .addOption(opt('--tcp-idle-timeout <ms>', 'close a client TCP connection idle this long').argParser(int(100, 600000)).default(DEFAULTS.tcpIdleMs))
     .addOption(opt('--max-tcp-connections <n>', 'client TCP connections at most').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
     .addOption(opt('--conf-file <path>', "read options from a dnsmasq-style key=value file (flags and environment win over it)"))
+    .addOption(opt('--systemd', 'serve on the sockets passed by systemd socket activation (LISTEN_FDS) instead of --listen'))
     .addOption(opt('--default-resolver', "make raced the host's only nameserver in /etc/resolv.conf while it runs (its nameservers become the upstreams); restored on exit"))
     .addOption(opt('--round-robin', 'rotate the order of A/AAAA records in every reply, cache hits included'))
     .addOption(opt('--hostsfile <path>', 'answer names from this hosts file (wildcard *.domain allowed); repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
@@ -152,6 +153,8 @@ export function toOptions(raw: Raw): Options {
   o.hostsPoll = raw.hostsfilePoll as number;
   o.roundRobin = raw.roundRobin === true;
   o.defaultResolver = raw.defaultResolver === true;
+  o.systemd = raw.systemd === true;
+  if (o.systemd && o.workers > 1) throw new OptionValueError('--systemd works with --workers 1 only');
   if (o.defaultResolver && !o.listen.some((l) => l.port === 53)) throw new OptionValueError('--default-resolver needs a --listen address on port 53 (resolv.conf cannot name a port)');
   if (o.defaultResolver && o.workers > 1) throw new OptionValueError('--default-resolver works with --workers 1 only');
   if (o.workers > 1 && o.listen.some((l) => l.port === 0)) throw new OptionValueError('--workers above 1 needs a fixed --listen port');

@@ -2,7 +2,8 @@
 // cache, pipeline, listeners; and takes it apart again (SIGHUP, SIGTERM).
 import type { Options } from './config/options.js';
 import { readResolvUpstreams, watchResolv } from './config/resolv.js';
-import { isLoopback, isWildcard, type Endpoint } from './net/address.js';
+import { endpointLabel, isLoopback, isWildcard, parseEndpoint, type Endpoint } from './net/address.js';
+import { listenFds, udpFamilyOf } from './server/systemd.js';
 import { Upstream, type UpstreamSpec } from './upstream/upstream.js';
 import { UdpPool } from './upstream/udp-pool.js';
 import { makeStrategy } from './strategy/index.js';
@@ -98,10 +99,11 @@ export class Raced {
 
   /** Binds every listen address (UDP and TCP on the same port), then loads the upstreams. */
   async start(): Promise<void> {
+    if (this.opts.systemd) await this.adoptSystemd();
     this.loadUpstreams(true);
     const worker = cluster.isWorker;
     const sharing = !worker ? 'none' : hasReusePort() ? 'reuseport' : 'cluster';
-    for (const ep of this.opts.listen) {
+    for (const ep of this.opts.systemd ? [] : this.opts.listen) {
       const udp = new UdpListener(ep, this.pipeline, this.log, sharing);
       const tcp = new TcpListener(
         ep,
@@ -130,6 +132,37 @@ export class Raced {
       `listening on ${this.bound.map((b) => b.label).join(', ')}; strategy ${this.opts.strategy}; ` +
         `upstreams ${this.upstreams.map((u) => u.label).join(', ')}; cache ${this.opts.cacheSize}`,
     );
+  }
+
+  /**
+   * --systemd: serve on the sockets systemd passed (UDP or TCP, told apart by
+   * /proc), in place of --listen; they also count as raced's own addresses.
+   */
+  private async adoptSystemd(): Promise<void> {
+    const fds = listenFds();
+    if (typeof fds === 'string') throw new StartupError(`--systemd: ${fds}`);
+    const tcpOpts = { idleTimeoutMs: this.opts.tcpIdleMs, maxConnections: this.opts.maxTcpConnections, shared: false };
+    for (const fd of fds) {
+      try {
+        const fam = udpFamilyOf(fd);
+        const placeholder = parseEndpoint(fam === 6 ? '[::]:0' : '0.0.0.0:0', 53, true);
+        let addr: { address: string; port: number };
+        if (fam !== null) {
+          const udp = new UdpListener(placeholder, this.pipeline, this.log);
+          this.udp.push(udp);
+          addr = await udp.adopt(fd);
+        } else {
+          const tcp = new TcpListener(placeholder, this.pipeline, tcpOpts, this.log);
+          this.tcp.push(tcp);
+          addr = await tcp.adopt(fd);
+        }
+        const ep = parseEndpoint(endpointLabel(addr.address, addr.port), 53, true);
+        if (!this.bound.some((b) => b.label === ep.label)) this.bound.push(ep);
+      } catch (err) {
+        throw new StartupError(`--systemd: cannot use descriptor ${fd}: ${(err as Error).message}`);
+      }
+    }
+    this.opts.listen = [...this.bound];
   }
 
   /**

@@ -56,6 +56,8 @@ export interface Options {
   roundRobin: boolean;
   /** Take over /etc/resolv.conf while running (--default-resolver). */
   defaultResolver: boolean;
+  /** Serve on sockets passed by systemd socket activation instead of --listen. */
+  systemd: boolean;
 }
 
 export const DEFAULTS = {
@@ -113,6 +115,7 @@ export function defaultOptions(): Options {
     hostsText: '',
     roundRobin: false,
     defaultResolver: false,
+    systemd: false,
   };
 }
 

@@ -80,6 +80,18 @@ export class TcpListener {
     });
   }
 
+  /** Adopts a listening socket passed by systemd. */
+  adopt(fd: number): Promise<{ address: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ fd }, () => {
+        this.server.off('error', reject);
+        const a = this.server.address();
+        resolve(typeof a === 'object' && a ? { address: a.address, port: a.port } : { address: '?', port: 0 });
+      });
+    });
+  }
+
   /** Stops accepting; open connections end after `graceMs`. */
   close(graceMs: number): void {
     this.server.close();

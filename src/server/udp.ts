@@ -64,6 +64,17 @@ export class UdpListener {
     });
   }
 
+  /** Adopts a socket passed by systemd; resolves with the address it is bound to. */
+  adopt(fd: number): Promise<{ address: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.socket.once('error', reject);
+      this.socket.bind({ fd }, () => {
+        this.socket.off('error', reject);
+        resolve(this.socket.address());
+      });
+    });
+  }
+
   /** Stops taking queries; the socket stays open for the replies still owed. */
   stopAccepting(): void {
     this.draining = true;
