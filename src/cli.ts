@@ -52,7 +52,19 @@ function opt(flags: string, description: string): Option {
   return new Option(flags, description).env(envName(long));
 }
 
-const BOOLEAN_FLAGS = ['--all-servers', '--strict-order', '--no-resolv', '--log-queries', '--no-negcache', '--prefetch', '--round-robin', '--default-resolver', '--systemd'];
+const BOOLEAN_FLAGS = [
+  '--all-servers',
+  '--strict-order',
+  '--no-resolv',
+  '--log-queries',
+  '--no-negcache',
+  '--prefetch',
+  '--round-robin',
+  '--default-resolver',
+  '--systemd',
+  '--enable-search',
+  '--no-rec',
+];
 const FALSE_WORDS = new Set(['', '0', 'false', 'no', 'off']);
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 
@@ -105,6 +117,11 @@ export function buildProgram(): Command {
     .addOption(opt('--conf-file <path>', "read options from a dnsmasq-style key=value file (flags and environment win over it)"))
     .addOption(opt('--systemd', 'serve on the sockets passed by systemd socket activation (LISTEN_FDS) instead of --listen'))
     .addOption(opt('--default-resolver', "make raced the host's only nameserver in /etc/resolv.conf while it runs (its nameservers become the upstreams); restored on exit"))
+    .addOption(opt('--search-domains <list>', 'search domains, comma separated (default: the resolv-file\'s search line)').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
+    .addOption(opt('--enable-search', 'qualify names with the search domains for clients that do not (musl)'))
+    .addOption(opt('--ndots <n>', 'names with at least this many dots are tried as asked first').argParser(int(0, 15)).default(1))
+    .addOption(opt('--fwd-ndots <n>', 'names with fewer dots are not forwarded (NXDOMAIN); 0: all are').argParser(int(0, 15)).default(0))
+    .addOption(opt('--no-rec', 'never forward: answer only from hosts files and the cache (REFUSED otherwise)'))
     .addOption(opt('--round-robin', 'rotate the order of A/AAAA records in every reply, cache hits included'))
     .addOption(opt('--hostsfile <path>', 'answer names from this hosts file (wildcard *.domain allowed); repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
     .addOption(opt('--addn-hosts <path>', "dnsmasq's name for --hostsfile; repeatable").argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
@@ -154,6 +171,11 @@ export function toOptions(raw: Raw): Options {
   o.roundRobin = raw.roundRobin === true;
   o.defaultResolver = raw.defaultResolver === true;
   o.systemd = raw.systemd === true;
+  o.searchDomains = ((raw.searchDomains as string[] | undefined) ?? []).map((d) => d.replace(/\.$/, ''));
+  o.enableSearch = raw.enableSearch === true;
+  o.ndots = raw.ndots as number;
+  o.fwdNdots = raw.fwdNdots as number;
+  o.noRec = raw.rec === false;
   if (o.systemd && o.workers > 1) throw new OptionValueError('--systemd works with --workers 1 only');
   if (o.defaultResolver && !o.listen.some((l) => l.port === 53)) throw new OptionValueError('--default-resolver needs a --listen address on port 53 (resolv.conf cannot name a port)');
   if (o.defaultResolver && o.workers > 1) throw new OptionValueError('--default-resolver works with --workers 1 only');
@@ -181,6 +203,7 @@ async function run(opts: Options): Promise<void> {
       // Upstreams come from the host's original file, never from the live one raced rewrites.
       opts.noResolv = true;
       if (opts.servers.length === 0) opts.servers = upstreamsFrom(takeover, log);
+      if (opts.enableSearch && opts.searchDomains.length === 0) opts.searchDomains = takeover.original().search;
     }
     raced = new Raced(opts, log);
     await raced.start();

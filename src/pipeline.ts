@@ -15,6 +15,7 @@ import type { AnswerCache, CacheEntry } from './cache/cache.js';
 import { LatencyTracker } from './upstream/stats.js';
 import type { Logger } from './log.js';
 import type { LocalHosts } from './hosts/local.js';
+import { searchAndAnswer, type SearchOptions } from './search.js';
 
 export type ClientTransport = 'udp' | 'tcp';
 
@@ -23,6 +24,8 @@ export interface Client {
   readonly transport: ClientTransport;
   readonly address: string;
   readonly port: number;
+  /** A query raced asks itself (search domains): not counted, not searched again. */
+  readonly internal?: boolean;
   respond(reply: Buffer): void;
 }
 
@@ -38,6 +41,12 @@ export interface PipelineOptions {
   logQueries: boolean;
   /** Rotate A/AAAA records per reply (--round-robin). */
   roundRobin?: boolean;
+  /** Search domains for clients that do not search (--enable-search). */
+  search?: SearchOptions | null;
+  /** Names with fewer dots are not forwarded (--fwd-ndots); 0: all are. */
+  fwdNdots?: number;
+  /** Never forward (--no-rec): only local answers and the cache. */
+  noRec?: boolean;
   /** With serve-stale: answer from a stale entry if no answer came in this time (RFC 8767 §5: 1.8 s). */
   staleAfterMs: number;
 }
@@ -104,6 +113,8 @@ export class Pipeline {
     if (!this.allowed(client.address) || this.inflight >= this.opts.forwardMax) {
       return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
     }
+    const search = this.opts.search;
+    if (search && !client.internal && searchAndAnswer(msg, pq, client, search, (q, c) => this.handle(q, c), this.opts.ednsPacketMax)) return;
     if (this.hosts !== null) {
       const local = this.hosts.answer(msg, pq, client.transport === 'udp', this.opts.ednsPacketMax);
       if (local !== null) return this.send(client, local);
@@ -138,9 +149,11 @@ export class Pipeline {
       w.staleTimer = setTimeout(() => this.answerStale(w), Math.min(this.opts.staleAfterMs, this.opts.timeoutMs));
     }
     const route = this.router.select(msg);
-    if (route === LOCAL || route.length === 0) {
-      // A local domain is never forwarded (dnsmasq --server=/domain/); no upstream at all: refuse.
-      const rcode = route === LOCAL ? Rcode.NXDOMAIN : Rcode.REFUSED;
+    const tooShort = (this.opts.fwdNdots ?? 0) > 0 && labelCount(msg) - 1 < this.opts.fwdNdots!;
+    if (route === LOCAL || route.length === 0 || this.opts.noRec || tooShort) {
+      // A local domain (dnsmasq --server=/domain/) or a name with too few dots (--fwd-ndots) is
+      // never forwarded: NXDOMAIN. No upstream at all, or --no-rec: REFUSED.
+      const rcode = route === LOCAL || (tooShort && !this.opts.noRec) ? Rcode.NXDOMAIN : Rcode.REFUSED;
       return this.answer(w, errorReply(msg, pq.question, rcode, pq.edns, this.opts.ednsPacketMax));
     }
     const flight = this.flights.get(key);
@@ -214,7 +227,7 @@ export class Pipeline {
   }
 
   private send(client: Client, reply: Buffer): void {
-    this.stats.replies[client.transport][reply[3]! & 0x0f]!++;
+    if (!client.internal) this.stats.replies[client.transport][reply[3]! & 0x0f]!++;
     if (this.opts.roundRobin && reply.readUInt16BE(6) > 1) rotateAnswers(reply, questionEnd(reply), this.turn++);
     client.respond(reply);
   }
@@ -249,4 +262,11 @@ export class Pipeline {
 
 function questionEnd(reply: Buffer): number {
   return readQuestion(reply)?.end ?? reply.length;
+}
+
+/** Labels in the question name at offset 12. */
+function labelCount(msg: Buffer): number {
+  let n = 0;
+  for (let off = 12; off < msg.length && msg[off]! > 0; off += msg[off]! + 1) n++;
+  return n;
 }

@@ -1,7 +1,8 @@
 // Assembles a running raced from an options object: upstreams, strategy,
 // cache, pipeline, listeners; and takes it apart again (SIGHUP, SIGTERM).
 import type { Options } from './config/options.js';
-import { readResolvUpstreams, watchResolv } from './config/resolv.js';
+import { parseResolvConf, readResolvUpstreams, watchResolv } from './config/resolv.js';
+import { readFileSync } from 'node:fs';
 import { endpointLabel, isLoopback, isWildcard, parseEndpoint, type Endpoint } from './net/address.js';
 import { listenFds, udpFamilyOf } from './server/systemd.js';
 import { Upstream, type UpstreamSpec } from './upstream/upstream.js';
@@ -75,6 +76,9 @@ export class Raced {
         ednsPacketMax: opts.ednsPacketMax,
         logQueries: opts.logQueries,
         roundRobin: opts.roundRobin,
+        search: opts.enableSearch ? { domains: searchDomains(opts), ndots: opts.ndots } : null,
+        fwdNdots: opts.fwdNdots,
+        noRec: opts.noRec,
         staleAfterMs: 1800,
       },
       this.router,
@@ -270,6 +274,17 @@ export class Raced {
     for (const u of this.upstreamsByLabel.values()) u.health.stop();
     this.pipeline.hosts?.stop();
     this.pool.close();
+  }
+}
+
+/** --search-domains, else the resolv-file's search line (unless --no-resolv). */
+function searchDomains(opts: Options): string[] {
+  if (opts.searchDomains.length > 0) return opts.searchDomains;
+  if (opts.noResolv) return [];
+  try {
+    return parseResolvConf(readFileSync(opts.resolvFile, 'utf8')).search.map((d) => d.replace(/\.$/, ''));
+  } catch {
+    return [];
   }
 }
 

@@ -58,6 +58,12 @@ export interface Options {
   defaultResolver: boolean;
   /** Serve on sockets passed by systemd socket activation instead of --listen. */
   systemd: boolean;
+  /** --search-domains; empty: the resolv-file's search line, when --enable-search. */
+  searchDomains: string[];
+  enableSearch: boolean;
+  ndots: number;
+  fwdNdots: number;
+  noRec: boolean;
 }
 
 export const DEFAULTS = {
@@ -116,6 +122,11 @@ export function defaultOptions(): Options {
     roundRobin: false,
     defaultResolver: false,
     systemd: false,
+    searchDomains: [],
+    enableSearch: false,
+    ndots: 1,
+    fwdNdots: 0,
+    noRec: false,
   };
 }
 

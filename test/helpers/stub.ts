@@ -33,6 +33,8 @@ export interface StubOptions {
   answers?: (name: string, type: string) => dnsPacket.Answer[];
   /** Extra A records to make the reply large. */
   bulk?: number;
+  /** Only names under this zone exist; others get NXDOMAIN. */
+  zone?: string;
   /** Where to listen; default 127.0.0.1 on a free port. */
   host?: string;
   port?: number;
@@ -188,7 +190,7 @@ export class Stub {
     let answers: dnsPacket.Answer[] = [];
     let authorities: dnsPacket.Answer[] = [];
     const lower = name.toLowerCase();
-    if (lower.startsWith('nx')) {
+    if (lower.startsWith('nx') || (o.zone !== undefined && lower !== o.zone && !lower.endsWith('.' + o.zone))) {
       rcode = 3;
       if (!lower.startsWith('nx-nosoa')) authorities = [soa];
     } else if (lower.startsWith('nodata')) {
