@@ -5,6 +5,7 @@
 //  - latency p50/p99 at a fixed 10k QPS (dnsperf -v per-query lines);
 //  - RSS of raced holding 100,000 cached entries.
 //   node dist/bench/cache.js [--seconds N] [--runs N]
+import { numArg } from './lib/args.js';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -13,12 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { dnsperf, freePort, startDnsmasq, startNsd, startRaced, waitDns, writeZone, type Proc } from './lib/procs.js';
 import { cpuSeconds, median, percentile, rssBytes } from './lib/stats.js';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
-const seconds = arg('--seconds', 10);
-const runs = arg('--runs', 3);
+const seconds = numArg('--seconds', 10);
+const runs = numArg('--runs', 3);
 /** --memory-only: just the 100,000-entry RSS figure. */
 const memoryOnly = process.argv.includes('--memory-only');
 const dir = mkdtempSync(join(tmpdir(), 'raced-cache-bench-'));

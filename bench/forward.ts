@@ -2,19 +2,15 @@
 // `dnsmasq --all-servers --cache-size=0`, same two nsd upstreams, same query
 // file, dnsperf at saturation, runs interleaved, medians reported.
 //   node dist/bench/forward.js [--seconds N] [--runs N]
+import { numArg } from './lib/args.js';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { dnsperf, startDnsmasq, startNsd, startRaced, type Proc } from './lib/procs.js';
 import { cpuSeconds, median } from './lib/stats.js';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
-
-const seconds = arg('--seconds', 10);
-const runs = arg('--runs', 3);
+const seconds = numArg('--seconds', 10);
+const runs = numArg('--runs', 3);
 const dir = mkdtempSync(join(tmpdir(), 'raced-bench-'));
 const twoCores = cpus().length >= 2;
 const SERVER_CPU = twoCores ? '1' : null;

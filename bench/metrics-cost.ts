@@ -1,18 +1,15 @@
 // What metrics cost on the hot path: cache-hit QPS of raced without metrics
 // and with --metrics-listen scraped every second, interleaved runs, medians.
 //   node dist/bench/metrics-cost.js [--seconds N] [--runs N]
+import { numArg } from './lib/args.js';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dnsperf, freePort, startNsd, startRaced, writeZone, type Proc } from './lib/procs.js';
 import { median } from './lib/stats.js';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
-const seconds = arg('--seconds', 10);
-const runs = arg('--runs', 3);
+const seconds = numArg('--seconds', 10);
+const runs = numArg('--runs', 3);
 const dir = mkdtempSync(join(tmpdir(), 'raced-mcost-'));
 const procs: Proc[] = [];
 try {

@@ -3,6 +3,7 @@
 // raced --cache-size 0 with each strategy, dnsperf at a fixed rate.
 // Scenarios: both healthy; the primary slow (150 ms); the primary dead.
 //   node dist/bench/strategies.js [--seconds N] [--rate QPS]
+import { numArg } from './lib/args.js';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -10,12 +11,8 @@ import { dnsperf, startNsd, startRaced, writeZone, type Proc } from './lib/procs
 import { FaultProxy, type Faults } from './lib/fault-proxy.js';
 import { percentile } from './lib/stats.js';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
-const seconds = arg('--seconds', 10);
-const rate = arg('--rate', 1000);
+const seconds = numArg('--seconds', 10);
+const rate = numArg('--rate', 1000);
 const dir = mkdtempSync(join(tmpdir(), 'raced-strat-'));
 const healthy: Faults = { delayMs: 1, jitterMs: 1, dead: false, servfailRate: 0 };
 const scenarios: Record<string, Faults> = {

@@ -1,53 +1,21 @@
 // The raced command as a user runs it: flags, environment, errors, signals.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import dgram from 'node:dgram';
-import { fileURLToPath } from 'node:url';
 import { Stub } from './helpers/stub.js';
 import { udpQuery, firstData, sleep, tcpExchange, makeQuery, decode } from './helpers/client.js';
 import { hasReusePort } from '../src/workers.js';
+import { CLI, exited, freePort, spawnRaced } from './helpers/process.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'raced-cli-'));
-const children: ChildProcess[] = [];
-after(() => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-});
-
 function run(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 10000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
-/** Starts raced and resolves once it logs that it listens. */
-async function spawnRaced(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; log: () => string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const t0 = Date.now();
-  while (!log.includes('listening on')) {
-    if (child.exitCode !== null || Date.now() - t0 > 5000) throw new Error(`raced did not start: ${log}`);
-    await sleep(20);
-  }
-  return { child, log: () => log };
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  return new Promise((r) => (child.exitCode !== null ? r(child.exitCode) : child.on('exit', (code) => r(code))));
-}
 
 test('--help lists every flag with its environment variable', () => {
   const r = run(['--help']);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Stub } from './helpers/stub.js';
+import { namespaceCommand } from './helpers/process.js';
 import { startRaced, type Running } from './helpers/client.js';
 
 // Async: raced runs in this process and must keep serving while a client waits.
@@ -72,16 +73,7 @@ test(
     const script = fileURLToPath(new URL('./helpers/five-nines.js', import.meta.url));
     const out = await exec(
       'unshare',
-      [
-        '--mount',
-        '--net',
-        'sh',
-        '-c',
-        // getaddrinfo's AI_ADDRCONFIG ignores loopback: give the namespace a
-        // non-loopback address (a veth pair that leads nowhere) so it asks DNS.
-        'ip link set lo up && ip link add rv0 type veth peer name rv1 && ip addr add 198.18.0.1/24 dev rv0 && ' +
-          `ip link set rv0 up && mount --bind "${conf}" /etc/resolv.conf && exec "${process.execPath}" "${script}"`,
-      ],
+      namespaceCommand(conf, script),
       55000,
     );
     const results = JSON.parse(out.trim().split('\n').pop()!) as { ms: number; addr: string }[];

@@ -1,41 +1,16 @@
 // --conf-file: dnsmasq's key=value format, precedence, and errors.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import dgram from 'node:dgram';
-import { fileURLToPath } from 'node:url';
 import { parseConfFile, ConfFileError } from '../src/config/conf-file.js';
 import { Stub } from './helpers/stub.js';
-import { udpQuery, firstData, sleep } from './helpers/client.js';
+import { udpQuery, firstData } from './helpers/client.js';
+import { CLI, freePort, spawnRaced } from './helpers/process.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'raced-conf-'));
-const children: ChildProcess[] = [];
-after(() => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL')));
-
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
-async function spawnRaced(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; log: () => string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(child);
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  for (let i = 0; i < 100 && !log.includes('listening on'); i++) {
-    if (child.exitCode !== null) throw new Error(log);
-    await sleep(50);
-  }
-  return { child, log: () => log };
-}
-
 test('parsing: flags, values, repeated keys; unsupported keys and bad shapes name their line', () => {
   const v = parseConfFile('# c\nserver=192.0.2.1\nserver=/corp.example/192.0.2.2\nall-servers\nno-negcache\ncache-size=0\n', 'x.conf');
   assert.deepEqual(v.get('server'), ['192.0.2.1', '/corp.example/192.0.2.2']);

@@ -7,7 +7,6 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import net from 'node:net';
 import { parser } from '@prometheus-io/lezer-promql';
 import { DASHBOARDS } from '../grafana/dashboards.js';
 import { prometheusConfig } from '../grafana/prometheus.js';
@@ -15,6 +14,7 @@ import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, sleep } from './helpers/client.js';
 import { parseEndpoint } from '../src/net/address.js';
 import { buildRegistry } from '../src/metrics/registry.js';
+import { freeTcpPort } from './helpers/process.js';
 
 const dir = fileURLToPath(new URL('../../grafana/dashboards/', import.meta.url));
 const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
@@ -89,21 +89,12 @@ test('every raced_* metric the dashboards name exists in the registry of a runni
 });
 
 const hasProm = spawnSync('sh', ['-c', 'command -v prometheus']).status === 0;
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
 test('live: every panel query returns data from Prometheus scraping raced', { skip: !hasProm && 'prometheus not installed', timeout: 90_000 }, async () => {
   const fast = await Stub.start({ delayMs: 1 });
   const dead = await Stub.start({ behaviour: 'drop' });
   const slow = await Stub.start({ delayMs: 15 });
-  const mport = await freePort();
-  const pport = await freePort();
+  const mport = await freeTcpPort();
+  const pport = await freeTcpPort();
   const r = await startRaced([fast.label, dead.label, slow.label], {
     cacheSize: 50,
     timeoutMs: 500,

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Resolver } from 'node:dns/promises';
 import { Stub } from './helpers/stub.js';
@@ -59,6 +60,11 @@ test('raced answers from hosts files, never upstream; other names still race', a
     const res = new Resolver();
     res.setServers([`127.0.0.1:${r.port}`]);
     assert.deepEqual(await res.resolve4('db1.db.local'), ['192.0.2.1']);
+    if (spawnSync('sh', ['-c', 'command -v dig']).status === 0) {
+      const { stdout } = await promisify(execFile)('dig', ['@127.0.0.1', '-p', String(r.port), '+tries=1', 'any-name.db.local']);
+      assert.match(stdout, /flags: qr aa rd ra;/);
+      assert.match(stdout, /any-name\.db\.local\.\s+7\s+IN\s+A\s+192\.0\.2\.9/);
+    }
     assert.deepEqual(await res.reverse('192.0.2.1'), ['db1.db.local']);
   } finally {
     await r.close();

@@ -9,21 +9,12 @@ import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, sleep } from './helpers/client.js';
 import { parseEndpoint } from '../src/net/address.js';
 import { parseMetrics, bucketQuantile, type Sample } from '../src/status.js';
+import { freeTcpPort } from './helpers/process.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const value = (s: Sample[], name: string, labels: Record<string, string> = {}): number | undefined =>
   s.find((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v))?.value;
-
-async function freeTcpPort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
 test('metrics: wins credited to the live upstream, timeouts to the dead one, every series from the start', async () => {
   const dead = await Stub.start({ behaviour: 'drop' });

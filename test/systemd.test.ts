@@ -12,22 +12,17 @@ import { listenFds } from '../src/server/systemd.js';
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const hasPython = spawnSync('sh', ['-c', 'command -v python3']).status === 0;
 
-// Binds UDP and TCP on 127.0.0.1:PORT, then in a child puts them at fds 3 and 4,
-// sets LISTEN_PID to the child's own pid, and execs raced.
+// Binds UDP and TCP on 127.0.0.1:PORT, puts them at fds 3 and 4, sets
+// LISTEN_PID to its own pid and execs raced in place (same pid, as systemd does).
 const LAUNCHER = `
 import os, socket, sys
 port = int(sys.argv[1])
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('127.0.0.1', port))
 t = socket.socket(socket.AF_INET, socket.SOCK_STREAM); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); t.bind(('127.0.0.1', port)); t.listen(64)
-pid = os.fork()
-if pid == 0:
-    os.dup2(u.fileno(), 3); os.dup2(t.fileno(), 4)
-    os.set_inheritable(3, True); os.set_inheritable(4, True)
-    env = dict(os.environ, LISTEN_FDS='2', LISTEN_PID=str(os.getpid()))
-    os.execve(sys.argv[2], sys.argv[2:], env)
-u.close(); t.close()
-_, status = os.waitpid(pid, 0)
-sys.exit(os.waitstatus_to_exitcode(status))
+os.dup2(u.fileno(), 3); os.dup2(t.fileno(), 4)
+os.set_inheritable(3, True); os.set_inheritable(4, True)
+env = dict(os.environ, LISTEN_FDS='2', LISTEN_PID=str(os.getpid()))
+os.execve(sys.argv[2], sys.argv[2:], env)
 `;
 
 test('LISTEN_PID and LISTEN_FDS are checked', () => {

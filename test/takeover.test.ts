@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ResolvTakeover, MARKER } from '../src/config/takeover.js';
+import { namespaceCommand } from './helpers/process.js';
 
 const has = (c: string): boolean => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
 const canNamespace = process.getuid?.() === 0 && has('unshare') && has('getent') && has('ip');
@@ -46,14 +47,7 @@ test(
     const script = fileURLToPath(new URL('./helpers/takeover.js', import.meta.url));
     const { stdout } = await promisify(execFile)(
       'unshare',
-      [
-        '--mount',
-        '--net',
-        'sh',
-        '-c',
-        'ip link set lo up && ip link add rv0 type veth peer name rv1 && ip addr add 198.18.0.1/24 dev rv0 && ' +
-          `ip link set rv0 up && mount --bind "${conf}" /etc/resolv.conf && exec "${process.execPath}" "${script}"`,
-      ],
+      namespaceCommand(conf, script),
       { encoding: 'utf8', timeout: 85_000 },
     );
     const o = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown>;

@@ -1,0 +1,68 @@
+// raced as a separate process, the way a user runs it, for the CLI-level tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { after } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const children: ChildProcess[] = [];
+after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+/** A UDP port free on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  const p = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freeTcpPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+/** Starts raced and resolves once it logs that it listens; killed at the end of the test file. */
+export async function spawnRaced(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; log: () => string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(child);
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const t0 = Date.now();
+  while (!log.includes('listening on')) {
+    if (child.exitCode !== null || Date.now() - t0 > 5000) throw new Error(`raced did not start: ${log}`);
+    await sleep(20);
+  }
+  return { child, log: () => log };
+}
+
+export function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((r) => (child.exitCode !== null ? r(child.exitCode) : child.once('exit', (code) => r(code))));
+}
+
+/**
+ * The sh command that sets up a private network namespace (loopback up, and
+ * a veth address so getaddrinfo's AI_ADDRCONFIG asks DNS), bind-mounts
+ * `conf` on /etc/resolv.conf and runs `script` with node. Use under
+ * `unshare --mount --net sh -c`.
+ */
+export function namespaceCommand(conf: string, script: string): string[] {
+  return [
+    '--mount',
+    '--net',
+    'sh',
+    '-c',
+    'ip link set lo up && ip link add rv0 type veth peer name rv1 && ip addr add 198.18.0.1/24 dev rv0 && ' +
+      `ip link set rv0 up && mount --bind "${conf}" /etc/resolv.conf && exec "${process.execPath}" "${script}"`,
+  ];
+}
