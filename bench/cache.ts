@@ -26,7 +26,10 @@ async function startCeiling(upstream: number): Promise<Proc> {
   const port = await freePort();
   const script = fileURLToPath(new URL('./ceiling.js', import.meta.url));
   const child = spawn('taskset', ['-c', SERVER_CPU, process.execPath, script, String(port), String(upstream)], { stdio: 'ignore' });
-  await waitDns(port);
+  await waitDns(port).catch((err: Error) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
   return {
     name: 'ceiling',
     child,

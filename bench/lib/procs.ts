@@ -77,6 +77,17 @@ function track(name: string, child: ChildProcess, port: number): Proc {
   };
 }
 
+/** Waits for `p` to answer; if it never does, stops it (so no process outlives a failed start) and throws. */
+async function ready(p: Proc): Promise<Proc> {
+  try {
+    await waitDns(p.port);
+    return p;
+  } catch (err) {
+    await p.stop();
+    throw err;
+  }
+}
+
 /** Waits until something answers DNS on the port (h0.bench.test A, the first name of the zone). */
 export async function waitDns(port: number, ms = 10000): Promise<void> {
   const q = dnsPacket.encode({ type: 'query', id: 1, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: 'h0.bench.test', type: 'A' }] });
@@ -136,9 +147,7 @@ export async function startNsd(dir: string, origin: string, zoneFile: string, cp
     ].join('\n'),
   );
   const [cmd, args] = pinned(cpu, 'nsd', ['-d', '-c', conf]);
-  const p = track(`nsd:${port}`, spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }), port);
-  await waitDns(port);
-  return p;
+  return ready(track(`nsd:${port}`, spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }), port));
 }
 
 export async function startDnsmasq(upstreams: number[], extra: string[], cpu: string | null): Promise<Proc> {
@@ -158,18 +167,14 @@ export async function startDnsmasq(upstreams: number[], extra: string[], cpu: st
     ...extra,
   ];
   const [cmd, a] = pinned(cpu, 'dnsmasq', args);
-  const p = track(`dnsmasq:${port}`, spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }), port);
-  await waitDns(port);
-  return p;
+  return ready(track(`dnsmasq:${port}`, spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }), port));
 }
 
 export async function startRaced(upstreams: number[], extra: string[], cpu: string | null): Promise<Proc> {
   const port = await freePort();
   const args = ['--max-semi-space-size=4', RACED_CLI, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...upstreams.map((p) => `--server=127.0.0.1:${p}`), ...extra];
   const [cmd, a] = pinned(cpu, process.execPath, args);
-  const p = track(`raced:${port}`, spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }), port);
-  await waitDns(port);
-  return p;
+  return ready(track(`raced:${port}`, spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }), port));
 }
 
 export interface PerfResult {
