@@ -35,6 +35,23 @@ const quantiles = (bucket: string, by: string, legendPrefix: string, extra = '')
     q(`histogram_quantile(${p}, sum by (${['le', by].filter(Boolean).join(', ')}) (${rate(bucket, extra)}))`, `${legendPrefix}p${p * 100}`, 'ABC'[i]),
   );
 
+/** A multi-value query variable with an "All" that matches everything. */
+function queryVar(name: string, label: string, query: string): Record<string, unknown> {
+  return {
+    name,
+    label,
+    type: 'query',
+    datasource: DS,
+    query: { query, refId: name },
+    definition: query,
+    includeAll: true,
+    multi: true,
+    allValue: '.*',
+    current: { text: 'All', value: '$__all' },
+    refresh: 2,
+  };
+}
+
 function dashboard(uid: string, title: string, description: string, panels: Panel[], upstreamVar: boolean): Record<string, unknown> {
   let x = 0;
   let y = 0;
@@ -59,36 +76,12 @@ function dashboard(uid: string, title: string, description: string, panels: Pane
     x += w;
     return out;
   });
-  const templating = [
+  const templating: Record<string, unknown>[] = [
     { name: 'datasource', label: 'Prometheus', type: 'datasource', query: 'prometheus', current: {}, hide: 0 },
-    {
-      name: 'instance',
-      label: 'raced instance',
-      type: 'query',
-      datasource: DS,
-      query: { query: 'label_values(raced_build_info, instance)', refId: 'instance' },
-      definition: 'label_values(raced_build_info, instance)',
-      includeAll: true,
-      multi: true,
-      allValue: '.*',
-      current: { text: 'All', value: '$__all' },
-      refresh: 2,
-    },
+    queryVar('instance', 'raced instance', 'label_values(raced_build_info, instance)'),
   ];
   if (upstreamVar) {
-    templating.push({
-      name: 'upstream',
-      label: 'upstream',
-      type: 'query',
-      datasource: DS,
-      query: { query: 'label_values(raced_upstream_queries_total, upstream)', refId: 'upstream' },
-      definition: 'label_values(raced_upstream_queries_total, upstream)',
-      includeAll: true,
-      multi: true,
-      allValue: '.*',
-      current: { text: 'All', value: '$__all' },
-      refresh: 2,
-    });
+    templating.push(queryVar('upstream', 'upstream', 'label_values(raced_upstream_queries_total, upstream)'));
   }
   return {
     uid,

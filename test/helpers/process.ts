@@ -1,6 +1,5 @@
 // raced as a separate process, the way a user runs it, for the CLI-level tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import net from 'node:net';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,14 +12,8 @@ after(() => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-/** A UDP port free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
+/** A UDP port free on 127.0.0.1 right now (the bench's helper). */
+export { freePort } from '../../bench/lib/procs.js';
 
 /** A TCP port free on 127.0.0.1 right now. */
 export function freeTcpPort(): Promise<number> {
