@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import dgram from 'node:dgram';
 import dnsPacket from 'dns-packet';
 import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, udpRaw, makeQuery, tcpExchange, decode, firstData, sleep, type Running } from './helpers/client.js';
@@ -276,4 +277,36 @@ test('the answer carries the client spelling of the name (0x20)', async () => {
   const { packet } = await udpQuery(r.port, 'MiXeD.ExAmPlE', { type: 'AAAA' });
   assert.equal(packet.questions![0]!.name, 'MiXeD.ExAmPlE');
   assert.equal(firstData(packet, 'AAAA'), '2001:db8::1');
+});
+
+test('IPv6: --listen [::1]:PORT answers over UDP and TCP', async () => {
+  const { parseEndpoint } = await import('../src/net/address.js');
+  const rr = await startRaced([up.label], { listen: [parseEndpoint('[::1]:0', 53, true)] });
+  try {
+    const port = rr.raced.bound[0]!.port;
+    assert.equal(rr.raced.bound[0]!.label, `[::1]:${port}`);
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const s = dgram.createSocket('udp6');
+      const t = setTimeout(() => reject(new Error('no reply over IPv6')), 3000);
+      s.on('message', (m) => {
+        clearTimeout(t);
+        s.close();
+        resolve(m);
+      });
+      s.send(makeQuery('v6.example', { type: 'AAAA' }), port, '::1');
+    });
+    assert.equal(firstData(decode(reply), 'AAAA'), '2001:db8::1');
+    const tcpReply = await new Promise<Buffer>((resolve, reject) => {
+      const sock = net.connect(port, '::1');
+      sock.on('error', reject);
+      sock.on('connect', () => sock.write(frame(makeQuery('v6tcp.example', { type: 'AAAA' }))));
+      sock.on('data', (d: Buffer) => {
+        sock.destroy();
+        resolve(d.subarray(2));
+      });
+    });
+    assert.equal(firstData(decode(tcpReply), 'AAAA'), '2001:db8::1');
+  } finally {
+    await rr.close();
+  }
 });
