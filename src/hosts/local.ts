@@ -65,8 +65,9 @@ export class LocalHosts {
     const rdatas = hit.kind === 'addresses' ? hit.addrs : hit.kind === 'ptr' ? [textToWire(hit.name)] : [];
     const out = localAnswer(msg, pq, rdatas, this.opts.ttl, ednsPacketMax);
     // Many addresses for one name can overflow a UDP client: the same TC rule as forwarded replies.
-    if (!udp || out.length <= clientUdpLimit(pq, ednsPacketMax)) return out;
-    return shapeReply(out, { start: 0, end: out.length, opt: -1, optEnd: -1, ttls: null }, msg, pq, clientUdpLimit(pq, ednsPacketMax), 0);
+    const limit = udp ? clientUdpLimit(pq, ednsPacketMax) : 65535;
+    if (out.length <= limit) return out;
+    return shapeReply(out, { start: 0, end: out.length, opt: -1, optEnd: -1, ttls: null }, msg, pq, limit, 0);
   }
 
   stop(): void {

@@ -1,8 +1,6 @@
 // RFC 1035 §4.2.2 / RFC 7766 TCP framing: a 2-byte length before each message.
 // Bytes may arrive one at a time or many messages at once.
 
-export const MAX_FRAME = 65535;
-
 export function frame(msg: Buffer): Buffer {
   const out = Buffer.allocUnsafe(msg.length + 2);
   out.writeUInt16BE(msg.length, 0);
@@ -25,10 +23,5 @@ export class FrameReader {
       off += 2 + len;
     }
     this.buf = off < data.length ? Buffer.from(data.subarray(off)) : null;
-  }
-
-  /** Bytes of an incomplete message held. */
-  get buffered(): number {
-    return this.buf ? this.buf.length : 0;
   }
 }

@@ -13,8 +13,6 @@ export class Health {
   private backoff = FIRST_BACKOFF_MS;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
-  /** Times the upstream went down, for logs and metrics. */
-  downs = 0;
 
   /**
    * `probe` asks the upstream something cheap and calls back with whether a
@@ -38,7 +36,6 @@ export class Health {
   markDown(): void {
     if (!this.up || this.stopped) return;
     this.up = false;
-    this.downs++;
     this.backoff = FIRST_BACKOFF_MS;
     this.onChange(false);
     this.schedule();

@@ -109,7 +109,6 @@ export class UdpPool {
   private readonly pools = new Map<string, PooledSocket[]>();
   /** Datagrams that matched no pending leg (late replies of released legs, spoofs). */
   stray = 0;
-  private closing = false;
 
   /**
    * Registers the leg under a fresh random ID on a random socket, writes the
@@ -167,7 +166,6 @@ export class UdpPool {
 
   /** Closes idle sockets now and the others as their last leg ends. */
   close(): void {
-    this.closing = true;
     for (const list of this.pools.values()) {
       for (const s of [...list]) {
         s.retired = true;
@@ -175,9 +173,5 @@ export class UdpPool {
       }
     }
     this.pools.clear();
-  }
-
-  get closed(): boolean {
-    return this.closing;
   }
 }

@@ -112,19 +112,27 @@ export class Leg implements PendingUdp {
 
   onDatagram(msg: Buffer): void {
     if (this.done) return;
-    const stats = this.upstream.stats;
-    stats.bytesReceived += msg.length;
-    const m = matchReply(msg, this.packet, this.qEnd, this.wantTtls);
-    if (typeof m === 'string') {
-      // Not an answer to this leg: count it and keep waiting (RFC 5452 §9.1).
-      stats.errors[m === 'malformed' ? 'malformed' : 'mismatch']++;
-      return;
-    }
+    const m = this.check(msg);
+    if (m === null) return;
     if (msg.readUInt16BE(2) & FLAG_TC) {
       this.releaseUdp();
       this.overTcp();
       return;
     }
+    this.accept(msg, m);
+  }
+
+  /** Counts a received message; its scan when it answers this leg, else null (counted, keep waiting: RFC 5452 §9.1). */
+  private check(msg: Buffer): Scan | null {
+    const stats = this.upstream.stats;
+    stats.bytesReceived += msg.length;
+    const m = matchReply(msg, this.packet, this.qEnd, this.wantTtls);
+    if (typeof m !== 'string') return m;
+    stats.errors[m === 'malformed' ? 'malformed' : 'mismatch']++;
+    return null;
+  }
+
+  private accept(msg: Buffer, m: Scan): void {
     this.finish({ ok: true, reply: msg, scan: m, rcode: m.rcode, rtt: (performance.now() - this.started) / 1000 });
   }
 
@@ -153,13 +161,8 @@ export class Leg implements PendingUdp {
       this.endpoint,
       this.packet,
       (msg) => {
-        stats.bytesReceived += msg.length;
-        const m = matchReply(msg, this.packet, this.qEnd, this.wantTtls);
-        if (typeof m === 'string') {
-          stats.errors[m === 'malformed' ? 'malformed' : 'mismatch']++;
-          return;
-        }
-        this.finish({ ok: true, reply: msg, scan: m, rcode: m.rcode, rtt: (performance.now() - this.started) / 1000 });
+        const m = this.check(msg);
+        if (m !== null) this.accept(msg, m);
       },
       () => this.fail('tcp'),
     );
