@@ -91,7 +91,7 @@ export function buildProgram(): Command {
     .description('DNS race-forwarder: asks every upstream at once and answers with the first valid reply.')
     .version(VERSION, '-v, --version')
     .addOption(opt('--listen <addr[:port]>', `address to listen on, UDP and TCP; repeatable (default: ${DEFAULTS.listen})`).argParser(list(parse.listen)))
-    .addOption(opt('--server <addr[:port]>', 'upstream resolver: ADDR, ADDR:PORT, ADDR#PORT, [V6]:PORT, tcp://ADDR; /domain/ADDR for one domain, /domain/ to keep it local; repeatable; replaces --resolv-file').argParser(list(parse.server)))
+    .addOption(opt('--server <addr[:port]>', 'upstream resolver: ADDR, ADDR:PORT, ADDR#PORT, [V6]:PORT, tcp://ADDR, tls://NAME@ADDR[:853]; /domain/ADDR for one domain, /domain/ to keep it local; repeatable; replaces --resolv-file').argParser(list(parse.server)))
     .addOption(opt('--resolv-file <path>', 'read upstreams from this resolv.conf; re-read when it changes').default(DEFAULTS.resolvFile))
     .addOption(opt('--no-resolv', 'do not read upstreams from the resolv-file'))
     .addOption(opt('--all-servers', 'race all upstreams at once (the default strategy)'))
@@ -114,6 +114,12 @@ export function buildProgram(): Command {
     .addOption(opt('--edns-packet-max <bytes>', 'largest UDP reply to a client, and the EDNS size advertised upstream').argParser(int(512, 4096)).default(DEFAULTS.ednsPacketMax))
     .addOption(opt('--tcp-idle-timeout <ms>', 'close a client TCP connection idle this long').argParser(int(100, 600000)).default(DEFAULTS.tcpIdleMs))
     .addOption(opt('--max-tcp-connections <n>', 'client TCP connections at most').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
+    .addOption(opt('--tls-pool <n>', 'persistent connections per tls:// or tcp:// upstream, each carrying many queries at once').argParser(int(1, 64)).default(DEFAULTS.tlsPool))
+    .addOption(opt('--tls-ca <file>', 'also trust the CA certificates in this PEM file for tls:// upstreams (the system store is always trusted); repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
+    .addOption(opt('--tls-connect-timeout <ms>', 'give up on a TCP connect to a tls:// or tcp:// upstream after this long').argParser(int(10, 60000)).default(DEFAULTS.tlsConnectTimeoutMs))
+    .addOption(opt('--tls-handshake-timeout <ms>', 'give up on a TLS handshake after this long').argParser(int(10, 60000)).default(DEFAULTS.tlsHandshakeTimeoutMs))
+    .addOption(opt('--tls-read-timeout <ms>', 'drop an upstream connection that has queries out and sends nothing for this long; its queries go out again on another').argParser(int(10, 60000)).default(DEFAULTS.tlsReadTimeoutMs))
+    .addOption(opt('--tls-idle-timeout <ms>', "close an upstream connection unused this long (sooner if the server's EDNS keepalive says so)").argParser(int(10, 600000)).default(DEFAULTS.tlsIdleTimeoutMs))
     .addOption(opt('--conf-file <path>', "read options from a dnsmasq-style key=value file (flags and environment win over it)"))
     .addOption(opt('--systemd', 'serve on the sockets passed by systemd socket activation (LISTEN_FDS) instead of --listen'))
     .addOption(opt('--default-resolver', "make raced the host's only nameserver in /etc/resolv.conf while it runs (its nameservers become the upstreams); restored on exit"))
@@ -176,6 +182,12 @@ export function toOptions(raw: Raw): Options {
   o.ndots = raw.ndots as number;
   o.fwdNdots = raw.fwdNdots as number;
   o.noRec = raw.rec === false;
+  o.tlsPool = raw.tlsPool as number;
+  o.tlsCa = (raw.tlsCa as string[] | undefined) ?? [];
+  o.tlsConnectTimeoutMs = raw.tlsConnectTimeout as number;
+  o.tlsHandshakeTimeoutMs = raw.tlsHandshakeTimeout as number;
+  o.tlsReadTimeoutMs = raw.tlsReadTimeout as number;
+  o.tlsIdleTimeoutMs = raw.tlsIdleTimeout as number;
   if (o.systemd && o.workers > 1) throw new OptionValueError('--systemd works with --workers 1 only');
   if (o.defaultResolver && !o.listen.some((l) => l.port === 53)) throw new OptionValueError('--default-resolver needs a --listen address on port 53 (resolv.conf cannot name a port)');
   if (o.defaultResolver && o.workers > 1) throw new OptionValueError('--default-resolver works with --workers 1 only');

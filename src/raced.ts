@@ -5,7 +5,9 @@ import { parseResolvConf, readResolvUpstreams, watchResolv } from './config/reso
 import { readFileSync } from 'node:fs';
 import { endpointLabel, isLoopback, isWildcard, parseEndpoint, type Endpoint } from './net/address.js';
 import { listenFds, udpFamilyOf } from './server/systemd.js';
-import { Upstream, type UpstreamSpec } from './upstream/upstream.js';
+import { Upstream, type UpstreamEvents, type UpstreamSpec } from './upstream/upstream.js';
+import type { StreamPoolOptions } from './upstream/stream-pool.js';
+import { loadCas } from './upstream/ca.js';
 import { UdpPool } from './upstream/udp-pool.js';
 import { makeStrategy } from './strategy/index.js';
 import { AnswerCache } from './cache/cache.js';
@@ -49,6 +51,17 @@ export class Raced {
   private unwatch: (() => void) | null = null;
   private metricsServer: Server | null = null;
   private stopping = false;
+  /** Settings of pooled tcp:// and tls:// connections; the CAs are read once, on first use. */
+  private streamOpts: (Omit<StreamPoolOptions, 'tls'> & { ca: (string | Buffer)[] }) | null = null;
+  private readonly events: UpstreamEvents = {
+    health: (u, up) => this.log.warn(`upstream ${u.label} is ${up ? 'up again' : 'down'}`),
+    connError: (u, kind, message) =>
+      this.log.warn(
+        kind === 'verify'
+          ? `upstream ${u.label}: certificate verification failed: ${message}`
+          : `upstream ${u.label}: connection ${kind === 'reset' ? 'lost' : `failed (${kind})`}: ${message}`,
+      ),
+  };
 
   constructor(
     readonly opts: Options,
@@ -104,6 +117,8 @@ export class Raced {
   /** Binds every listen address (UDP and TCP on the same port), then loads the upstreams. */
   async start(): Promise<void> {
     if (this.opts.systemd) await this.adoptSystemd();
+    // An unreadable --tls-ca is a start-up error even before any tls:// upstream needs it.
+    if (this.opts.tlsCa.length > 0) this.stream();
     this.loadUpstreams(true);
     const worker = cluster.isWorker;
     const sharing = !worker ? 'none' : hasReusePort() ? 'reuseport' : 'cluster';
@@ -220,7 +235,7 @@ export class Raced {
       }
       let u = this.upstreamsByLabel.get(spec.label);
       if (u === undefined || u.spec.transport !== spec.transport) {
-        u = new Upstream(spec, this.pool, (up, isUp) => this.log.warn(`upstream ${up.label} is ${isUp ? 'up again' : 'down'}`));
+        u = new Upstream(spec, this.pool, this.events, spec.transport === 'udp' ? null : this.stream());
         this.upstreamsByLabel.set(spec.label, u);
       }
       used.add(u);
@@ -251,12 +266,32 @@ export class Raced {
     }
     for (const [label, u] of this.upstreamsByLabel) {
       if (!used.has(u)) {
-        u.health.stop();
+        u.close();
         this.upstreamsByLabel.delete(label);
       }
     }
     this.router.setUpstreams(defaults, rules);
     if (!initial) this.log.info(`upstreams now ${this.upstreams.map((u) => u.label).join(', ')}`);
+  }
+
+  private stream(): Omit<StreamPoolOptions, 'tls'> & { ca: (string | Buffer)[] } {
+    if (this.streamOpts) return this.streamOpts;
+    const o = this.opts;
+    let ca: (string | Buffer)[];
+    try {
+      ca = loadCas(o.tlsCa);
+    } catch (err) {
+      throw new StartupError((err as Error).message);
+    }
+    this.streamOpts = {
+      size: o.tlsPool,
+      ca,
+      connectTimeoutMs: o.tlsConnectTimeoutMs,
+      handshakeTimeoutMs: o.tlsHandshakeTimeoutMs,
+      readTimeoutMs: o.tlsReadTimeoutMs,
+      idleTimeoutMs: o.tlsIdleTimeoutMs,
+    };
+    return this.streamOpts;
   }
 
   /** Stops accepting, lets queries in flight finish for up to `graceMs`, then releases everything. */
@@ -271,7 +306,7 @@ export class Raced {
     await this.pipeline.drain(graceMs);
     this.pipeline.abortAll();
     for (const l of this.udp) l.close();
-    for (const u of this.upstreamsByLabel.values()) u.health.stop();
+    for (const u of this.upstreamsByLabel.values()) u.close();
     this.pipeline.hosts?.stop();
     this.pool.close();
   }

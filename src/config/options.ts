@@ -64,6 +64,14 @@ export interface Options {
   ndots: number;
   fwdNdots: number;
   noRec: boolean;
+  /** Pooled connections per tls:// (and tcp://) upstream. */
+  tlsPool: number;
+  /** Extra CA files for tls:// upstreams, on top of the system store. */
+  tlsCa: string[];
+  tlsConnectTimeoutMs: number;
+  tlsHandshakeTimeoutMs: number;
+  tlsReadTimeoutMs: number;
+  tlsIdleTimeoutMs: number;
 }
 
 export const DEFAULTS = {
@@ -86,6 +94,12 @@ export const DEFAULTS = {
   metricsListen: '127.0.0.1:9153',
   /** Seconds; small, so an edited hosts file is seen soon by caching clients. */
   hostsTtl: 10,
+  tlsPool: 2,
+  tlsConnectTimeoutMs: 2000,
+  tlsHandshakeTimeoutMs: 2000,
+  tlsReadTimeoutMs: 3000,
+  // Below the 10 s after which Cloudflare closes an idle connection, so raced usually closes first.
+  tlsIdleTimeoutMs: 8000,
 };
 
 export function defaultOptions(): Options {
@@ -127,6 +141,12 @@ export function defaultOptions(): Options {
     ndots: 1,
     fwdNdots: 0,
     noRec: false,
+    tlsPool: DEFAULTS.tlsPool,
+    tlsCa: [],
+    tlsConnectTimeoutMs: DEFAULTS.tlsConnectTimeoutMs,
+    tlsHandshakeTimeoutMs: DEFAULTS.tlsHandshakeTimeoutMs,
+    tlsReadTimeoutMs: DEFAULTS.tlsReadTimeoutMs,
+    tlsIdleTimeoutMs: DEFAULTS.tlsIdleTimeoutMs,
   };
 }
 

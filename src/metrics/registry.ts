@@ -3,10 +3,11 @@
 // numbers the pipeline, the races, the cache and the upstreams keep.
 import { Registry, type MetricValue } from 'prom-client';
 import { rcodeName } from '../wire/constants.js';
-import { ERROR_KINDS, LATENCY_BUCKETS, type LatencyTracker } from '../upstream/stats.js';
+import { ERROR_KINDS, LATENCY_BUCKETS } from '../upstream/stats.js';
 import type { Raced } from '../raced.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { FANOUT_BUCKETS } from '../race.js';
+import { CONN_ERROR_KINDS, QUERIES_PER_CONN_BUCKETS, type StreamStats } from '../upstream/stream-pool.js';
 
 /** A sample; histograms name their series (_bucket, _sum, _count) in metricName, as prom-client does. */
 type Values = (MetricValue<string> & { metricName?: string })[];
@@ -26,8 +27,15 @@ class Computed {
   }
 }
 
-/** Cumulative Prometheus buckets from a tracker's non-cumulative counts. */
-function histogram(name: string, t: LatencyTracker, labels: Record<string, string> = {}, bounds = LATENCY_BUCKETS): Values {
+/** Non-cumulative bucket counts (last slot +Inf) with their sum and count. */
+interface Counts {
+  readonly buckets: Float64Array;
+  readonly sum: number;
+  readonly count: number;
+}
+
+/** Cumulative Prometheus buckets from non-cumulative counts. */
+function histogram(name: string, t: Counts, labels: Record<string, string> = {}, bounds: readonly number[] = LATENCY_BUCKETS): Values {
   const out: Values = [];
   let acc = 0;
   for (let i = 0; i < bounds.length; i++) {
@@ -50,6 +58,31 @@ function byRcode(counts: Float64Array, labels: Record<string, string>): Values {
     if (counts[rc]! > 0 || COMMON_RCODES.includes(rc)) out.push({ labels: { ...labels, rcode: rcodeName(rc) }, value: counts[rc]! });
   }
   return out;
+}
+
+/** Per-connection figures of the upstreams that use pooled connections (tcp://, tls://). */
+function streamMetrics(ups: () => readonly Upstream[]): Computed[] {
+  const streams = (): [Upstream, StreamStats][] => ups().flatMap((u) => (u.stream ? [[u, u.stream.stats] as [Upstream, StreamStats]] : []));
+  const each = (f: (s: StreamStats) => number): (() => Values) => () => streams().map(([u, s]) => ({ labels: { upstream: u.label }, value: f(s) }));
+  return [
+    new Computed('raced_upstream_connections_opened_total', 'Connections opened to each tcp:// or tls:// upstream', 'counter', each((s) => s.opened)),
+    new Computed('raced_upstream_connections_closed_total', 'Connections to each tcp:// or tls:// upstream that ended, for any reason', 'counter', each((s) => s.closed)),
+    new Computed('raced_upstream_connections_open', 'Connections to each tcp:// or tls:// upstream open or being opened now', 'gauge', each((s) => s.opened - s.closed)),
+    new Computed('raced_upstream_tls_handshakes_total', 'TLS handshakes completed with each tls:// upstream', 'counter', each((s) => s.handshakes)),
+    new Computed('raced_upstream_tls_resumed_total', 'TLS handshakes that resumed an earlier session', 'counter', each((s) => s.resumed)),
+    new Computed('raced_upstream_resent_total', 'Queries sent again because the connection they were on went away', 'counter', each((s) => s.resent)),
+    new Computed(
+      'raced_upstream_connection_errors_total',
+      'Upstream connection failures by kind: connect, handshake, verify (certificate), read_timeout, reset (lost with queries on it)',
+      'counter',
+      () => streams().flatMap(([u, s]) => CONN_ERROR_KINDS.map((kind) => ({ labels: { upstream: u.label, kind }, value: s.errors[kind] }))),
+    ),
+    new Computed('raced_upstream_queries_per_connection', 'Queries each closed upstream connection carried', 'histogram', () =>
+      streams().flatMap(([u, s]) =>
+        histogram('raced_upstream_queries_per_connection', { buckets: s.perConn, sum: s.perConnSum, count: s.closed }, { upstream: u.label }, QUERIES_PER_CONN_BUCKETS),
+      ),
+    ),
+  ];
 }
 
 export function buildRegistry(raced: Raced, version: string, registry = new Registry()): Registry {
@@ -85,7 +118,7 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
     new Computed('raced_upstream_duration_seconds', 'Time from sending a query to an upstream to its valid reply', 'histogram', () =>
       ups().flatMap((u) => histogram('raced_upstream_duration_seconds', u.stats.latency, { upstream: u.label })),
     ),
-    new Computed('raced_upstream_errors_total', 'Upstream failures by kind: timeout, servfail, refused, malformed, mismatch, network, tcp', 'counter', () =>
+    new Computed('raced_upstream_errors_total', 'Upstream failures by kind: timeout, servfail, refused, malformed, mismatch, network, tcp, tls', 'counter', () =>
       ups().flatMap((u) => ERROR_KINDS.map((kind) => ({ labels: { upstream: u.label, kind }, value: u.stats.errors[kind] }))),
     ),
     new Computed('raced_upstream_bytes_total', 'DNS message bytes exchanged with each upstream', 'counter', () =>
@@ -97,25 +130,16 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
     new Computed('raced_upstream_up', '1 while the upstream is considered healthy, 0 while it is down and being probed', 'gauge', () =>
       perUpstream((u) => (u.health.up ? 1 : 0)),
     ),
+    ...streamMetrics(ups),
     new Computed('raced_upstream_inflight', 'Queries sent to each upstream and not yet answered or given up', 'gauge', () =>
       perUpstream((u) => u.stats.inflight),
     ),
     new Computed('raced_race_margin_seconds', 'How much earlier the winner answered than the next valid reply', 'histogram', () =>
       histogram('raced_race_margin_seconds', rs.margin),
     ),
-    new Computed('raced_race_fanout', 'Upstream queries sent per race (per client query that went upstream)', 'histogram', () => {
-      const out: Values = [];
-      let acc = 0;
-      FANOUT_BUCKETS.forEach((b, i) => {
-        acc += rs.fanout[i]!;
-        out.push({ metricName: 'raced_race_fanout_bucket', labels: { le: String(b) }, value: acc });
-      });
-      acc += rs.fanout[FANOUT_BUCKETS.length]!;
-      out.push({ metricName: 'raced_race_fanout_bucket', labels: { le: '+Inf' }, value: acc });
-      out.push({ metricName: 'raced_race_fanout_sum', labels: {}, value: rs.legs });
-      out.push({ metricName: 'raced_race_fanout_count', labels: {}, value: rs.races });
-      return out;
-    }),
+    new Computed('raced_race_fanout', 'Upstream queries sent per race (per client query that went upstream)', 'histogram', () =>
+      histogram('raced_race_fanout', { buckets: rs.fanout, sum: rs.legs, count: rs.races }, {}, FANOUT_BUCKETS),
+    ),
     new Computed('raced_race_wasted_total', 'Upstream queries whose reply was not the answer (lost, late or never came)', 'counter', () => [
       { labels: {}, value: rs.wasted },
     ]),

@@ -1,7 +1,7 @@
 // Per-upstream counters kept as plain numbers: the hot path only increments
 // fields; the metrics layer reads them when Prometheus scrapes.
 
-export const ERROR_KINDS = ['timeout', 'servfail', 'refused', 'malformed', 'mismatch', 'network', 'tcp'] as const;
+export const ERROR_KINDS = ['timeout', 'servfail', 'refused', 'malformed', 'mismatch', 'network', 'tcp', 'tls'] as const;
 export type ErrorKind = (typeof ERROR_KINDS)[number];
 
 /** Upper bounds (seconds) of the latency histogram buckets, Prometheus style. */
@@ -58,6 +58,7 @@ export class UpstreamStats {
     mismatch: 0,
     network: 0,
     tcp: 0,
+    tls: 0,
   };
   readonly latency = new LatencyTracker();
 }

@@ -4,54 +4,106 @@ import { performance } from 'node:perf_hooks';
 import { FLAG_TC, Rcode, Type, CLASS_IN } from '../wire/constants.js';
 import { matchReply } from '../wire/match.js';
 import type { Scan } from '../wire/message.js';
+import { takeKeepalive, withKeepalive } from '../wire/keepalive.js';
 import { parseEndpoint, type Endpoint } from '../net/address.js';
 import { Health } from './health.js';
 import { UpstreamStats, type ErrorKind } from './stats.js';
 import { random16, type PendingUdp, type UdpPool, type UdpSlot } from './udp-pool.js';
 import { tcpExchange, type TcpExchange } from './tcp.js';
+import { StreamPool, type ConnErrorKind, type StreamConn, type StreamPoolOptions, type StreamWaiter } from './stream-pool.js';
 
-export type Transport = 'udp' | 'tcp';
+export type Transport = 'udp' | 'tcp' | 'tls';
 
 export interface UpstreamSpec {
   endpoint: Endpoint;
   transport: Transport;
-  /** As given by the user (minus scheme): the label in logs and metrics. */
+  /** tls: the name the server's certificate must carry; null: its IP address. */
+  tlsName: string | null;
+  /** As given by the user (minus scheme for udp/tcp): the label in logs and metrics. */
   label: string;
 }
 
-/** Parses `ADDR[:PORT]`, `ADDR#PORT`, `[V6]:PORT`, optionally prefixed `udp://` or `tcp://`. */
+/**
+ * Parses `ADDR[:PORT]`, `ADDR#PORT`, `[V6]:PORT`, optionally prefixed
+ * `udp://` or `tcp://`; and `tls://[NAME@]ADDR[:PORT]` (port 853 by default).
+ */
 export function parseUpstream(spec: string): UpstreamSpec {
   let transport: Transport = 'udp';
   let rest = spec.trim();
   const scheme = /^([a-z]+):\/\//.exec(rest);
   if (scheme) {
-    if (scheme[1] !== 'udp' && scheme[1] !== 'tcp') throw new Error(`unknown upstream scheme '${scheme[1]}' in '${spec}'`);
+    if (scheme[1] !== 'udp' && scheme[1] !== 'tcp' && scheme[1] !== 'tls') {
+      throw new Error(`unknown upstream scheme '${scheme[1]}' in '${spec}' (udp://, tcp:// or tls://)`);
+    }
     transport = scheme[1];
     rest = rest.slice(scheme[0].length);
   }
-  const endpoint = parseEndpoint(rest, 53);
-  return { endpoint, transport, label: endpoint.label };
+  if (transport !== 'tls') {
+    const endpoint = parseEndpoint(rest, 53);
+    return { endpoint, transport, tlsName: null, label: endpoint.label };
+  }
+  let tlsName: string | null = null;
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) {
+    tlsName = rest.slice(0, at).toLowerCase().replace(/\.$/, '');
+    if (!/^[a-z0-9*]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(tlsName)) {
+      throw new Error(`bad TLS server name '${rest.slice(0, at)}' in '${spec}'`);
+    }
+    rest = rest.slice(at + 1);
+  }
+  const endpoint = parseEndpoint(rest, 853);
+  return { endpoint, transport, tlsName, label: `tls://${tlsName ? `${tlsName}@` : ''}${endpoint.label}` };
 }
 
 export type LegOutcome =
   | { ok: true; reply: Buffer; scan: Scan; rcode: number; rtt: number }
   | { ok: false; error: ErrorKind };
 
+/** What an upstream tells its owner (for the log). */
+export interface UpstreamEvents {
+  health(u: Upstream, up: boolean): void;
+  connError(u: Upstream, kind: ConnErrorKind, message: string): void;
+}
+
+const QUIET: UpstreamEvents = { health: () => {}, connError: () => {} };
+
+/** Legs whose connection went away are sent again at most this often. */
+const MAX_RESENDS = 2;
+
 export class Upstream {
   readonly stats = new UpstreamStats();
   readonly health: Health;
   readonly label: string;
+  /** Pooled connections for tcp:// and tls:// upstreams; null for UDP. */
+  readonly stream: StreamPool | null;
 
   constructor(
     readonly spec: UpstreamSpec,
     readonly pool: UdpPool,
-    onHealth: (u: Upstream, up: boolean) => void = () => {},
+    events: UpstreamEvents = QUIET,
+    streamOpts: Omit<StreamPoolOptions, 'tls'> & { ca: (string | Buffer)[] } | null = null,
   ) {
     this.label = spec.label;
     this.health = new Health(
       (done) => this.probe(done),
-      (up) => onHealth(this, up),
+      (up) => events.health(this, up),
     );
+    this.stream =
+      spec.transport === 'udp'
+        ? null
+        : new StreamPool(
+            spec.endpoint,
+            {
+              ...(streamOpts ?? DEFAULT_STREAM),
+              tls: spec.transport === 'tls' ? { servername: spec.tlsName, ca: streamOpts?.ca ?? [] } : null,
+            },
+            (kind, message, established) => {
+              events.connError(this, kind, message);
+              // Availability: a server that cannot give a connection is pulled at once and probed back with backoff.
+              if (!established) this.health.markDown();
+            },
+            () => this.stats.errors.mismatch++,
+          );
   }
 
   /**
@@ -59,17 +111,29 @@ export class Upstream {
    * `onOutcome` once: with a valid reply, or with an error. `leg.abandon()`
    * ends a leg that has not finished, counting it as a timeout or not.
    */
-  ask(query: Buffer, qEnd: number, wantTtls: boolean, onOutcome: (o: LegOutcome) => void): Leg {
-    return new Leg(this, query, qEnd, wantTtls, onOutcome);
+  ask(query: Buffer, qEnd: number, wantTtls: boolean, onOutcome: (o: LegOutcome) => void, probe = false): Leg {
+    return new Leg(this, query, qEnd, wantTtls, onOutcome, probe);
+  }
+
+  /** Stops probing and closes pooled connections (the upstream left the configuration, or raced stops). */
+  close(): void {
+    this.health.stop();
+    this.stream?.close();
   }
 
   private probe(done: (alive: boolean) => void): void {
     // `. NS`, RD set, no EDNS: any well-formed reply means the server is alive.
     const q = Buffer.from([0, 0, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, Type.NS, 0, CLASS_IN]);
-    const leg = this.ask(q, q.length, false, (o) => {
-      clearTimeout(timer);
-      done(o.ok);
-    });
+    const leg = this.ask(
+      q,
+      q.length,
+      false,
+      (o) => {
+        clearTimeout(timer);
+        done(o.ok);
+      },
+      true,
+    );
     const timer = setTimeout(() => {
       leg.abandon(true);
       done(false);
@@ -78,13 +142,26 @@ export class Upstream {
   }
 }
 
-export class Leg implements PendingUdp {
+/** Stream settings when the owner gives none (tests that build an Upstream by hand). */
+export const DEFAULT_STREAM: Omit<StreamPoolOptions, 'tls'> = {
+  size: 2,
+  connectTimeoutMs: 2000,
+  handshakeTimeoutMs: 2000,
+  readTimeoutMs: 3000,
+  idleTimeoutMs: 10_000,
+};
+
+export class Leg implements PendingUdp, StreamWaiter {
   readonly endpoint: Endpoint;
   private readonly packet: Buffer;
   private readonly started = performance.now();
   /** The pooled socket this leg waits on, and its ID there. */
   private slot: UdpSlot | null = null;
   private udpId = 0;
+  /** The pooled stream connection this leg waits on, and its ID there. */
+  private conn: StreamConn | null = null;
+  private connId = 0;
+  private resends = 0;
   private tcp: TcpExchange | null = null;
   private done = false;
 
@@ -94,16 +171,19 @@ export class Leg implements PendingUdp {
     private readonly qEnd: number,
     private readonly wantTtls: boolean,
     private readonly onOutcome: (o: LegOutcome) => void,
+    private readonly probe = false,
   ) {
     this.endpoint = upstream.spec.endpoint;
-    this.packet = Buffer.allocUnsafe(query.length);
-    query.copy(this.packet);
     const s = upstream.stats;
     s.queries++;
     s.inflight++;
-    if (upstream.spec.transport === 'tcp') {
-      this.overTcp();
+    if (upstream.stream !== null) {
+      const p = withKeepalive(query);
+      this.packet = p === query ? Buffer.from(query) : p;
+      this.overStream();
     } else {
+      this.packet = Buffer.allocUnsafe(query.length);
+      query.copy(this.packet);
       s.bytesSent += query.length;
       this.slot = upstream.pool.send(this, this.packet);
       this.udpId = this.packet.readUInt16BE(0);
@@ -120,6 +200,23 @@ export class Leg implements PendingUdp {
       return;
     }
     this.accept(msg, m);
+  }
+
+  onMessage(msg: Buffer, conn: StreamConn): void {
+    if (this.done) return;
+    const m = this.check(msg);
+    if (m === null) return;
+    const k = takeKeepalive(msg, m);
+    if (k.timeout >= 0) conn.serverKeepalive(k.timeout);
+    this.accept(k.msg, k.scan);
+  }
+
+  onLost(established: boolean): void {
+    this.conn = null;
+    if (this.done) return;
+    // The server closed a connection this query was on: send it again on another, within the race's deadline.
+    if (established && this.resends++ < MAX_RESENDS) return this.overStream();
+    this.fail(this.upstream.spec.transport === 'tls' ? 'tls' : 'tcp');
   }
 
   /** Counts a received message; its scan when it answers this leg, else null (counted, keep waiting: RFC 5452 §9.1). */
@@ -151,6 +248,18 @@ export class Leg implements PendingUdp {
     if (asTimeout) return this.fail('timeout', false);
     this.done = true;
     this.release();
+  }
+
+  private overStream(): void {
+    const sent = this.upstream.stream!.send(this, this.packet, this.probe);
+    if (sent === null) {
+      // In its backoff after a failed connection: fail now, but not inside the caller's own call.
+      queueMicrotask(() => this.fail(this.upstream.spec.transport === 'tls' ? 'tls' : 'tcp'));
+      return;
+    }
+    this.conn = sent.conn;
+    this.connId = sent.id;
+    this.upstream.stats.bytesSent += this.packet.length;
   }
 
   private overTcp(): void {
@@ -186,7 +295,7 @@ export class Leg implements PendingUdp {
     this.done = true;
     this.release();
     this.upstream.stats.errors[error]++;
-    if (error === 'timeout' || error === 'network' || error === 'tcp') this.upstream.health.failure();
+    if (error === 'timeout' || error === 'network' || error === 'tcp' || error === 'tls') this.upstream.health.failure();
     if (notify) this.onOutcome({ ok: false, error });
   }
 
@@ -197,6 +306,8 @@ export class Leg implements PendingUdp {
 
   private release(): void {
     this.releaseUdp();
+    this.conn?.release(this.connId, this);
+    this.conn = null;
     this.tcp?.cancel();
     this.tcp = null;
     this.upstream.stats.inflight--;
