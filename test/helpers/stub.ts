@@ -2,6 +2,7 @@
 // behaviour a test sets and changes while it runs; it counts what it gets.
 import dgram from 'node:dgram';
 import net from 'node:net';
+import tls from 'node:tls';
 import dnsPacket from 'dns-packet';
 import { FrameReader, frame } from '../../src/net/framing.js';
 
@@ -35,6 +36,12 @@ export interface StubOptions {
   bulk?: number;
   /** Only names under this zone exist; others get NXDOMAIN. */
   zone?: string;
+  /** Per-name delay, in place of delayMs. */
+  delayFor?: (name: string) => number;
+  /** TCP side speaks TLS (a DoT stand-in) with this key and certificate (PEM). */
+  tls?: { key: string; cert: string };
+  /** Stream side: on the Nth query of a connection, close it without answering that query. */
+  closeAfter?: number;
   /** Where to listen; default 127.0.0.1 on a free port. */
   host?: string;
   port?: number;
@@ -57,17 +64,28 @@ export class Stub {
   bytesOut = 0;
   private readonly conns = new Set<net.Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Stream connections accepted so far. */
+  connections = 0;
 
   constructor(public opts: StubOptions = {}) {
     this.udp.on('message', (msg, rinfo) => this.onQuery(msg, 'udp', (out) => this.udp.send(out, rinfo.port, rinfo.address), rinfo.port));
     this.udp.on('error', () => {});
-    this.tcp = net.createServer((sock) => {
+    const onConn = (sock: net.Socket): void => {
       this.conns.add(sock);
+      this.connections++;
       const reader = new FrameReader();
-      sock.on('data', (c) => reader.push(c, (msg) => this.onQuery(msg, 'tcp', (out) => !sock.destroyed && sock.write(frame(out)))));
+      let n = 0;
+      sock.on('data', (c) =>
+        reader.push(c, (msg) => {
+          if (++n === opts.closeAfter) return void sock.destroy();
+          this.onQuery(msg, 'tcp', (out) => !sock.destroyed && sock.write(frame(out)));
+        }),
+      );
       sock.on('error', () => {});
       sock.on('close', () => this.conns.delete(sock));
-    });
+    };
+    this.tcp = opts.tls ? tls.createServer({ key: opts.tls.key, cert: opts.tls.cert }, onConn) : net.createServer(onConn);
+    this.tcp.on('tlsClientError', () => {});
   }
 
   static async start(opts: StubOptions = {}): Promise<Stub> {
@@ -118,7 +136,7 @@ export class Stub {
       this.bytesOut += b.length;
       send(b);
     };
-    this.later(o.delayMs ?? 0, () => {
+    this.later(o.delayFor ? o.delayFor(question.name) : (o.delayMs ?? 0), () => {
       const good = (): Buffer => this.reply(q);
       switch (o.behaviour ?? 'answer') {
         case 'drop':
