@@ -123,22 +123,33 @@ export class Raced {
     const worker = cluster.isWorker;
     const sharing = !worker ? 'none' : hasReusePort() ? 'reuseport' : 'cluster';
     for (const ep of this.opts.systemd ? [] : this.opts.listen) {
-      const udp = new UdpListener(ep, this.pipeline, this.log, sharing);
-      const tcp = new TcpListener(
-        ep,
-        this.pipeline,
-        { idleTimeoutMs: this.opts.tcpIdleMs, maxConnections: this.opts.maxTcpConnections, shared: worker },
-        this.log,
-      );
-      this.udp.push(udp);
-      this.tcp.push(tcp);
-      try {
-        const port = await udp.listen(ep.port);
-        await tcp.listen(port);
-        this.bound.push({ ...ep, port, label: ep.label.replace(/:\d+$/, `:${port}`) });
-      } catch (err) {
-        await this.stop(0);
-        throw bindError(ep, err as NodeJS.ErrnoException);
+      for (let attempt = 1; ; attempt++) {
+        const udp = new UdpListener(ep, this.pipeline, this.log, sharing);
+        const tcp = new TcpListener(
+          ep,
+          this.pipeline,
+          { idleTimeoutMs: this.opts.tcpIdleMs, maxConnections: this.opts.maxTcpConnections, shared: worker },
+          this.log,
+        );
+        try {
+          this.udp.push(udp);
+          this.tcp.push(tcp);
+          const port = await udp.listen(ep.port);
+          await tcp.listen(port);
+          this.bound.push({ ...ep, port, label: ep.label.replace(/:\d+$/, `:${port}`) });
+          break;
+        } catch (err) {
+          // Port 0: the free UDP port the kernel chose may be taken on TCP (an outgoing connection's port): pick again.
+          if (ep.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 10) {
+            this.udp.splice(this.udp.indexOf(udp), 1);
+            this.tcp.splice(this.tcp.indexOf(tcp), 1);
+            udp.close();
+            tcp.close(0);
+            continue;
+          }
+          await this.stop(0);
+          throw bindError(ep, err as NodeJS.ErrnoException);
+        }
       }
     }
     if (this.opts.servers.length === 0 && !this.opts.noResolv) {

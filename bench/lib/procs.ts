@@ -5,6 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import dnsPacket from 'dns-packet';
 
@@ -16,12 +17,20 @@ export function need(cmd: string, pkg: string): void {
   }
 }
 
+/** A port free on 127.0.0.1 for both UDP and TCP right now (servers here bind both). */
 export async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
+  for (;;) {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    const p = s.address().port;
+    await new Promise<void>((r) => s.close(() => r()));
+    const tcpFree = await new Promise<boolean>((r) => {
+      const srv = net.createServer();
+      srv.once('error', () => r(false));
+      srv.listen(p, '127.0.0.1', () => srv.close(() => r(true)));
+    });
+    if (tcpFree) return p;
+  }
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -55,7 +64,7 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-function track(name: string, child: ChildProcess, port: number): Proc {
+export function track(name: string, child: ChildProcess, port: number): Proc {
   let log = '';
   child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
   child.stdout?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
