@@ -12,6 +12,7 @@ import { DASHBOARDS } from '../grafana/dashboards.js';
 import { prometheusConfig } from '../grafana/prometheus.js';
 import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, sleep } from './helpers/client.js';
+import { makePki } from './helpers/dot.js';
 import { parseEndpoint } from '../src/net/address.js';
 import { buildRegistry } from '../src/metrics/registry.js';
 import { freeTcpPort } from './helpers/process.js';
@@ -93,9 +94,13 @@ test('live: every panel query returns data from Prometheus scraping raced', { sk
   const fast = await Stub.start({ delayMs: 1 });
   const dead = await Stub.start({ behaviour: 'drop' });
   const slow = await Stub.start({ delayMs: 15 });
+  // A DoT stand-in, so the connection panels have series too.
+  const pki = makePki();
+  const dot = await Stub.start({ delayMs: 5, tls: { key: pki.key, cert: pki.cert } });
   const mport = await freeTcpPort();
   const pport = await freeTcpPort();
-  const r = await startRaced([fast.label, dead.label, slow.label], {
+  const r = await startRaced([fast.label, dead.label, slow.label, `tls://dns.test@127.0.0.1:${dot.port}`], {
+    tlsCa: [pki.caFile],
     cacheSize: 50,
     timeoutMs: 500,
     metricsListen: parseEndpoint(`127.0.0.1:${mport}`, 9153),
@@ -148,6 +153,6 @@ test('live: every panel query returns data from Prometheus scraping raced', { sk
     await new Promise((res) => prom.once('exit', res));
     rmSync(work, { recursive: true, force: true });
     await r.close();
-    for (const s of [fast, dead, slow]) await s.close();
+    for (const s of [fast, dead, slow, dot]) await s.close();
   }
 });

@@ -79,6 +79,13 @@ test('verified DoT to unbound: dig (UDP and TCP), kdig and Node dns.Resolver ans
     assert.equal(s.handshakes, 1, 'one handshake for every query');
     assert.equal(s.opened, 1);
     assert.equal(s.errors.verify, 0);
+    // Without a name, the certificate must carry the IP address (this one does).
+    const byIp = await startRaced([`tls://127.0.0.1:${ub.tlsPort}`], { tlsCa: [pki.caFile] });
+    try {
+      assert.equal(firstData((await udpQuery(byIp.port, 'a.local.test')).packet), '192.0.2.1');
+    } finally {
+      await byIp.close();
+    }
   } finally {
     await r.close();
     await ub.stop();
