@@ -236,6 +236,47 @@ test('a dead TLS upstream racing a live plain one costs nothing; a silent one ti
   }
 });
 
+test('timeouts: a connect that never completes, and a DoT server that never answers, cost nothing when a plain upstream is live', async () => {
+  const live = await Stub.start({ address: '192.0.2.8' });
+  // A listener whose accept queue (backlog 0) is full: the kernel drops further SYNs, so a connect hangs.
+  const full = spawn('python3', ['-c', "import socket,time\ns=socket.socket();s.bind(('127.0.0.1',0));s.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(30)"], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const fullPort = await new Promise<number>((res) => full.stdout!.once('data', (d: Buffer) => res(Number(d.toString().trim()))));
+  const filler = net.connect(fullPort, '127.0.0.1');
+  await new Promise((res) => filler.once('connect', res));
+  // Completes TLS handshakes, then never answers a query.
+  const mute = await Stub.start({ tls: { key: pki.key, cert: pki.cert }, behaviour: 'drop' });
+  const r = await startRaced([`tls://dns.test@127.0.0.1:${fullPort}`, `tls://dns.test@127.0.0.1:${mute.port}`, live.label], {
+    tlsCa: [pki.caFile],
+    tlsConnectTimeoutMs: 200,
+    tlsReadTimeoutMs: 200,
+    timeoutMs: 1500,
+  });
+  try {
+    for (let i = 0; i < 5; i++) {
+      const t0 = Date.now();
+      assert.equal(firstData((await udpQuery(r.port, `to${i}.example`)).packet), '192.0.2.8');
+      assert.ok(Date.now() - t0 < 200, `query ${i} took ${Date.now() - t0} ms`);
+    }
+    await sleep(600);
+    const hung = upstream(r, `tls://dns.test@127.0.0.1:${fullPort}`).stream!.stats;
+    assert.ok(hung.errors.connect >= 1, `connect timeout counted: ${JSON.stringify(hung.errors)}`);
+    assert.equal(hung.handshakes, 0);
+    const silent = upstream(r, `tls://dns.test@127.0.0.1:${mute.port}`).stream!.stats;
+    assert.ok(silent.handshakes >= 1, 'the silent server did complete its handshake');
+    assert.ok(silent.errors.read_timeout >= 1, `read timeout counted: ${JSON.stringify(silent.errors)}`);
+    assert.ok(silent.resent >= 1, 'its queries were sent again on another connection');
+    assert.ok(r.logs.some((l) => /connection failed \(connect\): timed out/.test(l)), r.logs.join('\n'));
+  } finally {
+    await r.close();
+    filler.destroy();
+    full.kill();
+    await mute.close();
+    await live.close();
+  }
+});
+
 test('big answers over DoT: UDP clients get TC=1, TCP clients the whole answer', async () => {
   const dot = await Stub.start({ tls: { key: pki.key, cert: pki.cert }, bulk: 60 });
   const r = await startRaced([`tls://dns.test@127.0.0.1:${dot.port}`], { tlsCa: [pki.caFile] });
