@@ -5,9 +5,8 @@ import { parseResolvConf, readResolvUpstreams, watchResolv } from './config/reso
 import { readFileSync } from 'node:fs';
 import { endpointLabel, isLoopback, isWildcard, parseEndpoint, type Endpoint } from './net/address.js';
 import { listenFds, udpFamilyOf } from './server/systemd.js';
-import { Upstream, type UpstreamEvents, type UpstreamSpec } from './upstream/upstream.js';
-import type { StreamPoolOptions } from './upstream/stream-pool.js';
-import { loadCas } from './upstream/ca.js';
+import { Upstream, type StreamSettings, type UpstreamEvents, type UpstreamSpec } from './upstream/upstream.js';
+import { upstreamTlsContext } from './upstream/ca.js';
 import { UdpPool } from './upstream/udp-pool.js';
 import { makeStrategy } from './strategy/index.js';
 import { AnswerCache } from './cache/cache.js';
@@ -52,7 +51,7 @@ export class Raced {
   private metricsServer: Server | null = null;
   private stopping = false;
   /** Settings of pooled tcp:// and tls:// connections; the CAs are read once, on first use. */
-  private streamOpts: (Omit<StreamPoolOptions, 'tls'> & { ca: (string | Buffer)[] }) | null = null;
+  private streamOpts: StreamSettings | null = null;
   private readonly events: UpstreamEvents = {
     health: (u, up) => this.log.warn(`upstream ${u.label} is ${up ? 'up again' : 'down'}`),
     connError: (u, kind, message) =>
@@ -285,18 +284,18 @@ export class Raced {
     if (!initial) this.log.info(`upstreams now ${this.upstreams.map((u) => u.label).join(', ')}`);
   }
 
-  private stream(): Omit<StreamPoolOptions, 'tls'> & { ca: (string | Buffer)[] } {
+  private stream(): StreamSettings {
     if (this.streamOpts) return this.streamOpts;
     const o = this.opts;
-    let ca: (string | Buffer)[];
+    let context: StreamSettings['context'];
     try {
-      ca = loadCas(o.tlsCa);
+      context = upstreamTlsContext(o.tlsCa);
     } catch (err) {
       throw new StartupError((err as Error).message);
     }
     this.streamOpts = {
       size: o.tlsPool,
-      ca,
+      context,
       connectTimeoutMs: o.tlsConnectTimeoutMs,
       handshakeTimeoutMs: o.tlsHandshakeTimeoutMs,
       readTimeoutMs: o.tlsReadTimeoutMs,

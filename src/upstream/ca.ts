@@ -31,8 +31,15 @@ export function systemCas(): { certs: string[]; source: string } {
   return { certs: [...tls.rootCertificates], source: "Node's bundled roots" };
 }
 
-/** The system CAs plus every --tls-ca file; an unreadable file is an error naming it. */
-export function loadCas(extraFiles: readonly string[]): (string | Buffer)[] {
+/**
+ * The TLS context every tls:// upstream verifies with: the system CAs plus
+ * every --tls-ca file; an unreadable file is an error naming it.
+ */
+export function upstreamTlsContext(extraFiles: readonly string[]): tls.SecureContext {
+  return tls.createSecureContext({ ca: loadCas(extraFiles), minVersion: 'TLSv1.2' });
+}
+
+function loadCas(extraFiles: readonly string[]): (string | Buffer)[] {
   const out: (string | Buffer)[] = [...systemCas().certs];
   for (const file of extraFiles) {
     let pem: string;

@@ -1,6 +1,7 @@
 // One upstream resolver: how to reach it, its counters and its health.
 // A leg is one query to one upstream; it knows nothing of races.
 import { performance } from 'node:perf_hooks';
+import tls from 'node:tls';
 import { FLAG_TC, Rcode, Type, CLASS_IN } from '../wire/constants.js';
 import { matchReply } from '../wire/match.js';
 import type { Scan } from '../wire/message.js';
@@ -81,7 +82,7 @@ export class Upstream {
     readonly spec: UpstreamSpec,
     readonly pool: UdpPool,
     events: UpstreamEvents = QUIET,
-    streamOpts: Omit<StreamPoolOptions, 'tls'> & { ca: (string | Buffer)[] } | null = null,
+    streamOpts: StreamSettings | null = null,
   ) {
     this.label = spec.label;
     this.health = new Health(
@@ -95,7 +96,7 @@ export class Upstream {
             spec.endpoint,
             {
               ...(streamOpts ?? DEFAULT_STREAM),
-              tls: spec.transport === 'tls' ? { servername: spec.tlsName, ca: streamOpts?.ca ?? [] } : null,
+              tls: spec.transport === 'tls' ? { servername: spec.tlsName, context: streamOpts?.context ?? tls.createSecureContext() } : null,
             },
             (kind, message, established) => {
               events.connError(this, kind, message);
@@ -141,6 +142,9 @@ export class Upstream {
     timer.unref();
   }
 }
+
+/** How pooled connections are made: the pool options, and the TLS context for tls:// upstreams. */
+export type StreamSettings = Omit<StreamPoolOptions, 'tls'> & { context: tls.SecureContext };
 
 /** Stream settings when the owner gives none (tests that build an Upstream by hand). */
 export const DEFAULT_STREAM: Omit<StreamPoolOptions, 'tls'> = {
