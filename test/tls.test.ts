@@ -76,6 +76,8 @@ test('verified DoT to unbound: dig (UDP and TCP), kdig and Node dns.Resolver ans
       assert.match(udp, /a\.local\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1/);
       // unbound's EDNS keepalive must not reach a UDP client (RFC 7828 §3.3.2).
       assert.doesNotMatch(udp, /KEEPALIVE/i);
+      // raced pads its queries over TLS, so unbound pads its replies: that padding is not the client's.
+      assert.doesNotMatch(udp, /PAD/);
       const tcp = await exec('dig', ['@127.0.0.1', '-p', String(r.port), '+tcp', 'a.local.test', '+tries=1']);
       assert.match(tcp, /192\.0\.2\.1/);
     }
@@ -338,6 +340,14 @@ test('connection metrics for TLS upstreams pass promtool', { skip: !has('promtoo
     assert.equal(v('raced_upstream_connections_opened_total'), 1);
     assert.equal(v('raced_upstream_connections_open'), 1);
     assert.equal(v('raced_upstream_connection_errors_total', { kind: 'verify' }), 0);
+    // RFC 8467: queries over TLS are padded to a multiple of 128 bytes.
+    const sent = dot.received[0]!;
+    assert.equal(sent.raw.length % 128, 0, `${sent.raw.length} bytes`);
+    const opt = sent.packet.additionals?.find((a) => a.type === 'OPT') as unknown as { options?: { code: number }[] };
+    assert.deepEqual(
+      opt.options?.map((o) => o.code),
+      [11, 12],
+    );
   } finally {
     await r.close();
     await dot.close();

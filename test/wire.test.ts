@@ -8,6 +8,7 @@ import { questionKey } from '../src/wire/key.js';
 import { matchReply } from '../src/wire/match.js';
 import { shapeReply, upstreamQuery } from '../src/wire/build.js';
 import { makeQuery } from './helpers/client.js';
+import { takeStreamOptions, withStreamOptions } from '../src/wire/stream-options.js';
 
 test('endpoints: ADDR, ADDR:PORT, ADDR#PORT, [V6]:PORT, bare V6', () => {
   assert.deepEqual(parseEndpoint('192.0.2.1', 53), { host: '192.0.2.1', port: 53, family: 4, label: '192.0.2.1:53' });
@@ -131,4 +132,73 @@ test('rotate: runs of same-owner A records with pointer owners move, others stay
   const before = Buffer.from(plain);
   rotateAnswers(plain, v.query.question.end, 1);
   assert.deepEqual(plain, before, 'uncompressed owners might be pointed at: left alone');
+});
+
+test('stream options: keepalive on every stream query, padding to 128-byte blocks over TLS', () => {
+  for (const name of ['a.example', 'a-much-longer-name.with.several.labels.example', 'x'.repeat(60) + '.example']) {
+    const v = checkQuery(makeQuery(name, { edns: true }));
+    assert.ok(v.ok);
+    const up = upstreamQuery(makeQuery(name, { edns: true }), v.query, 9, 1232);
+    const tcp = withStreamOptions(up, false);
+    assert.equal(tcp.length, up.length + 4);
+    const tlsQ = withStreamOptions(up, true);
+    assert.equal(tlsQ.length % 128, 0, `${name}: ${tlsQ.length} bytes`);
+    for (const [buf, codes] of [
+      [tcp, [11]],
+      [tlsQ, [11, 12]],
+    ] as const) {
+      const opt = dnsPacket.decode(buf).additionals!.find((a) => a.type === 'OPT') as unknown as { options: { code: number }[] };
+      assert.deepEqual(
+        opt.options.map((o) => o.code),
+        codes,
+      );
+    }
+  }
+  // A query without OPT (the health probe) goes as it is.
+  const bare = Buffer.from([0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1]);
+  assert.equal(withStreamOptions(bare, true), bare);
+});
+
+test('stream options: keepalive read, keepalive and padding stripped from a reply, other options and later records kept', () => {
+  const reply = dnsPacket.encode({
+    type: 'response',
+    id: 5,
+    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE,
+    questions: [{ name: 'k.example', type: 'A', class: 'IN' }],
+    answers: [{ name: 'k.example', type: 'A', ttl: 300, data: '192.0.2.9' }],
+    additionals: [
+      {
+        name: '.',
+        type: 'OPT',
+        udpPayloadSize: 1232,
+        flags: 0,
+        options: [
+          { code: 11, data: Buffer.from([0, 50]) },
+          { code: 10, data: Buffer.alloc(8, 7) },
+          { code: 12, data: Buffer.alloc(100) },
+        ],
+      } as unknown as dnsPacket.Answer,
+      { name: 'ns.example', type: 'A', ttl: 77, data: '192.0.2.10' },
+    ],
+  } as dnsPacket.Packet);
+  const scan = scanMessage(reply, true)!;
+  const r = takeStreamOptions(reply, scan);
+  assert.equal(r.keepalive, 50);
+  assert.equal(r.msg.length, reply.length - 6 - 104);
+  assert.equal(r.scan.end, r.msg.length);
+  const d = dnsPacket.decode(r.msg);
+  const opt = d.additionals!.find((a) => a.type === 'OPT') as unknown as { options: { code: number }[] };
+  assert.deepEqual(
+    opt.options.map((o) => o.code),
+    [10],
+  );
+  assert.equal((d.additionals!.find((a) => a.type === 'A') as dnsPacket.Answer & { data: string }).data, '192.0.2.10');
+  assert.deepEqual(
+    r.scan.ttls!.map((t) => r.msg.readUInt32BE(t)),
+    [300, 77],
+  );
+  assert.deepEqual(r.scan, scanMessage(r.msg, true));
+  // Nothing to take: the same buffer back.
+  const plain = dnsPacket.encode({ type: 'response', id: 1, questions: [{ name: 'p.example', type: 'A', class: 'IN' }] } as dnsPacket.Packet);
+  assert.equal(takeStreamOptions(plain, scanMessage(plain, true)!).msg, plain);
 });

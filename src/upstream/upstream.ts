@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { FLAG_TC, Rcode, Type, CLASS_IN } from '../wire/constants.js';
 import { matchReply } from '../wire/match.js';
 import type { Scan } from '../wire/message.js';
-import { takeKeepalive, withKeepalive } from '../wire/keepalive.js';
+import { takeStreamOptions, withStreamOptions } from '../wire/stream-options.js';
 import { parseEndpoint, type Endpoint } from '../net/address.js';
 import { Health } from './health.js';
 import { UpstreamStats, type ErrorKind } from './stats.js';
@@ -182,7 +182,7 @@ export class Leg implements PendingUdp, StreamWaiter {
     s.queries++;
     s.inflight++;
     if (upstream.stream !== null) {
-      const p = withKeepalive(query);
+      const p = withStreamOptions(query, upstream.spec.transport === 'tls');
       this.packet = p === query ? Buffer.from(query) : p;
       this.overStream();
     } else {
@@ -210,8 +210,8 @@ export class Leg implements PendingUdp, StreamWaiter {
     if (this.done) return;
     const m = this.check(msg);
     if (m === null) return;
-    const k = takeKeepalive(msg, m);
-    if (k.timeout >= 0) conn.serverKeepalive(k.timeout);
+    const k = takeStreamOptions(msg, m);
+    if (k.keepalive >= 0) conn.serverKeepalive(k.keepalive);
     this.accept(k.msg, k.scan);
   }
 
