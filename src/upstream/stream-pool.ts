@@ -181,7 +181,8 @@ export class StreamConn {
     if (this.closed) return;
     this.closed = true;
     this.clear();
-    this.sock.end();
+    // FIN (after TLS close_notify) once written, then the descriptor goes: no waiting on a server that never closes its side.
+    this.sock.destroySoon();
     this.pool.gone(this, 'closed', null, this.ready);
   }
 
