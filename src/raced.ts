@@ -244,7 +244,7 @@ export class Raced {
         return null;
       }
       let u = this.upstreamsByLabel.get(spec.label);
-      if (u === undefined || u.spec.transport !== spec.transport) {
+      if (u === undefined) {
         u = new Upstream(spec, this.pool, this.events, spec.transport === 'udp' ? null : this.stream());
         this.upstreamsByLabel.set(spec.label, u);
       }

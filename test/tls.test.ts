@@ -301,13 +301,29 @@ test('big answers over DoT: UDP clients get TC=1, TCP clients the whole answer',
   }
 });
 
-test('tcp:// upstreams share pooled connections too', async () => {
+test('tcp:// upstreams share pooled connections too, and are not the same upstream as the address over UDP', async () => {
   const up = await Stub.start();
   const r = await startRaced([`tcp://${up.label}`], { tlsPool: 1 });
   try {
     for (let i = 0; i < 5; i++) assert.equal(firstData((await udpQuery(r.port, `t${i}.example`)).packet), '192.0.2.1');
     assert.equal(up.count('tcp'), 5);
     assert.equal(up.count('udp'), 0);
+    assert.deepEqual(
+      r.raced.upstreams.map((u) => u.label),
+      [`tcp://${up.label}`],
+    );
+    const both = await startRaced([`tcp://${up.label}`, up.label]);
+    try {
+      assert.deepEqual(
+        both.raced.upstreams.map((u) => [u.label, u.spec.transport]),
+        [
+          [`tcp://${up.label}`, 'tcp'],
+          [up.label, 'udp'],
+        ],
+      );
+    } finally {
+      await both.close();
+    }
     assert.equal(up.connections, 1);
     const q = up.received[0]!.packet.additionals?.find((a) => a.type === 'OPT') as unknown as { options?: { code: number }[] };
     assert.ok(q.options?.some((o) => o.code === 11), 'EDNS keepalive asked for');

@@ -20,7 +20,7 @@ export interface UpstreamSpec {
   transport: Transport;
   /** tls: the name the server's certificate must carry; null: its IP address. */
   tlsName: string | null;
-  /** As given by the user (minus scheme for udp/tcp): the label in logs and metrics. */
+  /** The label in logs and metrics: ADDR:PORT for UDP, with the scheme for tcp:// and tls://. */
   label: string;
 }
 
@@ -41,7 +41,8 @@ export function parseUpstream(spec: string): UpstreamSpec {
   }
   if (transport !== 'tls') {
     const endpoint = parseEndpoint(rest, 53);
-    return { endpoint, transport, tlsName: null, label: endpoint.label };
+    // tcp:// keeps its scheme in the label: the same address over UDP is another upstream, with its own series.
+    return { endpoint, transport, tlsName: null, label: transport === 'tcp' ? `tcp://${endpoint.label}` : endpoint.label };
   }
   let tlsName: string | null = null;
   const at = rest.lastIndexOf('@');
