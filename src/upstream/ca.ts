@@ -15,20 +15,20 @@ const SYSTEM_BUNDLES = [
 
 type GetCa = (type: 'system' | 'bundled') => string[];
 
-export function systemCas(): { certs: string[]; source: string } {
+function systemCas(): string[] {
   const get = (tls as unknown as { getCACertificates?: GetCa }).getCACertificates;
   if (get) {
     const sys = get('system');
-    if (sys.length > 0) return { certs: sys, source: 'the system store' };
+    if (sys.length > 0) return sys;
   }
   for (const file of SYSTEM_BUNDLES) {
     try {
-      return { certs: [readFileSync(file, 'utf8')], source: file };
+      return [readFileSync(file, 'utf8')];
     } catch {
       // next candidate
     }
   }
-  return { certs: [...tls.rootCertificates], source: "Node's bundled roots" };
+  return [...tls.rootCertificates];
 }
 
 /**
@@ -40,7 +40,7 @@ export function upstreamTlsContext(extraFiles: readonly string[]): tls.SecureCon
 }
 
 function loadCas(extraFiles: readonly string[]): (string | Buffer)[] {
-  const out: (string | Buffer)[] = [...systemCas().certs];
+  const out: (string | Buffer)[] = systemCas();
   for (const file of extraFiles) {
     let pem: string;
     try {

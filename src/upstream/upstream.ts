@@ -1,7 +1,7 @@
 // One upstream resolver: how to reach it, its counters and its health.
 // A leg is one query to one upstream; it knows nothing of races.
 import { performance } from 'node:perf_hooks';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { FLAG_TC, Rcode, Type, CLASS_IN } from '../wire/constants.js';
 import { matchReply } from '../wire/match.js';
 import type { Scan } from '../wire/message.js';
@@ -90,15 +90,13 @@ export class Upstream {
       (done) => this.probe(done),
       (up) => events.health(this, up),
     );
+    if (spec.transport !== 'udp' && streamOpts === null) throw new Error(`${spec.label}: stream settings are required for ${spec.transport} upstreams`);
     this.stream =
-      spec.transport === 'udp'
+      streamOpts === null || spec.transport === 'udp'
         ? null
         : new StreamPool(
             spec.endpoint,
-            {
-              ...(streamOpts ?? DEFAULT_STREAM),
-              tls: spec.transport === 'tls' ? { servername: spec.tlsName, context: streamOpts?.context ?? tls.createSecureContext() } : null,
-            },
+            { ...streamOpts, tls: spec.transport === 'tls' ? { servername: spec.tlsName, context: streamOpts.context } : null },
             (kind, message, established) => {
               events.connError(this, kind, message);
               // Availability: a server that cannot give a connection is pulled at once and probed back with backoff.
@@ -146,15 +144,6 @@ export class Upstream {
 
 /** How pooled connections are made: the pool options, and the TLS context for tls:// upstreams. */
 export type StreamSettings = Omit<StreamPoolOptions, 'tls'> & { context: tls.SecureContext };
-
-/** Stream settings when the owner gives none (tests that build an Upstream by hand). */
-export const DEFAULT_STREAM: Omit<StreamPoolOptions, 'tls'> = {
-  size: 2,
-  connectTimeoutMs: 2000,
-  handshakeTimeoutMs: 2000,
-  readTimeoutMs: 3000,
-  idleTimeoutMs: 10_000,
-};
 
 export class Leg implements PendingUdp, StreamWaiter {
   readonly endpoint: Endpoint;
@@ -221,7 +210,7 @@ export class Leg implements PendingUdp, StreamWaiter {
     if (this.done) return;
     // The server closed a connection this query was on: send it again on another, within the race's deadline.
     if (established && this.resends++ < MAX_RESENDS) return this.overStream();
-    this.fail(this.upstream.spec.transport === 'tls' ? 'tls' : 'tcp');
+    this.fail(this.streamError());
   }
 
   /** Counts a received message; its scan when it answers this leg, else null (counted, keep waiting: RFC 5452 §9.1). */
@@ -259,12 +248,17 @@ export class Leg implements PendingUdp, StreamWaiter {
     const sent = this.upstream.stream!.send(this, this.packet, this.probe);
     if (sent === null) {
       // In its backoff after a failed connection: fail now, but not inside the caller's own call.
-      queueMicrotask(() => this.fail(this.upstream.spec.transport === 'tls' ? 'tls' : 'tcp'));
+      queueMicrotask(() => this.fail(this.streamError()));
       return;
     }
     this.conn = sent.conn;
     this.connId = sent.id;
     this.upstream.stats.bytesSent += this.packet.length;
+  }
+
+  /** How a leg that could not get a stream connection is counted. */
+  private streamError(): ErrorKind {
+    return this.upstream.spec.transport === 'tls' ? 'tls' : 'tcp';
   }
 
   private overTcp(): void {
