@@ -2,12 +2,13 @@
 //   checks → access → in-flight cap → hosts files → cache → route → coalescing → race → shape → reply.
 import { performance } from 'node:perf_hooks';
 import { Rcode, rcodeName } from './wire/constants.js';
-import { checkQuery, nameToText, readQuestion, typeName, type ParsedQuery } from './wire/message.js';
+import { checkQuery, nameToText, readQuestion, typeName, type ParsedQuery, type Scan } from './wire/message.js';
 import { clientUdpLimit, errorReply, shapeReply, upstreamQuery } from './wire/build.js';
 import { questionKey } from './wire/key.js';
 import { rotateAnswers } from './wire/rotate.js';
 import { cidrContains, isLoopback, type Cidr } from './net/address.js';
-import { Race, RaceStats, type RaceResult } from './race.js';
+import { Race, RaceStats, type RaceOwner } from './race.js';
+import { Deadlines } from './deadlines.js';
 import { LOCAL, type Router } from './router.js';
 import type { Upstream } from './upstream/upstream.js';
 import type { Strategy } from './strategy/strategy.js';
@@ -72,11 +73,28 @@ interface Waiter {
   staleTimer: NodeJS.Timeout | null;
 }
 
-interface Flight {
-  race: Race;
-  waiters: Waiter[];
+/** How a race ended, as the pipeline answers it: a winner's reply, or an RCODE. */
+type Settle = (f: Flight, reply: Buffer | null, scan: Scan | null, winner: Upstream | null, rcode: number, reason: 'lost' | 'timeout') => void;
+
+/** One race and the client queries waiting for it (identical queries share it). */
+class Flight implements RaceOwner {
+  race: Race | null = null;
   /** The cache entry this race refreshes ahead of expiry, if it is a prefetch. */
-  refreshing: CacheEntry | null;
+  refreshing: CacheEntry | null = null;
+
+  constructor(
+    readonly key: string,
+    readonly waiters: Waiter[],
+    private readonly settle: Settle,
+  ) {}
+
+  raceWon(reply: Buffer, scan: Scan, winner: Upstream): void {
+    this.settle(this, reply, scan, winner, scan.rcode, 'lost');
+  }
+
+  raceLost(rcode: number, reason: 'lost' | 'timeout'): void {
+    this.settle(this, null, null, null, rcode, reason);
+  }
 }
 
 export class Pipeline {
@@ -86,6 +104,9 @@ export class Pipeline {
   inflight = 0;
   private turn = 0;
   private readonly flights = new Map<string, Flight>();
+  /** Every race's deadline, on one timer. */
+  private readonly deadlines = new Deadlines();
+  private readonly settle: Settle = (f, reply, scan, winner, rcode, reason) => this.finish(f, reply, scan, winner, rcode, reason);
   private drainWaiters: (() => void)[] = [];
 
   constructor(
@@ -162,38 +183,41 @@ export class Pipeline {
       flight.waiters.push(w);
       return;
     }
-    this.startRace(key, msg, pq, [w], route);
+    this.startRace(key, msg, pq, [w], route, started);
   }
 
-  private startRace(key: string, msg: Buffer, pq: ParsedQuery, waiters: Waiter[], upstreams: readonly Upstream[]): Flight {
+  private startRace(key: string, msg: Buffer, pq: ParsedQuery, waiters: Waiter[], upstreams: readonly Upstream[], now: number): Flight {
     const packet = upstreamQuery(msg, pq, 0, this.opts.ednsPacketMax);
-    const flight: Flight = { waiters, race: null as unknown as Race, refreshing: null };
-    flight.race = new Race(packet, pq.question.end, upstreams, this.strategy, this.raceStats, this.cache !== null, (r) =>
-      this.finish(key, flight, r),
-    );
+    const flight = new Flight(key, waiters, this.settle);
+    const race = new Race(packet, pq.question.end, upstreams, this.strategy, this.raceStats, this.deadlines, this.cache !== null, flight);
+    flight.race = race;
     this.flights.set(key, flight);
-    flight.race.start(this.opts.timeoutMs);
+    race.start(this.opts.timeoutMs, now);
     return flight;
   }
 
-  private finish(key: string, flight: Flight, r: RaceResult): void {
+  private finish(flight: Flight, reply: Buffer | null, scan: Scan | null, winner: Upstream | null, rcode: number, reason: 'lost' | 'timeout'): void {
+    const key = flight.key;
     if (this.flights.get(key) === flight) this.flights.delete(key);
     if (flight.refreshing) flight.refreshing.refreshing = false;
-    const stored = r.won && this.cache !== null ? this.cache.store(key, r.reply, r.scan, Date.now()) : null;
+    const stored = reply !== null && this.cache !== null ? this.cache.store(key, reply, scan!, Date.now()) : null;
     if (this.opts.logQueries) {
-      const what = r.won ? `${rcodeName(r.scan.rcode)} from ${r.winner.label}` : `${rcodeName(r.rcode)} (${r.reason})`;
+      const what = winner !== null ? `${rcodeName(rcode)} from ${winner.label}` : `${rcodeName(rcode)} (${reason})`;
       this.log.info(`reply ${flight.waiters[0] ? nameToText(flight.waiters[0].query) : '(prefetch)'} is ${what}`);
     }
-    for (const w of flight.waiters) {
+    const waiters = flight.waiters;
+    for (let i = 0; i < waiters.length; i++) {
+      const w = waiters[i]!;
       if (w.done) continue;
       if (stored !== null) {
         this.answer(w, shapeReply(stored.reply, stored, w.query, w.pq, w.maxSize, 0));
-      } else if (r.won) {
-        this.answer(w, shapeReply(r.reply, r.scan, w.query, w.pq, w.maxSize, 0));
+      } else if (reply !== null) {
+        // The last waiter may have the upstream's own buffer, patched in place: nothing else reads it.
+        this.answer(w, shapeReply(reply, scan!, w.query, w.pq, w.maxSize, 0, -1, i === waiters.length - 1));
       } else if (w.stale !== null) {
         this.answerStale(w);
       } else {
-        this.answer(w, errorReply(w.query, w.pq.question, r.rcode, w.pq.edns, this.opts.ednsPacketMax));
+        this.answer(w, errorReply(w.query, w.pq.question, rcode, w.pq.edns, this.opts.ednsPacketMax));
       }
     }
   }
@@ -212,7 +236,7 @@ export class Pipeline {
     // The race stores its winner under `key`, which replaces `entry`.
     const route = this.router.select(msg);
     if (route === LOCAL || route.length === 0) return;
-    this.startRace(key, msg, pq, [], route).refreshing = entry;
+    this.startRace(key, msg, pq, [], route, performance.now()).refreshing = entry;
   }
 
   private answer(w: Waiter, reply: Buffer): void {
@@ -254,9 +278,9 @@ export class Pipeline {
     });
   }
 
-  /** Ends every race now (their clients get SERVFAIL). */
+  /** Ends every race now (their clients get SERVFAIL, their open legs are released). */
   abortAll(): void {
-    for (const f of [...this.flights.values()]) f.race.abort();
+    this.deadlines.expireAll();
   }
 }
 

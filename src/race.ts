@@ -10,16 +10,23 @@
 //   gave the same one, else SERVFAIL; at the deadline: SERVFAIL.
 // Legs still open after a win are kept until they answer or the deadline
 // passes, so that their latency and loss are recorded, then released.
+//
+// The hot path allocates little here: the race is its legs' owner (no
+// closure per leg), outcomes arrive as arguments (no object per reply), and
+// the deadline is a link in the pipeline's shared list (no timer per race).
 import { performance } from 'node:perf_hooks';
 import { Rcode } from './wire/constants.js';
 import type { Scan } from './wire/message.js';
-import type { Leg, LegOutcome, Upstream } from './upstream/upstream.js';
+import type { Leg, LegOwner, Upstream } from './upstream/upstream.js';
 import type { RaceView, Strategy } from './strategy/strategy.js';
+import type { Deadlines, Timed } from './deadlines.js';
 import { LatencyTracker } from './upstream/stats.js';
 
-export type RaceResult =
-  | { won: true; reply: Buffer; scan: Scan; winner: Upstream }
-  | { won: false; rcode: number; reason: 'lost' | 'timeout' };
+/** Who hears how a race ended: exactly one call per race. */
+export interface RaceOwner {
+  raceWon(reply: Buffer, scan: Scan, winner: Upstream): void;
+  raceLost(rcode: number, reason: 'lost' | 'timeout'): void;
+}
 
 /** Upper bounds of the fan-out histogram (legs per race). */
 export const FANOUT_BUCKETS = [1, 2, 3, 4, 6, 8, 16];
@@ -39,12 +46,6 @@ export class RaceStats {
   readonly margin = new LatencyTracker();
 }
 
-interface Entry {
-  leg: Leg;
-  upstream: Upstream;
-  open: boolean;
-}
-
 const MIXED = -1;
 const NONE = -2;
 
@@ -52,17 +53,19 @@ export function isWinningRcode(rcode: number): boolean {
   return rcode === Rcode.NOERROR || rcode === Rcode.NXDOMAIN;
 }
 
-export class Race implements RaceView {
-  private readonly entries: Entry[] = [];
+export class Race implements RaceView, LegOwner, Timed {
+  private readonly legs: Leg[] = [];
   private openLegs = 0;
   private settled = false;
   private winner: Upstream | null = null;
+  /** performance.now() of the win; 0 once the margin to the next valid reply is taken. */
   private wonAt = 0;
-  private marginTaken = false;
   private losing = NONE;
-  private deadline: NodeJS.Timeout | null = null;
   private delayTimer: NodeJS.Timeout | null = null;
   plan: readonly Upstream[];
+  dlPrev: Timed | null = null;
+  dlNext: Timed | null = null;
+  dlAt = NaN;
 
   constructor(
     private readonly query: Buffer,
@@ -70,39 +73,40 @@ export class Race implements RaceView {
     readonly upstreams: readonly Upstream[],
     private readonly strategy: Strategy,
     private readonly stats: RaceStats,
+    private readonly deadlines: Deadlines,
     private readonly wantTtls: boolean,
-    private readonly done: (r: RaceResult) => void,
+    private readonly owner: RaceOwner,
   ) {
     this.plan = upstreams;
   }
 
-  start(timeoutMs: number): void {
+  /** `now`: performance.now() when the client's query came in; the deadline runs from there. */
+  start(timeoutMs: number, now: number): void {
     this.stats.races++;
-    this.deadline = setTimeout(() => this.onDeadline(), timeoutMs);
-    this.launch(this.strategy.first(this));
+    this.deadlines.add(this, now + timeoutMs);
+    this.launch(this.strategy.first(this), now);
     if (this.openLegs === 0) return this.lose();
     this.scheduleDelay();
   }
 
   asked(u: Upstream): boolean {
-    for (const e of this.entries) if (e.upstream === u) return true;
+    for (let i = 0; i < this.legs.length; i++) if (this.legs[i]!.upstream === u) return true;
     return false;
   }
 
   pendingUpstreams(): Upstream[] {
     const out: Upstream[] = [];
-    for (const e of this.entries) if (e.open) out.push(e.upstream);
+    for (const leg of this.legs) if (leg.open) out.push(leg.upstream);
     return out;
   }
 
-  private launch(list: readonly Upstream[]): void {
-    for (const u of list) {
+  private launch(list: readonly Upstream[], now: number): void {
+    for (let i = 0; i < list.length; i++) {
+      const u = list[i]!;
       if (this.asked(u)) continue;
-      const entry = { upstream: u, open: true } as Entry;
-      this.entries.push(entry);
       this.openLegs++;
       this.stats.legs++;
-      entry.leg = u.ask(this.query, this.qEnd, this.wantTtls, (o) => this.onOutcome(entry, o));
+      this.legs.push(u.ask(this.query, this.qEnd, this.wantTtls, this, now));
     }
   }
 
@@ -113,36 +117,49 @@ export class Race implements RaceView {
     this.delayTimer = setTimeout(() => {
       this.delayTimer = null;
       if (this.settled) return;
-      const before = this.entries.length;
-      this.launch(this.strategy.next(this, 'delay'));
-      if (this.entries.length > before) this.scheduleDelay();
+      const before = this.legs.length;
+      this.launch(this.strategy.next(this, 'delay'), performance.now());
+      if (this.legs.length > before) this.scheduleDelay();
     }, ms);
   }
 
-  private onOutcome(entry: Entry, o: LegOutcome): void {
-    entry.open = false;
+  /** Once settled, a later reply only needs to be checked and counted, not kept. */
+  get decided(): boolean {
+    return this.settled;
+  }
+
+  legAnswered(leg: Leg, reply: Buffer, scan: Scan, at: number): void {
     this.openLegs--;
     if (this.settled) {
-      if (o.ok && this.winner !== null && !this.marginTaken) {
-        this.marginTaken = true;
-        this.stats.margin.observe((performance.now() - this.wonAt) / 1000);
+      if (this.wonAt > 0) {
+        this.stats.margin.observe((at - this.wonAt) / 1000);
+        this.wonAt = 0;
       }
       return this.maybeCleanup();
     }
-    if (o.ok && isWinningRcode(o.rcode)) return this.win(entry.upstream, o.reply, o.scan);
-    const rcode = o.ok ? o.rcode : Rcode.SERVFAIL;
+    if (isWinningRcode(scan.rcode)) return this.win(leg.upstream, reply, scan, at);
+    this.lost(scan.rcode);
+  }
+
+  legFailed(): void {
+    this.openLegs--;
+    if (this.settled) return this.maybeCleanup();
+    this.lost(Rcode.SERVFAIL);
+  }
+
+  private lost(rcode: number): void {
     this.losing = this.losing === NONE || this.losing === rcode ? rcode : MIXED;
-    this.launch(this.strategy.next(this, 'lost'));
+    this.launch(this.strategy.next(this, 'lost'), performance.now());
     if (this.openLegs === 0) this.lose();
   }
 
-  private win(u: Upstream, reply: Buffer, scan: Scan): void {
+  private win(u: Upstream, reply: Buffer, scan: Scan, at: number): void {
     this.settled = true;
     this.winner = u;
-    this.wonAt = performance.now();
+    this.wonAt = at;
     u.stats.wins++;
     this.clearDelay();
-    this.done({ won: true, reply, scan, winner: u });
+    this.owner.raceWon(reply, scan, u);
     this.maybeCleanup();
   }
 
@@ -150,24 +167,22 @@ export class Race implements RaceView {
     this.settled = true;
     this.stats.failed++;
     this.clearDelay();
-    const rcode = this.losing >= 0 ? this.losing : Rcode.SERVFAIL;
-    this.done({ won: false, rcode, reason: 'lost' });
+    this.owner.raceLost(this.losing >= 0 ? this.losing : Rcode.SERVFAIL, 'lost');
     this.maybeCleanup();
   }
 
-  private onDeadline(): void {
-    this.deadline = null;
+  /** The deadline passed (Timed): SERVFAIL if nothing won; open legs end as timeouts. */
+  expire(): void {
     if (!this.settled) {
       this.settled = true;
       this.stats.timedOut++;
       this.clearDelay();
-      this.done({ won: false, rcode: Rcode.SERVFAIL, reason: 'timeout' });
+      this.owner.raceLost(Rcode.SERVFAIL, 'timeout');
     }
-    for (const e of this.entries) {
-      if (!e.open) continue;
-      e.open = false;
+    for (const leg of this.legs) {
+      if (!leg.open) continue;
       this.openLegs--;
-      e.leg.abandon(true);
+      leg.abandon(true);
     }
     this.maybeCleanup();
   }
@@ -179,19 +194,12 @@ export class Race implements RaceView {
 
   private maybeCleanup(): void {
     if (this.openLegs > 0) return;
-    if (this.deadline) clearTimeout(this.deadline);
-    this.deadline = null;
-    for (const e of this.entries) if (e.upstream !== this.winner) e.upstream.stats.losses++;
-    const n = this.entries.length;
+    this.deadlines.remove(this);
+    for (const leg of this.legs) if (leg.upstream !== this.winner) leg.upstream.stats.losses++;
+    const n = this.legs.length;
     this.stats.wasted += n - (this.winner ? 1 : 0);
     let b = 0;
     while (b < FANOUT_BUCKETS.length && n > FANOUT_BUCKETS[b]!) b++;
     this.stats.fanout[b]!++;
-  }
-
-  /** Ends the race now (shutdown): open legs are released, the client gets SERVFAIL. */
-  abort(): void {
-    if (this.deadline) clearTimeout(this.deadline);
-    this.onDeadline();
   }
 }

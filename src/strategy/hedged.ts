@@ -19,7 +19,7 @@ export function hedgedStrategy(fixedDelayMs: number | null): Strategy {
     name: 'hedged',
     first: (race) => {
       race.plan = byLatency(race.upstreams);
-      if (++races % EXPLORE_EVERY === 0) return [...healthy(race.upstreams)];
+      if (++races % EXPLORE_EVERY === 0) return healthy(race.upstreams);
       return nextUnasked(race);
     },
     // A hedge goes only to a healthy upstream: one that is down would not

@@ -16,9 +16,9 @@ export interface RaceView {
 export interface Strategy {
   readonly name: string;
   /** Upstreams to ask when the race starts: at least one. */
-  first(race: RaceView): Upstream[];
+  first(race: RaceView): readonly Upstream[];
   /** More upstreams to ask after a leg lost (`lost`) or after `delay()` passed with no winner. */
-  next(race: RaceView, why: 'lost' | 'delay'): Upstream[];
+  next(race: RaceView, why: 'lost' | 'delay'): readonly Upstream[];
   /** Milliseconds to wait for a winner before `next(race, 'delay')`; -1 for never. */
   delay(race: RaceView): number;
 }

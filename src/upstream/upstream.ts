@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type tls from 'node:tls';
 import { FLAG_TC, Rcode, Type, CLASS_IN } from '../wire/constants.js';
 import { matchReply } from '../wire/match.js';
-import type { Scan } from '../wire/message.js';
+import { newScan, type Scan } from '../wire/message.js';
 import { takeStreamOptions, withStreamOptions } from '../wire/stream-options.js';
 import { parseEndpoint, type Endpoint } from '../net/address.js';
 import { Health } from './health.js';
@@ -57,9 +57,14 @@ export function parseUpstream(spec: string): UpstreamSpec {
   return { endpoint, transport, tlsName, label: `tls://${tlsName ? `${tlsName}@` : ''}${endpoint.label}` };
 }
 
-export type LegOutcome =
-  | { ok: true; reply: Buffer; scan: Scan; rcode: number; rtt: number }
-  | { ok: false; error: ErrorKind };
+/** Who hears how a leg ended: one call per leg, none after abandon(). */
+export interface LegOwner {
+  /** A valid reply; `at` is performance.now() when it came in. */
+  legAnswered(leg: Leg, reply: Buffer, scan: Scan, at: number): void;
+  legFailed(leg: Leg, error: ErrorKind): void;
+  /** The owner needs no more answers: a later reply is still checked and counted, but its scan is not kept. */
+  readonly decided: boolean;
+}
 
 /** What an upstream tells its owner (for the log). */
 export interface UpstreamEvents {
@@ -107,12 +112,13 @@ export class Upstream {
   }
 
   /**
-   * Sends `query` (an upstream query whose ID is overwritten per leg) and calls
-   * `onOutcome` once: with a valid reply, or with an error. `leg.abandon()`
-   * ends a leg that has not finished, counting it as a timeout or not.
+   * Sends `query` (an upstream query whose ID is overwritten per leg) and tells
+   * `owner` once: a valid reply, or an error. `leg.abandon()` ends a leg that
+   * has not finished, counting it as a timeout or not. `now`: performance.now(),
+   * which the caller usually has already.
    */
-  ask(query: Buffer, qEnd: number, wantTtls: boolean, onOutcome: (o: LegOutcome) => void, probe = false): Leg {
-    return new Leg(this, query, qEnd, wantTtls, onOutcome, probe);
+  ask(query: Buffer, qEnd: number, wantTtls: boolean, owner: LegOwner, now: number, probe = false): Leg {
+    return new Leg(this, query, qEnd, wantTtls, owner, now, probe);
   }
 
   /** Stops probing and closes pooled connections (the upstream left the configuration, or raced stops). */
@@ -124,16 +130,12 @@ export class Upstream {
   private probe(done: (alive: boolean) => void): void {
     // `. NS`, RD set, no EDNS: any well-formed reply means the server is alive.
     const q = Buffer.from([0, 0, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, Type.NS, 0, CLASS_IN]);
-    const leg = this.ask(
-      q,
-      q.length,
-      false,
-      (o) => {
-        clearTimeout(timer);
-        done(o.ok);
-      },
-      true,
-    );
+    const end = (alive: boolean): void => {
+      clearTimeout(timer);
+      done(alive);
+    };
+    const owner: LegOwner = { legAnswered: () => end(true), legFailed: () => end(false), decided: false };
+    const leg = this.ask(q, q.length, false, owner, performance.now(), true);
     const timer = setTimeout(() => {
       leg.abandon(true);
       done(false);
@@ -145,10 +147,12 @@ export class Upstream {
 /** How pooled connections are made: the pool options, and the TLS context for tls:// upstreams. */
 export type StreamSettings = Omit<StreamPoolOptions, 'tls'> & { context: tls.SecureContext };
 
+/** A scan for replies whose owner has decided: checked and counted, then dropped. */
+const checkOnly = newScan();
+
 export class Leg implements PendingUdp, StreamWaiter {
   readonly endpoint: Endpoint;
   private readonly packet: Buffer;
-  private readonly started = performance.now();
   /** The pooled socket this leg waits on, and its ID there. */
   private slot: UdpSlot | null = null;
   private udpId = 0;
@@ -164,7 +168,8 @@ export class Leg implements PendingUdp, StreamWaiter {
     query: Buffer,
     private readonly qEnd: number,
     private readonly wantTtls: boolean,
-    private readonly onOutcome: (o: LegOutcome) => void,
+    private readonly owner: LegOwner,
+    private readonly started: number,
     private readonly probe = false,
   ) {
     this.endpoint = upstream.spec.endpoint;
@@ -179,9 +184,14 @@ export class Leg implements PendingUdp, StreamWaiter {
       this.packet = Buffer.allocUnsafe(query.length);
       query.copy(this.packet);
       s.bytesSent += query.length;
-      this.slot = upstream.pool.send(this, this.packet);
+      this.slot = upstream.pool.send(this, this.packet, started);
       this.udpId = this.packet.readUInt16BE(0);
     }
+  }
+
+  /** Not finished: no reply or error yet, not abandoned. */
+  get open(): boolean {
+    return !this.done;
   }
 
   onDatagram(msg: Buffer): void {
@@ -217,14 +227,25 @@ export class Leg implements PendingUdp, StreamWaiter {
   private check(msg: Buffer): Scan | null {
     const stats = this.upstream.stats;
     stats.bytesReceived += msg.length;
-    const m = matchReply(msg, this.packet, this.qEnd, this.wantTtls);
+    const m = matchReply(msg, this.packet, this.qEnd, this.wantTtls, this.owner.decided ? checkOnly : null);
     if (typeof m !== 'string') return m;
     stats.errors[m === 'malformed' ? 'malformed' : 'mismatch']++;
     return null;
   }
 
   private accept(msg: Buffer, m: Scan): void {
-    this.finish({ ok: true, reply: msg, scan: m, rcode: m.rcode, rtt: (performance.now() - this.started) / 1000 });
+    if (this.done) return;
+    this.done = true;
+    this.release();
+    const at = performance.now();
+    const s = this.upstream.stats;
+    const rcode = m.rcode;
+    s.latency.observe((at - this.started) / 1000);
+    s.rcodes[rcode < 24 ? rcode : 23]!++;
+    if (rcode === Rcode.SERVFAIL) s.errors.servfail++;
+    else if (rcode === Rcode.REFUSED) s.errors.refused++;
+    this.upstream.health.success();
+    this.owner.legAnswered(this, msg, m, at);
   }
 
   onForeign(): void {
@@ -276,26 +297,13 @@ export class Leg implements PendingUdp, StreamWaiter {
     );
   }
 
-  private finish(o: LegOutcome & { ok: true }): void {
-    if (this.done) return;
-    this.done = true;
-    this.release();
-    const s = this.upstream.stats;
-    s.latency.observe(o.rtt);
-    s.rcodes[o.rcode < 24 ? o.rcode : 23]!++;
-    if (o.rcode === Rcode.SERVFAIL) s.errors.servfail++;
-    else if (o.rcode === Rcode.REFUSED) s.errors.refused++;
-    this.upstream.health.success();
-    this.onOutcome(o);
-  }
-
   private fail(error: ErrorKind, notify = true): void {
     if (this.done) return;
     this.done = true;
     this.release();
     this.upstream.stats.errors[error]++;
     if (error === 'timeout' || error === 'network' || error === 'tcp' || error === 'tls') this.upstream.health.failure();
-    if (notify) this.onOutcome({ ok: false, error });
+    if (notify) this.owner.legFailed(this, error);
   }
 
   private releaseUdp(): void {

@@ -96,7 +96,9 @@ export interface ReplyLayout {
  * One client's copy of an upstream reply: its ID, its spelling of the name
  * (0x20), its RD bit; the OPT removed if the client sent none; TTLs lowered by
  * `age` seconds (cache hits) or all set to `fixedTtl` (stale answers); TC=1 with the records dropped when it does not
- * fit `maxSize` (UDP) — the client then asks again over TCP.
+ * fit `maxSize` (UDP) — the client then asks again over TCP. `inPlace`: the
+ * caller owns `reply` and reads it no more, so when only the header and the
+ * name change it is patched where it is instead of copied.
  */
 export function shapeReply(
   reply: Buffer,
@@ -106,12 +108,17 @@ export function shapeReply(
   maxSize: number,
   age: number,
   fixedTtl = -1,
+  inPlace = false,
 ): Buffer {
   const base = layout.start;
   const strip = !pq.edns && layout.opt >= 0;
   const optLen = strip ? layout.optEnd - layout.opt : 0;
   const len = layout.end - base - optLen;
   if (len > maxSize) return truncated(reply, base, query, pq);
+  if (inPlace && !strip && base === 0 && layout.end === reply.length && age <= 0 && fixedTtl < 0) {
+    patchClient(reply, query, pq);
+    return reply;
+  }
   const out = Buffer.allocUnsafe(len);
   if (strip) {
     reply.copy(out, 0, base, base + layout.opt);

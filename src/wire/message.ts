@@ -49,7 +49,9 @@ export interface Scan {
   start: number;
   /** RCODE including the extended bits from OPT. */
   rcode: number;
-  question: Question | null;
+  /** Offsets just past the question name and past the whole question; -1 without a question. */
+  qNameEnd: number;
+  qEnd: number;
   /** Offset of the OPT record, -1 when there is none; its end. */
   opt: number;
   optEnd: number;
@@ -72,29 +74,13 @@ export interface Scan {
   end: number;
 }
 
-/**
- * Walks every section and checks that the counts match the records.
- * Returns null for anything malformed. Trailing bytes are reported through
- * `end` so the caller decides (replies: reject; queries: ignore).
- */
-export function scanMessage(buf: Buffer, wantTtls: boolean): Scan | null {
-  if (buf.length < HEADER_LEN) return null;
-  const qdcount = buf.readUInt16BE(4);
-  const ancount = buf.readUInt16BE(6);
-  const nscount = buf.readUInt16BE(8);
-  const arcount = buf.readUInt16BE(10);
-  if (qdcount > 1) return null;
-  let question: Question | null = null;
-  let off = HEADER_LEN;
-  if (qdcount === 1) {
-    question = readQuestion(buf);
-    if (question === null) return null;
-    off = question.end;
-  }
-  const scan: Scan = {
+/** A blank scan to reuse with scanMessage's `into`. */
+export function newScan(): Scan {
+  return {
     start: 0,
-    rcode: buf[3]! & 0x0f,
-    question,
+    rcode: 0,
+    qNameEnd: -1,
+    qEnd: -1,
     opt: -1,
     optEnd: -1,
     optCount: 0,
@@ -102,14 +88,55 @@ export function scanMessage(buf: Buffer, wantTtls: boolean): Scan | null {
     ednsVersion: 0,
     ednsUdpSize: 0,
     ednsDo: false,
-    ttls: wantTtls ? [] : null,
+    ttls: null,
     minTtl: -1,
     soaTtl: -1,
-    ancount,
-    nscount,
-    arcount,
+    ancount: 0,
+    nscount: 0,
+    arcount: 0,
     end: 0,
   };
+}
+
+/**
+ * Walks every section and checks that the counts match the records.
+ * Returns null for anything malformed. Trailing bytes are reported through
+ * `end` so the caller decides (replies: reject; queries: ignore).
+ * `into`: fill this scan instead of a new one (a reply that is only checked and counted).
+ */
+export function scanMessage(buf: Buffer, wantTtls: boolean, into: Scan | null = null): Scan | null {
+  if (buf.length < HEADER_LEN) return null;
+  const qdcount = buf.readUInt16BE(4);
+  const ancount = buf.readUInt16BE(6);
+  const nscount = buf.readUInt16BE(8);
+  const arcount = buf.readUInt16BE(10);
+  if (qdcount > 1) return null;
+  let qNameEnd = -1;
+  let off = HEADER_LEN;
+  if (qdcount === 1) {
+    qNameEnd = skipName(buf, HEADER_LEN, false);
+    if (qNameEnd < 0 || qNameEnd + 4 > buf.length) return null;
+    off = qNameEnd + 4;
+  }
+  const scan = into ?? newScan();
+  scan.start = 0;
+  scan.rcode = buf[3]! & 0x0f;
+  scan.qNameEnd = qNameEnd;
+  scan.qEnd = qNameEnd < 0 ? -1 : off;
+  scan.opt = -1;
+  scan.optEnd = -1;
+  scan.optCount = 0;
+  scan.optMisplaced = false;
+  scan.ednsVersion = 0;
+  scan.ednsUdpSize = 0;
+  scan.ednsDo = false;
+  scan.ttls = wantTtls ? [] : null;
+  scan.minTtl = -1;
+  scan.soaTtl = -1;
+  scan.ancount = ancount;
+  scan.nscount = nscount;
+  scan.arcount = arcount;
+  scan.end = 0;
   const total = ancount + nscount + arcount;
   for (let i = 0; i < total; i++) {
     const start = off;
