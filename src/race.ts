@@ -54,7 +54,9 @@ export function isWinningRcode(rcode: number): boolean {
 }
 
 export class Race implements RaceView, LegOwner, Timed {
-  private readonly legs: Leg[] = [];
+  /** One slot per upstream: a race asks each at most once (an array grown from empty reserves 16). */
+  private readonly legs: Leg[];
+  private nLegs = 0;
   private openLegs = 0;
   private settled = false;
   private winner: Upstream | null = null;
@@ -78,6 +80,7 @@ export class Race implements RaceView, LegOwner, Timed {
     private readonly owner: RaceOwner,
   ) {
     this.plan = upstreams;
+    this.legs = new Array<Leg>(upstreams.length);
   }
 
   /** `now`: performance.now() when the client's query came in; the deadline runs from there. */
@@ -90,13 +93,13 @@ export class Race implements RaceView, LegOwner, Timed {
   }
 
   asked(u: Upstream): boolean {
-    for (let i = 0; i < this.legs.length; i++) if (this.legs[i]!.upstream === u) return true;
+    for (let i = 0; i < this.nLegs; i++) if (this.legs[i]!.upstream === u) return true;
     return false;
   }
 
   pendingUpstreams(): Upstream[] {
     const out: Upstream[] = [];
-    for (const leg of this.legs) if (leg.open) out.push(leg.upstream);
+    for (let i = 0; i < this.nLegs; i++) if (this.legs[i]!.open) out.push(this.legs[i]!.upstream);
     return out;
   }
 
@@ -106,7 +109,7 @@ export class Race implements RaceView, LegOwner, Timed {
       if (this.asked(u)) continue;
       this.openLegs++;
       this.stats.legs++;
-      this.legs.push(u.ask(this.query, this.qEnd, this.wantTtls, this, now));
+      this.legs[this.nLegs++] = u.ask(this.query, this.qEnd, this.wantTtls, this, now);
     }
   }
 
@@ -117,9 +120,9 @@ export class Race implements RaceView, LegOwner, Timed {
     this.delayTimer = setTimeout(() => {
       this.delayTimer = null;
       if (this.settled) return;
-      const before = this.legs.length;
+      const before = this.nLegs;
       this.launch(this.strategy.next(this, 'delay'), performance.now());
-      if (this.legs.length > before) this.scheduleDelay();
+      if (this.nLegs > before) this.scheduleDelay();
     }, ms);
   }
 
@@ -179,7 +182,8 @@ export class Race implements RaceView, LegOwner, Timed {
       this.clearDelay();
       this.owner.raceLost(Rcode.SERVFAIL, 'timeout');
     }
-    for (const leg of this.legs) {
+    for (let i = 0; i < this.nLegs; i++) {
+      const leg = this.legs[i]!;
       if (!leg.open) continue;
       this.openLegs--;
       leg.abandon(true);
@@ -195,8 +199,8 @@ export class Race implements RaceView, LegOwner, Timed {
   private maybeCleanup(): void {
     if (this.openLegs > 0) return;
     this.deadlines.remove(this);
-    for (const leg of this.legs) if (leg.upstream !== this.winner) leg.upstream.stats.losses++;
-    const n = this.legs.length;
+    const n = this.nLegs;
+    for (let i = 0; i < n; i++) if (this.legs[i]!.upstream !== this.winner) this.legs[i]!.upstream.stats.losses++;
     this.stats.wasted += n - (this.winner ? 1 : 0);
     let b = 0;
     while (b < FANOUT_BUCKETS.length && n > FANOUT_BUCKETS[b]!) b++;

@@ -12,6 +12,7 @@ import { UpstreamStats, type ErrorKind } from './stats.js';
 import { random16, type PendingUdp, type UdpPool, type UdpSlot } from './udp-pool.js';
 import { tcpExchange, type TcpExchange } from './tcp.js';
 import { StreamPool, type ConnErrorKind, type StreamConn, type StreamPoolOptions, type StreamWaiter } from './stream-pool.js';
+import { u16, put16, copyBytes } from '../wire/bytes.js';
 
 export type Transport = 'udp' | 'tcp' | 'tls';
 
@@ -182,10 +183,10 @@ export class Leg implements PendingUdp, StreamWaiter {
       this.overStream();
     } else {
       this.packet = Buffer.allocUnsafe(query.length);
-      query.copy(this.packet);
+      copyBytes(query, this.packet, 0, 0, query.length);
       s.bytesSent += query.length;
       this.slot = upstream.pool.send(this, this.packet, started);
-      this.udpId = this.packet.readUInt16BE(0);
+      this.udpId = u16(this.packet, 0);
     }
   }
 
@@ -198,7 +199,7 @@ export class Leg implements PendingUdp, StreamWaiter {
     if (this.done) return;
     const m = this.check(msg);
     if (m === null) return;
-    if (msg.readUInt16BE(2) & FLAG_TC) {
+    if (u16(msg, 2) & FLAG_TC) {
       this.releaseUdp();
       this.overTcp();
       return;
@@ -283,7 +284,7 @@ export class Leg implements PendingUdp, StreamWaiter {
   }
 
   private overTcp(): void {
-    this.packet.writeUInt16BE(random16(), 0);
+    put16(this.packet, 0, random16());
     const stats = this.upstream.stats;
     stats.bytesSent += this.packet.length;
     this.tcp = tcpExchange(

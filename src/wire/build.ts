@@ -14,17 +14,18 @@ import {
   Type,
 } from './constants.js';
 import type { ParsedQuery, Question } from './message.js';
+import { u16, u32, put16, put32, copyBytes } from './bytes.js';
 
 const OPT_LEN = 11;
 
 function writeOpt(out: Buffer, off: number, udpSize: number, extRcode: number, dnssecOk: boolean): number {
   out[off] = 0; // root owner
-  out.writeUInt16BE(Type.OPT, off + 1);
-  out.writeUInt16BE(udpSize, off + 3);
+  put16(out, off + 1, Type.OPT);
+  put16(out, off + 3, udpSize);
   out[off + 5] = extRcode;
   out[off + 6] = 0; // version
-  out.writeUInt16BE(dnssecOk ? EDNS_DO : 0, off + 7);
-  out.writeUInt16BE(0, off + 9);
+  put16(out, off + 7, dnssecOk ? EDNS_DO : 0);
+  put16(out, off + 9, 0);
   return off + OPT_LEN;
 }
 
@@ -44,14 +45,14 @@ export function errorReply(
   const out = Buffer.alloc(HEADER_LEN + qLen + (edns ? OPT_LEN : 0));
   out[0] = query[0] ?? 0;
   out[1] = query[1] ?? 0;
-  const qflags = query.length >= 4 ? query.readUInt16BE(2) : 0;
-  out.writeUInt16BE(FLAG_QR | FLAG_RA | (qflags & (OPCODE_MASK | FLAG_RD)) | (rcode & 0x0f), 2);
+  const qflags = query.length >= 4 ? u16(query, 2) : 0;
+  put16(out, 2, FLAG_QR | FLAG_RA | (qflags & (OPCODE_MASK | FLAG_RD)) | (rcode & 0x0f));
   if (question) {
-    out.writeUInt16BE(1, 4);
-    query.copy(out, HEADER_LEN, HEADER_LEN, question.end);
+    put16(out, 4, 1);
+    copyBytes(query, out, HEADER_LEN, HEADER_LEN, question.end);
   }
   if (edns) {
-    out.writeUInt16BE(1, 10);
+    put16(out, 10, 1);
     writeOpt(out, HEADER_LEN + qLen, udpSize, rcode >> 4, false);
   }
   return out;
@@ -66,16 +67,16 @@ export function errorReply(
 export function upstreamQuery(query: Buffer, pq: ParsedQuery, id: number, udpSize: number): Buffer {
   const qEnd = pq.question.end;
   const out = Buffer.allocUnsafe(qEnd + OPT_LEN);
-  out.writeUInt16BE(id, 0);
-  out.writeUInt16BE(query.readUInt16BE(2) & (FLAG_RD | FLAG_CD | FLAG_AD), 2);
-  out.writeUInt32BE(0x00010000, 4); // QD=1 AN=0
-  out.writeUInt32BE(0x00000001, 8); // NS=0 AR=1
+  put16(out, 0, id);
+  put16(out, 2, u16(query, 2) & (FLAG_RD | FLAG_CD | FLAG_AD));
+  put32(out, 4, 0x00010000); // QD=1 AN=0
+  put32(out, 8, 0x00000001); // NS=0 AR=1
   const nameEnd = pq.question.nameEnd;
   for (let i = HEADER_LEN; i < nameEnd; i++) {
     const c = query[i]!;
     out[i] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
   }
-  query.copy(out, nameEnd, nameEnd, qEnd);
+  copyBytes(query, out, nameEnd, nameEnd, qEnd);
   writeOpt(out, qEnd, udpSize, 0, pq.ednsDo);
   return out;
 }
@@ -97,8 +98,8 @@ export interface ReplyLayout {
  * (0x20), its RD bit; the OPT removed if the client sent none; TTLs lowered by
  * `age` seconds (cache hits) or all set to `fixedTtl` (stale answers); TC=1 with the records dropped when it does not
  * fit `maxSize` (UDP) — the client then asks again over TCP. `inPlace`: the
- * caller owns `reply` and reads it no more, so when only the header and the
- * name change it is patched where it is instead of copied.
+ * caller owns `reply` and reads it no more, so when only the header, the name
+ * and a trailing OPT change it is patched where it is instead of copied.
  */
 export function shapeReply(
   reply: Buffer,
@@ -115,24 +116,27 @@ export function shapeReply(
   const optLen = strip ? layout.optEnd - layout.opt : 0;
   const len = layout.end - base - optLen;
   if (len > maxSize) return truncated(reply, base, query, pq);
-  if (inPlace && !strip && base === 0 && layout.end === reply.length && age <= 0 && fixedTtl < 0) {
+  // In place: only the header and the name change, or also an OPT at the very end goes (most clients' case).
+  if (inPlace && base === 0 && layout.end === reply.length && age <= 0 && fixedTtl < 0 && (!strip || layout.optEnd === layout.end)) {
     patchClient(reply, query, pq);
-    return reply;
+    if (!strip) return reply;
+    put16(reply, 10, u16(reply, 10) - 1);
+    return reply.subarray(0, layout.opt);
   }
   const out = Buffer.allocUnsafe(len);
   if (strip) {
-    reply.copy(out, 0, base, base + layout.opt);
-    reply.copy(out, layout.opt, base + layout.optEnd, layout.end);
-    out.writeUInt16BE(reply.readUInt16BE(base + 10) - 1, 10);
+    copyBytes(reply, out, 0, base, base + layout.opt);
+    copyBytes(reply, out, layout.opt, base + layout.optEnd, layout.end);
+    put16(out, 10, u16(reply, base + 10) - 1);
   } else {
-    reply.copy(out, 0, base, layout.end);
+    copyBytes(reply, out, 0, base, layout.end);
   }
   patchClient(out, query, pq);
   if ((age > 0 || fixedTtl >= 0) && layout.ttls) {
     for (const at of layout.ttls) {
       const o = strip && at > layout.opt ? at - optLen : at;
-      const ttl = out.readUInt32BE(o);
-      out.writeUInt32BE(fixedTtl >= 0 ? fixedTtl : ttl > age ? ttl - age : 0, o);
+      const ttl = u32(out, o);
+      put32(out, o, fixedTtl >= 0 ? fixedTtl : ttl > age ? ttl - age : 0);
     }
   }
   return out;
@@ -142,19 +146,19 @@ function patchClient(out: Buffer, query: Buffer, pq: ParsedQuery): void {
   out[0] = query[0]!;
   out[1] = query[1]!;
   out[2] = (out[2]! & ~(FLAG_RD >> 8)) | (pq.rd ? FLAG_RD >> 8 : 0);
-  query.copy(out, HEADER_LEN, HEADER_LEN, pq.question.nameEnd);
+  copyBytes(query, out, HEADER_LEN, HEADER_LEN, pq.question.nameEnd);
 }
 
 /** Header and question only, TC=1, plus an OPT when the client uses EDNS. */
 function truncated(reply: Buffer, base: number, query: Buffer, pq: ParsedQuery): Buffer {
   const qEnd = pq.question.end;
   const out = Buffer.alloc(qEnd + (pq.edns ? OPT_LEN : 0));
-  reply.copy(out, 0, base, base + 4);
-  out.writeUInt16BE(out.readUInt16BE(2) | FLAG_TC, 2);
-  out.writeUInt16BE(1, 4);
-  query.copy(out, HEADER_LEN, HEADER_LEN, qEnd);
+  copyBytes(reply, out, 0, base, base + 4);
+  put16(out, 2, u16(out, 2) | FLAG_TC);
+  put16(out, 4, 1);
+  copyBytes(query, out, HEADER_LEN, HEADER_LEN, qEnd);
   if (pq.edns) {
-    out.writeUInt16BE(1, 10);
+    put16(out, 10, 1);
     writeOpt(out, qEnd, Math.max(pq.ednsUdpSize, 512), 0, pq.ednsDo);
   }
   patchClient(out, query, pq);
@@ -182,20 +186,20 @@ export function localAnswer(query: Buffer, pq: ParsedQuery, rdatas: readonly Buf
   const qEnd = pq.question.end;
   const size = qEnd + rdatas.reduce((a, r) => a + 12 + r.length, 0) + (pq.edns ? OPT_LEN : 0);
   const out = Buffer.alloc(size);
-  query.copy(out, 0, 0, qEnd);
-  out.writeUInt16BE(FLAG_QR | FLAG_AA | FLAG_RA | (pq.rd ? FLAG_RD : 0), 2);
-  out.writeUInt16BE(1, 4);
-  out.writeUInt16BE(rdatas.length, 6);
-  out.writeUInt16BE(0, 8);
-  out.writeUInt16BE(pq.edns ? 1 : 0, 10);
+  copyBytes(query, out, 0, 0, qEnd);
+  put16(out, 2, FLAG_QR | FLAG_AA | FLAG_RA | (pq.rd ? FLAG_RD : 0));
+  put16(out, 4, 1);
+  put16(out, 6, rdatas.length);
+  put16(out, 8, 0);
+  put16(out, 10, pq.edns ? 1 : 0);
   let off = qEnd;
   for (const r of rdatas) {
-    out.writeUInt16BE(0xc000 | HEADER_LEN, off);
-    out.writeUInt16BE(pq.question.qtype, off + 2);
-    out.writeUInt16BE(1, off + 4);
-    out.writeUInt32BE(ttl, off + 6);
-    out.writeUInt16BE(r.length, off + 10);
-    r.copy(out, off + 12);
+    put16(out, off, 0xc000 | HEADER_LEN);
+    put16(out, off + 2, pq.question.qtype);
+    put16(out, off + 4, 1);
+    put32(out, off + 6, ttl);
+    put16(out, off + 10, r.length);
+    copyBytes(r, out, off + 12, 0, r.length);
     off += 12 + r.length;
   }
   if (pq.edns) writeOpt(out, off, udpSize, 0, pq.ednsDo);

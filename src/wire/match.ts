@@ -3,6 +3,7 @@
 // port the leg was sent to.
 import { FLAG_QR, HEADER_LEN, OPCODE_MASK } from './constants.js';
 import { sameName, scanMessage, type Scan } from './message.js';
+import { u16, u32 } from './bytes.js';
 
 export type Mismatch = 'short' | 'qr' | 'id' | 'question' | 'malformed';
 
@@ -14,7 +15,7 @@ export type Mismatch = 'short' | 'qr' | 'id' | 'question' | 'malformed';
 export function matchReply(reply: Buffer, sent: Buffer, sentQEnd: number, wantTtls: boolean, into: Scan | null = null): Scan | Mismatch {
   if (reply.length < HEADER_LEN) return 'short';
   if (reply[0] !== sent[0] || reply[1] !== sent[1]) return 'id';
-  const flags = reply.readUInt16BE(2);
+  const flags = u16(reply, 2);
   if (!(flags & FLAG_QR) || (flags & OPCODE_MASK) !== 0) return 'qr';
   const scan = scanMessage(reply, wantTtls, into);
   if (scan === null || scan.end !== reply.length) return 'malformed';
@@ -22,6 +23,6 @@ export function matchReply(reply: Buffer, sent: Buffer, sentQEnd: number, wantTt
   // Name case-insensitively; type and class byte for byte (they may hold 0x41-0x5a too).
   const nameEnd = scan.qNameEnd;
   if (!sameName(reply, HEADER_LEN, sent, HEADER_LEN, nameEnd - HEADER_LEN)) return 'question';
-  if (reply.readUInt32BE(nameEnd) !== sent.readUInt32BE(nameEnd)) return 'question';
+  if (u32(reply, nameEnd) !== u32(sent, nameEnd)) return 'question';
   return scan;
 }

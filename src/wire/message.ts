@@ -1,6 +1,7 @@
 // Reading DNS messages by hand: header, question and a structural walk of the
 // records. The hot path never decodes a whole message; it only needs offsets.
 import { EDNS_DO, FLAG_CD, FLAG_QR, FLAG_RD, HEADER_LEN, OPCODE_MASK, Rcode, Type } from './constants.js';
+import { u16, u32 } from './bytes.js';
 
 const MAX_NAME_WIRE = 255;
 
@@ -40,7 +41,7 @@ export interface Question {
 export function readQuestion(buf: Buffer): Question | null {
   const nameEnd = skipName(buf, HEADER_LEN, false);
   if (nameEnd < 0 || nameEnd + 4 > buf.length) return null;
-  return { nameEnd, end: nameEnd + 4, qtype: buf.readUInt16BE(nameEnd), qclass: buf.readUInt16BE(nameEnd + 2) };
+  return { nameEnd, end: nameEnd + 4, qtype: u16(buf, nameEnd), qclass: u16(buf, nameEnd + 2) };
 }
 
 /** What a structural walk of a whole message found. */
@@ -106,10 +107,10 @@ export function newScan(): Scan {
  */
 export function scanMessage(buf: Buffer, wantTtls: boolean, into: Scan | null = null): Scan | null {
   if (buf.length < HEADER_LEN) return null;
-  const qdcount = buf.readUInt16BE(4);
-  const ancount = buf.readUInt16BE(6);
-  const nscount = buf.readUInt16BE(8);
-  const arcount = buf.readUInt16BE(10);
+  const qdcount = u16(buf, 4);
+  const ancount = u16(buf, 6);
+  const nscount = u16(buf, 8);
+  const arcount = u16(buf, 10);
   if (qdcount > 1) return null;
   let qNameEnd = -1;
   let off = HEADER_LEN;
@@ -142,9 +143,9 @@ export function scanMessage(buf: Buffer, wantTtls: boolean, into: Scan | null = 
     const start = off;
     off = skipName(buf, off, true);
     if (off < 0 || off + 10 > buf.length) return null;
-    const type = buf.readUInt16BE(off);
+    const type = u16(buf, off);
     const ttlOff = off + 4;
-    const rdlen = buf.readUInt16BE(off + 8);
+    const rdlen = u16(buf, off + 8);
     const rdata = off + 10;
     off = rdata + rdlen;
     if (off > buf.length) return null;
@@ -154,18 +155,18 @@ export function scanMessage(buf: Buffer, wantTtls: boolean, into: Scan | null = 
       if (scan.opt < 0) {
         scan.opt = start;
         scan.optEnd = off;
-        scan.ednsUdpSize = buf.readUInt16BE(start + 3);
+        scan.ednsUdpSize = u16(buf, start + 3);
         scan.rcode |= buf[ttlOff]! << 4;
         scan.ednsVersion = buf[ttlOff + 1]!;
-        scan.ednsDo = (buf.readUInt16BE(ttlOff + 2) & EDNS_DO) !== 0;
+        scan.ednsDo = (u16(buf, ttlOff + 2) & EDNS_DO) !== 0;
       }
       continue;
     }
-    const ttl = buf.readUInt32BE(ttlOff);
+    const ttl = u32(buf, ttlOff);
     if (scan.ttls) scan.ttls.push(ttlOff);
     if (scan.minTtl < 0 || ttl < scan.minTtl) scan.minTtl = ttl;
     if (type === Type.SOA && i >= ancount && i < ancount + nscount && rdlen >= 20) {
-      const minimum = buf.readUInt32BE(off - 4);
+      const minimum = u32(buf, off - 4);
       const soa = Math.min(ttl, minimum);
       if (scan.soaTtl < 0 || soa < scan.soaTtl) scan.soaTtl = soa;
     }
@@ -194,27 +195,27 @@ export type QueryVerdict =
 /** The client-side checks of RFC 1035 / RFC 6891 on a raw query. */
 export function checkQuery(buf: Buffer): QueryVerdict {
   if (buf.length < HEADER_LEN) return { ok: false, rcode: null, question: null, edns: false, reason: 'short' };
-  const flags = buf.readUInt16BE(2);
+  const flags = u16(buf, 2);
   if (flags & FLAG_QR) return { ok: false, rcode: null, question: null, edns: false, reason: 'qr' };
   const opcode = (flags & OPCODE_MASK) >> 11;
-  const qdcount = buf.readUInt16BE(4);
+  const qdcount = u16(buf, 4);
   const question = qdcount === 1 ? readQuestion(buf) : null;
   if (opcode !== 0) return { ok: false, rcode: Rcode.NOTIMP, question, edns: false, reason: 'opcode' };
   if (question === null) return { ok: false, rcode: Rcode.FORMERR, question: null, edns: false, reason: 'question' };
   const rd = (flags & FLAG_RD) !== 0;
   const cd = (flags & FLAG_CD) !== 0;
-  const id = buf.readUInt16BE(0);
+  const id = u16(buf, 0);
   // The common shapes, read without a full walk: no records at all, or one
   // root-owned OPT right after the question (dig, glibc, dnsperf).
-  const counts = buf.readUInt32BE(6) * 65536 + buf.readUInt16BE(10); // AN, NS, AR
+  const counts = u32(buf, 6) * 65536 + u16(buf, 10); // AN, NS, AR
   if (counts === 0) {
     return { ok: true, query: { id, rd, cd, question, edns: false, ednsDo: false, ednsUdpSize: 0 } };
   }
   const o = question.end;
-  if (counts === 1 && o + 11 <= buf.length && buf[o] === 0 && buf.readUInt16BE(o + 1) === Type.OPT && o + 11 + buf.readUInt16BE(o + 9) <= buf.length) {
+  if (counts === 1 && o + 11 <= buf.length && buf[o] === 0 && u16(buf, o + 1) === Type.OPT && o + 11 + u16(buf, o + 9) <= buf.length) {
     if (buf[o + 6] !== 0) return { ok: false, rcode: Rcode.BADVERS, question, edns: true, reason: 'badvers' };
-    const ednsDo = (buf.readUInt16BE(o + 7) & EDNS_DO) !== 0;
-    return { ok: true, query: { id, rd, cd, question, edns: true, ednsDo, ednsUdpSize: buf.readUInt16BE(o + 3) } };
+    const ednsDo = (u16(buf, o + 7) & EDNS_DO) !== 0;
+    return { ok: true, query: { id, rd, cd, question, edns: true, ednsDo, ednsUdpSize: u16(buf, o + 3) } };
   }
   const scan = scanMessage(buf, false);
   if (scan === null) return { ok: false, rcode: Rcode.FORMERR, question, edns: false, reason: 'records' };
