@@ -186,6 +186,13 @@ export async function startRaced(upstreams: number[], extra: string[], cpu: stri
   return ready(track(`raced:${port}`, spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }), port));
 }
 
+/** A Node script of bench/ (a ceiling) on `cpu`, answering DNS on a free port passed as its first argument. */
+export async function startNodeScript(name: string, script: string, args: string[], cpu: string | null): Promise<Proc> {
+  const port = await freePort();
+  const [cmd, a] = pinned(cpu, process.execPath, ['--max-semi-space-size=4', script, String(port), ...args]);
+  return ready(track(`${name}:${port}`, spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }), port));
+}
+
 export interface PerfResult {
   qps: number;
   sent: number;
