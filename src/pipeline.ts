@@ -78,7 +78,6 @@ type Settle = (f: Flight, reply: Buffer | null, scan: Scan | null, winner: Upstr
 
 /** One race and the client queries waiting for it (identical queries share it). */
 class Flight implements RaceOwner {
-  race: Race | null = null;
   /** The cache entry this race refreshes ahead of expiry, if it is a prefetch. */
   refreshing: CacheEntry | null = null;
 
@@ -190,7 +189,6 @@ export class Pipeline {
     const packet = upstreamQuery(msg, pq, 0, this.opts.ednsPacketMax);
     const flight = new Flight(key, waiters, this.settle);
     const race = new Race(packet, pq.question.end, upstreams, this.strategy, this.raceStats, this.deadlines, this.cache !== null, flight);
-    flight.race = race;
     this.flights.set(key, flight);
     race.start(this.opts.timeoutMs, now);
     return flight;

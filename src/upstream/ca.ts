@@ -19,7 +19,8 @@ function systemCas(): string[] {
   const get = (tls as unknown as { getCACertificates?: GetCa }).getCACertificates;
   if (get) {
     const sys = get('system');
-    if (sys.length > 0) return sys;
+    // A copy: Node hands out a frozen array, and --tls-ca files are added to this list.
+    if (sys.length > 0) return [...sys];
   }
   for (const file of SYSTEM_BUNDLES) {
     try {
