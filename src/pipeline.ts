@@ -1,5 +1,5 @@
 // One client query's way through raced, top to bottom:
-//   checks → access → in-flight cap → hosts files → cache → route → coalescing → race → shape → reply.
+//   checks → access → in-flight cap → localhost (RFC 6761) → search → hosts files → cache → route → coalescing → race → shape → reply.
 import { performance } from 'node:perf_hooks';
 import { Rcode, rcodeName } from './wire/constants.js';
 import { checkQuery, nameToText, readQuestion, typeName, type ParsedQuery, type Scan } from './wire/message.js';
@@ -16,6 +16,7 @@ import type { AnswerCache, CacheEntry } from './cache/cache.js';
 import { LatencyTracker } from './upstream/stats.js';
 import type { Logger } from './log.js';
 import type { LocalHosts } from './hosts/local.js';
+import { localhostAnswer } from './hosts/localhost.js';
 import { searchAndAnswer, type SearchOptions } from './search.js';
 
 export type ClientTransport = 'udp' | 'tcp';
@@ -133,6 +134,8 @@ export class Pipeline {
     if (!this.allowed(client.address) || this.inflight >= this.opts.forwardMax) {
       return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
     }
+    const loopback = localhostAnswer(msg, pq, this.opts.ednsPacketMax);
+    if (loopback !== null) return this.send(client, loopback);
     const search = this.opts.search;
     if (search && !client.internal && searchAndAnswer(msg, pq, client, search, (q, c) => this.handle(q, c), this.opts.ednsPacketMax)) return;
     if (this.hosts !== null) {

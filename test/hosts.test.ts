@@ -72,6 +72,32 @@ test('raced answers from hosts files, never upstream; other names still race', a
   }
 });
 
+test('localhost and names under it are answered here (RFC 6761), never forwarded', async () => {
+  const up = await Stub.start({ address: '198.51.100.1' });
+  const r = await startRaced([up.label]);
+  try {
+    const a = await udpQuery(r.port, 'LocalHost');
+    assert.equal(firstData(a.packet), '127.0.0.1');
+    assert.equal(a.packet.questions![0]!.name, 'LocalHost');
+    assert.equal(firstData((await udpQuery(r.port, 'localhost', { type: 'AAAA' })).packet, 'AAAA'), '::1');
+    assert.equal(firstData((await udpQuery(r.port, 'app.dev.localhost')).packet), '127.0.0.1');
+    const mx = await udpQuery(r.port, 'localhost', { type: 'MX' });
+    assert.equal(mx.packet.rcode, 'NOERROR');
+    assert.equal(mx.packet.answers!.length, 0);
+    const res = new Resolver();
+    res.setServers([`127.0.0.1:${r.port}`]);
+    assert.deepEqual(await res.resolve6('x.localhost'), ['::1']);
+    assert.equal(up.count(), 0, 'nothing went upstream');
+    // Only the last label counts: these are ordinary names.
+    assert.equal(firstData((await udpQuery(r.port, 'localhost.example')).packet), '198.51.100.1');
+    assert.equal(firstData((await udpQuery(r.port, 'notlocalhost')).packet), '198.51.100.1');
+    assert.equal(up.count(), 2);
+  } finally {
+    await r.close();
+    await up.close();
+  }
+});
+
 test('--hostsfile-poll: reloads while queries flow; an unreadable file keeps the old entries', async () => {
   const file = join(dir, 'hosts-poll');
   writeFileSync(file, '192.0.2.1 svc.local\n');
