@@ -4,7 +4,7 @@
 // answers them from /etc/hosts, unbound from a built-in zone. The check is a
 // walk to the last label of the question, a few byte compares per query.
 import { CLASS_IN, HEADER_LEN, Type } from '../wire/constants.js';
-import type { ParsedQuery } from '../wire/message.js';
+import { sameName, type ParsedQuery } from '../wire/message.js';
 import { localAnswer } from '../wire/build.js';
 
 const LABEL = Buffer.from('localhost', 'latin1');
@@ -16,9 +16,7 @@ const TTL = 3600;
 export function isLocalhostName(msg: Buffer): boolean {
   let last = -1;
   for (let off = HEADER_LEN; msg[off]! !== 0; off += msg[off]! + 1) last = off;
-  if (last < 0 || msg[last] !== LABEL.length) return false;
-  for (let i = 0; i < LABEL.length; i++) if ((msg[last + 1 + i]! | 0x20) !== LABEL[i]) return false;
-  return true;
+  return last >= 0 && msg[last] === LABEL.length && sameName(msg, last + 1, LABEL, 0, LABEL.length);
 }
 
 /** The local reply for a localhost name, or null for any other name or class. */

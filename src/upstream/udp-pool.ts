@@ -19,7 +19,6 @@ import type { Endpoint } from '../net/address.js';
 import { literalLookup } from '../net/lookup.js';
 import { u16, put16 } from '../wire/bytes.js';
 
-const POOL_SIZE = 1;
 const USES_PER_SOCKET = 1024;
 const MAX_SOCKET_AGE_MS = 1000;
 
@@ -116,12 +115,13 @@ function sameHost(a: string, b: string): boolean {
 }
 
 export class UdpPool {
-  private readonly pools = new Map<string, PooledSocket[]>();
+  /** Each upstream's socket for new legs (retired ones live on until their last leg ends). */
+  private readonly current = new Map<string, PooledSocket>();
   /** Datagrams that matched no pending leg (late replies of released legs, spoofs). */
   stray = 0;
 
   /**
-   * Registers the leg under a fresh random ID on a random socket, writes the
+   * Registers the leg under a fresh random ID on the upstream's current socket, writes the
    * ID into `packet` and sends it. The caller must call
    * `slot.release(packet's ID, leg)` when the leg ends. `now`: performance.now().
    */
@@ -146,26 +146,21 @@ export class UdpPool {
   }
 
   private pick(ep: Endpoint, now: number): PooledSocket {
-    let list = this.pools.get(ep.label);
-    if (list === undefined) this.pools.set(ep.label, (list = []));
-    if (list.length < POOL_SIZE) {
-      const s = new PooledSocket(
-        ep,
-        now + MAX_SOCKET_AGE_MS,
-        () => this.stray++,
-        (broken) => this.drop(broken, ep),
-      );
-      list.push(s);
-      return s;
-    }
-    return list[random16() % POOL_SIZE]!;
+    const cur = this.current.get(ep.label);
+    if (cur !== undefined) return cur;
+    const s = new PooledSocket(
+      ep,
+      now + MAX_SOCKET_AGE_MS,
+      () => this.stray++,
+      (broken) => this.drop(broken, ep),
+    );
+    this.current.set(ep.label, s);
+    return s;
   }
 
-  /** Takes a broken socket out of the pool so no new leg uses it. */
+  /** Takes a broken or retired socket out of use so no new leg gets it. */
   private drop(sock: PooledSocket, ep: Endpoint): void {
-    const list = this.pools.get(ep.label);
-    const i = list ? list.indexOf(sock) : -1;
-    if (i >= 0) list!.splice(i, 1);
+    if (this.current.get(ep.label) === sock) this.current.delete(ep.label);
   }
 
   private retire(sock: PooledSocket, ep: Endpoint): void {
@@ -176,12 +171,10 @@ export class UdpPool {
 
   /** Closes idle sockets now and the others as their last leg ends. */
   close(): void {
-    for (const list of this.pools.values()) {
-      for (const s of [...list]) {
-        s.retired = true;
-        if (s.pending.size === 0) s.close();
-      }
+    for (const s of this.current.values()) {
+      s.retired = true;
+      if (s.pending.size === 0) s.close();
     }
-    this.pools.clear();
+    this.current.clear();
   }
 }

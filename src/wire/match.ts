@@ -8,9 +8,10 @@ import { u16, u32 } from './bytes.js';
 export type Mismatch = 'short' | 'qr' | 'id' | 'question' | 'malformed';
 
 /**
- * `sent` is the query of the leg; `into`, a scan to fill instead of a new one. Returns the scan of a valid reply or the
- * reason it is not one; replies with wrong ID, wrong question, QR=0, bad
- * counts or trailing bytes are all rejected here and nowhere else.
+ * `sent` is the query of the leg; `into`, a scan to fill instead of a new one.
+ * Returns the scan of a valid reply or the reason it is not one; replies with
+ * wrong ID, wrong question, QR=0, bad counts or trailing bytes are all
+ * rejected here and nowhere else.
  */
 export function matchReply(reply: Buffer, sent: Buffer, sentQEnd: number, wantTtls: boolean, into: Scan | null = null): Scan | Mismatch {
   if (reply.length < HEADER_LEN) return 'short';
