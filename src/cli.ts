@@ -6,12 +6,14 @@
 // Command line: flags (dnsmasq names where dnsmasq has one), each also read
 // from RACED_<FLAG>; flags win over the environment, the environment over
 // defaults. A bad value exits with status 2 and one line naming it.
+// First: signal handlers before any other module is loaded (SIGHUP at start must not kill raced).
+import { onSignal, stopRequested } from './signals.js';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { DEFAULTS, OptionValueError, defaultOptions, parse, parseIntIn, splitList, type Options, type ServerItem } from './config/options.js';
 import { parseEndpoint } from './net/address.js';
 import { Raced, StartupError } from './raced.js';
-import { Logger } from './log.js';
+import { Logger, stderrIsJournal } from './log.js';
 import cluster from 'node:cluster';
 import { reportToPrimary, runPrimary } from './workers.js';
 import { status } from './status.js';
@@ -197,10 +199,14 @@ export function toOptions(raw: Raw): Options {
 }
 
 async function run(opts: Options): Promise<void> {
-  const log = new Logger(opts.logLevel);
+  // journald stamps each line itself; a file or a terminal needs the time in the line.
+  const log = new Logger(opts.logLevel, undefined, { timestamps: !opts.systemd && !stderrIsJournal() });
   if (opts.workers > 1 && cluster.isPrimary) {
+    if (stopRequested()) process.exit(0);
     try {
-      await runPrimary(opts.workers, log, opts.metricsListen);
+      const running = runPrimary(opts.workers, log, opts.metricsListen);
+      onSignal(() => {}); // the primary's own handlers are installed now
+      await running;
       process.exit(0);
     } catch (err) {
       process.stderr.write(`raced: ${(err as Error).message}\n`);
@@ -256,9 +262,8 @@ async function run(opts: Options): Promise<void> {
       process.exit(0);
     });
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => {
+  onSignal((sig) => {
+    if (sig !== 'SIGHUP') return stop(sig);
     log.info('SIGHUP: reloading upstreams');
     raced.reload();
   });

@@ -3,7 +3,7 @@
 import { performance } from 'node:perf_hooks';
 import { Rcode, rcodeName } from './wire/constants.js';
 import { checkQuery, nameToText, readQuestion, typeName, type ParsedQuery, type Scan } from './wire/message.js';
-import { clientUdpLimit, errorReply, shapeReply, upstreamQuery } from './wire/build.js';
+import { clientUdpLimit, errorReply, ownOptSize, shapeReply, upstreamQuery } from './wire/build.js';
 import { questionKey } from './wire/key.js';
 import { rotateAnswers } from './wire/rotate.js';
 import { cidrContains, isLoopback, type Cidr } from './net/address.js';
@@ -108,6 +108,8 @@ export class Pipeline {
   private readonly deadlines = new Deadlines();
   private readonly settle: Settle = (f, reply, scan, winner, rcode, reason) => this.finish(f, reply, scan, winner, rcode, reason);
   private drainWaiters: (() => void)[] = [];
+  /** raced is stopping: queries in flight are answered, new ones REFUSED. */
+  draining = false;
 
   constructor(
     private readonly opts: PipelineOptions,
@@ -131,6 +133,8 @@ export class Pipeline {
     }
     const pq = v.query;
     if (this.opts.logQueries) this.logQuery(msg, pq, client);
+    // Stopping: REFUSED at once, so the client asks its next server now rather than after a timeout.
+    if (this.draining) return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
     if (!this.allowed(client.address) || this.inflight >= this.opts.forwardMax) {
       return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
     }
@@ -147,7 +151,8 @@ export class Pipeline {
     let stale: CacheEntry | null = null;
     const cache = this.cache;
     if (cache !== null) {
-      const now = Date.now();
+      // The monotonic clock: a wall-clock step must not stretch or cut a TTL.
+      const now = performance.now();
       const hit = cache.lookup(key, now);
       if (hit !== null && hit.state === 'fresh') {
         this.send(client, shapeReply(hit.entry.reply, hit.entry, msg, pq, maxSize, hit.age));
@@ -201,7 +206,8 @@ export class Pipeline {
     const key = flight.key;
     if (this.flights.get(key) === flight) this.flights.delete(key);
     if (flight.refreshing) flight.refreshing.refreshing = false;
-    const stored = reply !== null && this.cache !== null ? this.cache.store(key, reply, scan!, Date.now()) : null;
+    if (reply !== null) ownOptSize(reply, scan!, this.opts.ednsPacketMax);
+    const stored = reply !== null && this.cache !== null ? this.cache.store(key, reply, scan!, performance.now()) : null;
     if (this.opts.logQueries) {
       const what = winner !== null ? `${rcodeName(rcode)} from ${winner.label}` : `${rcodeName(rcode)} (${reason})`;
       this.log.info(`reply ${flight.waiters[0] ? nameToText(flight.waiters[0].query) : '(prefetch)'} is ${what}`);

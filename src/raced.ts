@@ -7,6 +7,9 @@ import { endpointLabel, isLoopback, isWildcard, parseEndpoint, type Endpoint } f
 import { listenFds, udpFamilyOf } from './server/systemd.js';
 import { Upstream, type StreamSettings, type UpstreamEvents, type UpstreamSpec } from './upstream/upstream.js';
 import { upstreamTlsContext } from './upstream/ca.js';
+import { FAILING_AFTER_MS } from './upstream/health.js';
+import { RECENT_STEP_S } from './upstream/stats.js';
+import { performance } from 'node:perf_hooks';
 import { UdpPool } from './upstream/udp-pool.js';
 import { makeStrategy } from './strategy/index.js';
 import { AnswerCache } from './cache/cache.js';
@@ -50,6 +53,8 @@ export class Raced {
   private unwatch: (() => void) | null = null;
   private metricsServer: Server | null = null;
   private stopping = false;
+  /** Snapshots of each upstream's counters for its last-minute figures (raced status). */
+  private sampler: NodeJS.Timeout | null = null;
   /** Settings of pooled tcp:// and tls:// connections; the CAs are read once, on first use. */
   private streamOpts: StreamSettings | null = null;
   private readonly events: UpstreamEvents = {
@@ -119,6 +124,10 @@ export class Raced {
     // An unreadable --tls-ca is a start-up error even before any tls:// upstream needs it.
     if (this.opts.tlsCa.length > 0) this.stream();
     this.loadUpstreams(true);
+    this.sampler = setInterval(() => {
+      for (const u of this.upstreams) u.stats.recent.sample();
+    }, RECENT_STEP_S * 1000);
+    this.sampler.unref();
     const worker = cluster.isWorker;
     const sharing = !worker ? 'none' : hasReusePort() ? 'reuseport' : 'cluster';
     for (const ep of this.opts.systemd ? [] : this.opts.listen) {
@@ -143,7 +152,7 @@ export class Raced {
             this.udp.splice(this.udp.indexOf(udp), 1);
             this.tcp.splice(this.tcp.indexOf(tcp), 1);
             udp.close();
-            tcp.close(0);
+            void tcp.close(0);
             continue;
           }
           await this.stop(0);
@@ -205,7 +214,12 @@ export class Raced {
       return;
     }
     const reg = buildRegistry(this, version);
-    const unhealthy = (): string | null => (this.upstreams.some((u) => u.health.up) ? null : 'every upstream is down');
+    const unhealthy = (): string | null => {
+      const now = performance.now();
+      if (this.upstreams.some((u) => u.health.state(now) === 'up')) return null;
+      if (this.upstreams.every((u) => !u.health.up)) return 'every upstream is down';
+      return `no upstream gave a valid answer in the last ${FAILING_AFTER_MS / 1000} s (${this.upstreams.map((u) => `${u.label} ${u.health.state(now)}`).join(', ')})`;
+    };
     try {
       this.metricsServer = await startMetricsServer(this.opts.metricsListen, registrySource(reg, unhealthy));
     } catch (err) {
@@ -304,17 +318,25 @@ export class Raced {
     return this.streamOpts;
   }
 
-  /** Stops accepting, lets queries in flight finish for up to `graceMs`, then releases everything. */
+  /**
+   * Drain, then release everything: new queries get REFUSED (UDP and TCP),
+   * queries in flight are answered, for up to `graceMs`, and SERVFAIL at the
+   * end of it; TCP connections close after their last reply.
+   */
   async stop(graceMs: number): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.unwatch?.();
+    if (this.sampler) clearInterval(this.sampler);
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections();
-    for (const l of this.udp) l.stopAccepting();
-    for (const l of this.tcp) l.close(graceMs);
+    // Legs cut short by raced's own stop are no sign that an upstream is down.
+    for (const u of this.upstreamsByLabel.values()) u.health.stop();
+    this.pipeline.draining = true;
+    for (const l of this.tcp) l.drain();
     await this.pipeline.drain(graceMs);
     this.pipeline.abortAll();
+    await Promise.all(this.tcp.map((l) => l.close(1000)));
     for (const l of this.udp) l.close();
     for (const u of this.upstreamsByLabel.values()) u.close();
     this.pipeline.hosts?.stop();

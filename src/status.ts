@@ -50,12 +50,24 @@ export function formatStatus(samples: Sample[]): string {
   const sum = (name: string, pred?: (l: Record<string, string>) => boolean): number => get(name, pred).reduce((a, s) => a + s.value, 0);
   const upstreams = get('raced_upstream_queries_total').map((s) => s.labels.upstream!);
   const totalWins = sum('raced_upstream_wins_total');
+  const recentWins = sum('raced_upstream_recent_wins');
+  const hasRecent = get('raced_upstream_recent_wins').length > 0;
+  const share = (n: number, of: number): string => (of > 0 ? `${((100 * n) / of).toFixed(0)}%` : '-');
   const lines: string[] = [];
   const width = Math.max(8, ...upstreams.map((u) => u.length));
-  lines.push(`${'upstream'.padEnd(width)}  state  queries    wins   p50      p95      errors`);
+  // Totals since start, then the last minute: an upstream that recovered shows it at once.
+  lines.push(
+    `${''.padEnd(width)}  ${''.padEnd(7)}  ${'since start'.padEnd(40)}` + (hasRecent ? `  ${'last minute'}` : ''),
+  );
+  lines.push(
+    `${'upstream'.padEnd(width)}  state    queries    wins  p50      p95     ` +
+      (hasRecent ? `  queries    wins  p50      p95    ` : '') +
+      `  errors`,
+  );
   for (const u of upstreams) {
     const mine = (l: Record<string, string>): boolean => l.upstream === u;
     const up = sum('raced_upstream_up', mine) > 0;
+    const failing = sum('raced_upstream_failing', mine) > 0;
     const queries = sum('raced_upstream_queries_total', mine);
     const wins = sum('raced_upstream_wins_total', mine);
     const buckets = get('raced_upstream_duration_seconds_bucket', mine).map((s) => ({ le: s.labels.le === '+Inf' ? Infinity : Number(s.labels.le), count: s.value }));
@@ -63,9 +75,17 @@ export function formatStatus(samples: Sample[]): string {
       .filter((s) => s.value > 0)
       .map((s) => `${s.labels.kind}=${s.value}`)
       .join(' ');
-    const share = totalWins > 0 ? `${((100 * wins) / totalWins).toFixed(0)}%` : '-';
+    const state = !up ? 'DOWN' : failing ? 'failing' : 'up';
+    let recent = '';
+    if (hasRecent) {
+      const rq = (q: string): number => get('raced_upstream_recent_duration_seconds', (l) => l.upstream === u && l.quantile === q)[0]?.value ?? NaN;
+      recent =
+        `  ${String(sum('raced_upstream_recent_queries', mine)).padStart(7)}  ${share(sum('raced_upstream_recent_wins', mine), recentWins).padStart(6)}` +
+        `  ${ms(rq('0.5')).padEnd(7)}  ${ms(rq('0.95')).padEnd(7)}`;
+    }
     lines.push(
-      `${u.padEnd(width)}  ${(up ? 'up' : 'DOWN').padEnd(5)}  ${String(queries).padStart(7)}  ${share.padStart(6)}   ${ms(bucketQuantile(buckets, 0.5)).padEnd(7)}  ${ms(bucketQuantile(buckets, 0.95)).padEnd(7)}  ${errors || '-'}`,
+      `${u.padEnd(width)}  ${state.padEnd(7)}  ${String(queries).padStart(7)}  ${share(wins, totalWins).padStart(6)}  ${ms(bucketQuantile(buckets, 0.5)).padEnd(7)}  ${ms(bucketQuantile(buckets, 0.95)).padEnd(7)}` +
+        `${recent}  ${errors || '-'}`,
     );
   }
   const clients = sum('raced_queries_total');

@@ -1,6 +1,8 @@
 // The answer cache: whole upstream replies kept as bytes with the offsets of
 // their TTL fields, so a hit is a copy and a few patches, never a decode.
 // Store: mnemonist's LRUMap (typed-array LRU list, no garbage per operation).
+// Every time here is on the monotonic clock (performance.now(), ms): a step of
+// the wall clock neither keeps an answer past its TTL nor expires it early.
 import { LRUMap } from 'mnemonist';
 import { Rcode } from '../wire/constants.js';
 import type { Scan } from '../wire/message.js';
@@ -27,8 +29,9 @@ export interface CacheOptions {
  */
 export interface CacheEntry extends ReplyLayout {
   reply: Buffer;
+  /** performance.now() when stored. */
   storedAt: number;
-  /** Milliseconds since epoch when the entry stops being fresh. */
+  /** performance.now() when the entry stops being fresh. */
   expiresAt: number;
   /** When stale serving of it ends. */
   staleUntil: number;

@@ -3,7 +3,7 @@
 // numbers the pipeline, the races, the cache and the upstreams keep.
 import { Registry, type MetricValue } from 'prom-client';
 import { rcodeName } from '../wire/constants.js';
-import { ERROR_KINDS, LATENCY_BUCKETS } from '../upstream/stats.js';
+import { ERROR_KINDS, LATENCY_BUCKETS, bucketsQuantile } from '../upstream/stats.js';
 import type { Raced } from '../raced.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { FANOUT_BUCKETS } from '../race.js';
@@ -130,6 +130,26 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
     new Computed('raced_upstream_up', '1 while the upstream is considered healthy, 0 while it is down and being probed', 'gauge', () =>
       perUpstream((u) => (u.health.up ? 1 : 0)),
     ),
+    new Computed(
+      'raced_upstream_failing',
+      '1 while the upstream answers, but for 5 s or more only with SERVFAIL or REFUSED (no valid answer)',
+      'gauge',
+      () => perUpstream((u) => (u.health.up && u.health.failing() ? 1 : 0)),
+    ),
+    new Computed('raced_upstream_recent_queries', 'Queries sent to each upstream in the last minute', 'gauge', () =>
+      perUpstream((u) => u.stats.recent.read().queries),
+    ),
+    new Computed('raced_upstream_recent_wins', 'Races each upstream won in the last minute', 'gauge', () => perUpstream((u) => u.stats.recent.read().wins)),
+    new Computed(
+      'raced_upstream_recent_duration_seconds',
+      'Median and 95th percentile of each upstream\'s reply time over the last minute (NaN: no reply in it)',
+      'gauge',
+      () =>
+        ups().flatMap((u) => {
+          const b = u.stats.recent.read().buckets;
+          return [0.5, 0.95].map((q) => ({ labels: { upstream: u.label, quantile: String(q) }, value: bucketsQuantile(b, q) }));
+        }),
+    ),
     ...streamMetrics(ups),
     new Computed('raced_upstream_inflight', 'Queries sent to each upstream and not yet answered or given up', 'gauge', () =>
       perUpstream((u) => u.stats.inflight),
@@ -158,6 +178,9 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
       { labels: {}, value: cache?.stats.prefetches ?? 0 },
     ]),
     new Computed('raced_cache_entries', 'Entries in the cache', 'gauge', () => [{ labels: {}, value: cache?.size ?? 0 }]),
+    new Computed('raced_log_dropped_total', 'Log lines that could not be written (full disk, stderr reader gone or not reading) and were dropped', 'counter', () => [
+      { labels: {}, value: raced.log.dropped },
+    ]),
   ];
   for (const m of metrics) registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
   return registry;

@@ -17,8 +17,11 @@ export interface TcpOptions {
 
 export class TcpListener {
   readonly server: net.Server;
-  private readonly conns = new Set<net.Socket>();
+  /** Open connections and the replies each still owes. */
+  private readonly conns = new Map<net.Socket, { pending: number }>();
   private readonly shared: boolean;
+  /** raced is stopping: each connection is closed after its last reply. */
+  private draining = false;
 
   constructor(
     readonly endpoint: Endpoint,
@@ -33,9 +36,9 @@ export class TcpListener {
   }
 
   private accept(sock: net.Socket, pipeline: Pipeline, opts: TcpOptions): void {
-    this.conns.add(sock);
+    const state = { pending: 0 };
+    this.conns.set(sock, state);
     const reader = new FrameReader();
-    let pending = 0;
     let ended = false;
     const idle = setTimeout(() => sock.destroy(), opts.idleTimeoutMs);
     const client: Client = {
@@ -43,23 +46,23 @@ export class TcpListener {
       address: sock.remoteAddress ?? '',
       port: sock.remotePort ?? 0,
       respond: (reply) => {
-        pending--;
+        state.pending--;
         idle.refresh();
         if (!sock.destroyed && sock.writable) sock.write(frame(reply));
-        if (ended && pending === 0) sock.end();
+        if ((ended || this.draining) && state.pending === 0) sock.end();
       },
     };
     sock.on('data', (chunk) => {
       reader.push(chunk, (msg) => {
         idle.refresh();
-        pending++;
+        state.pending++;
         pipeline.handle(msg, client);
       });
     });
     sock.on('end', () => {
       // The client is done sending; finish the replies it is owed, then close.
       ended = true;
-      if (pending === 0) sock.end();
+      if (state.pending === 0) sock.end();
     });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
@@ -92,12 +95,42 @@ export class TcpListener {
     });
   }
 
-  /** Stops accepting; open connections end after `graceMs`. */
-  close(graceMs: number): void {
+  /**
+   * Drain: stops accepting; a connection that owes no reply is closed now,
+   * the others right after their last reply (RFC 7766 §6.2.3: the server may
+   * close; a client sends what it still has on a new connection elsewhere).
+   */
+  drain(): void {
+    this.draining = true;
     this.server.close();
-    const t = setTimeout(() => {
-      for (const s of this.conns) s.destroy();
-    }, graceMs);
-    t.unref();
+    for (const [sock, st] of this.conns) if (st.pending === 0) sock.end();
+  }
+
+  /**
+   * Ends every connection (replies already written still go out first) and
+   * resolves once all are closed; any still open after `ms` are destroyed.
+   */
+  close(ms: number): Promise<void> {
+    this.draining = true;
+    this.server.close();
+    if (this.conns.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const socks = [...this.conns.keys()];
+      let left = socks.length;
+      const t = setTimeout(() => {
+        for (const s of socks) s.destroy();
+      }, ms);
+      t.unref();
+      for (const s of socks) {
+        s.once('close', () => {
+          if (--left === 0) {
+            clearTimeout(t);
+            resolve();
+          }
+        });
+        if (ms <= 0) s.destroy();
+        else s.end();
+      }
+    });
   }
 }

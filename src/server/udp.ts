@@ -21,8 +21,6 @@ class UdpClient implements Client {
 
 export class UdpListener {
   readonly socket: dgram.Socket;
-  /** Shutting down: new queries are ignored, replies still go out. */
-  private draining = false;
 
   /**
    * `sharing`: 'none' for one process; 'cluster' for a cluster worker on Node
@@ -44,8 +42,8 @@ export class UdpListener {
       lookup: literalLookup,
     });
     const sock = this.socket;
+    // While raced stops, the pipeline answers new queries REFUSED and the socket stays open for the replies still owed.
     sock.on('message', (msg, rinfo) => {
-      if (this.draining) return;
       pipeline.handle(msg, new UdpClient(sock, rinfo.address, rinfo.port));
     });
     // A failed send (e.g. the client's port went away) must not stop the listener.
@@ -73,11 +71,6 @@ export class UdpListener {
         resolve(this.socket.address());
       });
     });
-  }
-
-  /** Stops taking queries; the socket stays open for the replies still owed. */
-  stopAccepting(): void {
-    this.draining = true;
   }
 
   close(): void {

@@ -41,6 +41,62 @@ export class LatencyTracker {
   }
 }
 
+/** Seconds between snapshots of the recent window, and how many are kept: the window is the last minute. */
+export const RECENT_STEP_S = 10;
+const RECENT_STEPS = 6;
+
+interface Snapshot {
+  queries: number;
+  wins: number;
+  buckets: Float64Array;
+}
+
+/**
+ * The last minute of an upstream, beside its totals since start: snapshots
+ * of the counters taken every RECENT_STEP_S by a timer, so the hot path pays
+ * nothing. The window is now minus the oldest snapshot (50 to 60 s once full).
+ */
+export class RecentWindow {
+  private readonly ring: Snapshot[] = [];
+
+  constructor(private readonly stats: UpstreamStats) {
+    this.sample();
+  }
+
+  sample(): void {
+    const s = this.stats;
+    if (this.ring.length > RECENT_STEPS) this.ring.shift();
+    this.ring.push({ queries: s.queries, wins: s.wins, buckets: s.latency.buckets.slice() });
+  }
+
+  /** Queries, wins and non-cumulative latency bucket counts since the oldest snapshot. */
+  read(): { queries: number; wins: number; buckets: Float64Array } {
+    const s = this.stats;
+    const old = this.ring[0]!;
+    const buckets = s.latency.buckets.slice();
+    for (let i = 0; i < buckets.length; i++) buckets[i]! -= old.buckets[i]!;
+    return { queries: s.queries - old.queries, wins: s.wins - old.wins, buckets };
+  }
+}
+
+/** Quantile of non-cumulative LATENCY_BUCKETS counts (last slot +Inf), interpolated in its bucket; NaN when empty. */
+export function bucketsQuantile(buckets: Float64Array, q: number): number {
+  let total = 0;
+  for (const c of buckets) total += c;
+  if (total === 0) return NaN;
+  const rank = q * total;
+  let acc = 0;
+  let lo = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    const c = buckets[i]!;
+    const hi = i < LATENCY_BUCKETS.length ? LATENCY_BUCKETS[i]! : Infinity;
+    if (acc + c >= rank && c > 0) return hi === Infinity ? lo : lo + ((hi - lo) * (rank - acc)) / c;
+    acc += c;
+    lo = hi;
+  }
+  return lo;
+}
+
 export class UpstreamStats {
   queries = 0;
   bytesSent = 0;
@@ -61,4 +117,5 @@ export class UpstreamStats {
     tls: 0,
   };
   readonly latency = new LatencyTracker();
+  readonly recent = new RecentWindow(this);
 }

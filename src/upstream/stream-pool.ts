@@ -284,15 +284,21 @@ export class StreamPool {
    * Sends `packet` (its ID is overwritten) on the least busy usable
    * connection, opening one when there is none or all are busy and the pool
    * has room. Returns the connection and the ID, or null while the upstream
-   * is in its backoff after a failed connection (`force`: a health probe, try anyway).
+   * is in its backoff after a failed connection. `force` (a health probe, or
+   * a query to an upstream that is down, asked because nothing better is
+   * left): connect even in the backoff, one attempt at a time, so the first
+   * query after the server is back gets through and a dead server costs one
+   * connection attempt at a time, not one per query.
    */
   send(waiter: StreamWaiter, packet: Buffer, force = false): { conn: StreamConn; id: number } | null {
     let best: StreamConn | null = null;
+    let connecting = false;
     for (const c of this.conns) {
       if (c.draining) continue;
+      if (!c.ready) connecting = true;
       if (best === null || (c.ready && !best.ready) || (c.ready === best.ready && c.pending.size < best.pending.size)) best = c;
     }
-    const mayConnect = !this.closedForGood && (force || performance.now() >= this.retryAt);
+    const mayConnect = !this.closedForGood && (performance.now() >= this.retryAt || (force && !connecting));
     if ((best === null || best.pending.size > 0) && this.conns.length < this.opts.size && mayConnect) {
       const c = new StreamConn(this, this.ep, this.opts, this.session);
       this.conns.push(c);
@@ -330,13 +336,15 @@ export class StreamPool {
     s.perConn[b]!++;
     s.perConnSum += c.queries;
     if (kind !== 'closed') {
-      // A server closing a connection it served is routine; a reset or a failure to connect is not.
-      if (kind !== 'reset' || c.pending.size > 0 || !established) s.errors[kind]++;
+      // A server closing a connection it served is routine; a reset with queries on it or a failure to connect is not:
+      // those are counted and logged.
+      const counted = kind !== 'reset' || c.pending.size > 0 || !established;
+      if (counted) s.errors[kind]++;
       if (!established) {
         this.retryAt = performance.now() + this.backoff;
         this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
       }
-      if (!established || kind !== 'reset') this.onConnError(kind, message ?? kind, established);
+      if (counted) this.onConnError(kind, message ?? kind, established);
     }
     const waiters = c.takePending();
     if (established) s.resent += waiters.length;

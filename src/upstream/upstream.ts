@@ -245,7 +245,7 @@ export class Leg implements PendingUdp, StreamWaiter {
     s.rcodes[rcode < 24 ? rcode : 23]!++;
     if (rcode === Rcode.SERVFAIL) s.errors.servfail++;
     else if (rcode === Rcode.REFUSED) s.errors.refused++;
-    this.upstream.health.success();
+    this.upstream.health.success(rcode === Rcode.NOERROR || rcode === Rcode.NXDOMAIN, at);
     this.owner.legAnswered(this, msg, m, at);
   }
 
@@ -267,7 +267,8 @@ export class Leg implements PendingUdp, StreamWaiter {
   }
 
   private overStream(): void {
-    const sent = this.upstream.stream!.send(this, this.packet, this.probe);
+    // A down upstream is asked only when the strategy has nothing better: worth a connection attempt.
+    const sent = this.upstream.stream!.send(this, this.packet, this.probe || !this.upstream.health.up);
     if (sent === null) {
       // In its backoff after a failed connection: fail now, but not inside the caller's own call.
       queueMicrotask(() => this.fail(this.streamError()));

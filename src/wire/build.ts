@@ -94,6 +94,15 @@ export interface ReplyLayout {
 }
 
 /**
+ * The OPT raced sends a client states raced's own UDP size (RFC 6891 §6.2.3),
+ * not the upstream's: patched once into an upstream reply as it comes in, so
+ * every copy shaped from it (cache hits, stale answers, UDP and TCP) agrees.
+ */
+export function ownOptSize(reply: Buffer, layout: ReplyLayout, udpSize: number): void {
+  if (layout.opt >= 0) put16(reply, layout.start + layout.opt + 3, udpSize);
+}
+
+/**
  * One client's copy of an upstream reply: its ID, its spelling of the name
  * (0x20), its RD bit; the OPT removed if the client sent none; TTLs lowered by
  * `age` seconds (cache hits) or all set to `fixedTtl` (stale answers); TC=1 with the records dropped when it does not
