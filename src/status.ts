@@ -78,10 +78,10 @@ export function formatStatus(samples: Sample[]): string {
     const state = !up ? 'DOWN' : failing ? 'failing' : 'up';
     let recent = '';
     if (hasRecent) {
-      const rq = (q: string): number => get('raced_upstream_recent_duration_seconds', (l) => l.upstream === u && l.quantile === q)[0]?.value ?? NaN;
+      const rq = (p: string): number => get(`raced_upstream_recent_p${p}_seconds`, mine)[0]?.value ?? NaN;
       recent =
         `  ${String(sum('raced_upstream_recent_queries', mine)).padStart(7)}  ${share(sum('raced_upstream_recent_wins', mine), recentWins).padStart(6)}` +
-        `  ${ms(rq('0.5')).padEnd(7)}  ${ms(rq('0.95')).padEnd(7)}`;
+        `  ${ms(rq('50')).padEnd(7)}  ${ms(rq('95')).padEnd(7)}`;
     }
     lines.push(
       `${u.padEnd(width)}  ${state.padEnd(7)}  ${String(queries).padStart(7)}  ${share(wins, totalWins).padStart(6)}  ${ms(bucketQuantile(buckets, 0.5)).padEnd(7)}  ${ms(bucketQuantile(buckets, 0.95)).padEnd(7)}` +

@@ -140,15 +140,14 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
       perUpstream((u) => u.stats.recent.read().queries),
     ),
     new Computed('raced_upstream_recent_wins', 'Races each upstream won in the last minute', 'gauge', () => perUpstream((u) => u.stats.recent.read().wins)),
-    new Computed(
-      'raced_upstream_recent_duration_seconds',
-      'Median and 95th percentile of each upstream\'s reply time over the last minute (NaN: no reply in it)',
-      'gauge',
-      () =>
-        ups().flatMap((u) => {
-          const b = u.stats.recent.read().buckets;
-          return [0.5, 0.95].map((q) => ({ labels: { upstream: u.label, quantile: String(q) }, value: bucketsQuantile(b, q) }));
-        }),
+    ...([0.5, 0.95] as const).map(
+      (q) =>
+        new Computed(
+          `raced_upstream_recent_p${q * 100}_seconds`,
+          `${q === 0.5 ? 'Median' : '95th percentile'} of each upstream's reply time over the last minute (NaN: no reply in it)`,
+          'gauge',
+          () => perUpstream((u) => bucketsQuantile(u.stats.recent.read().buckets, q)),
+        ),
     ),
     ...streamMetrics(ups),
     new Computed('raced_upstream_inflight', 'Queries sent to each upstream and not yet answered or given up', 'gauge', () =>

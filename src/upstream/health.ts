@@ -90,16 +90,21 @@ export class Health {
     this.onChange(true);
   }
 
+  /**
+   * The next probe goes out on time whether or not the last one has ended: a
+   * server that comes back answers the new one at once, while the old one
+   * may still be waiting out its timeout (a black-holed server).
+   */
   private schedule(ms: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.timer = null;
+      if (this.stopped || this.up) return;
       this.probe((alive) => {
-        if (this.stopped || this.up) return;
-        if (alive) return this.setUp();
-        const base = Math.min(PROBE_MS * 2 ** this.flaps, MAX_PROBE_MS);
-        this.schedule(base * (0.8 + 0.4 * Math.random()));
+        if (alive && !this.stopped && !this.up) this.setUp();
       });
+      const base = Math.min(PROBE_MS * 2 ** this.flaps, MAX_PROBE_MS);
+      this.schedule(base * (0.8 + 0.4 * Math.random()));
     }, ms);
     this.timer.unref();
   }

@@ -4,7 +4,8 @@ import net from 'node:net';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+/** raced's entry point, as `raced` (package.json bin) runs it. */
+export const CLI = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const children: ChildProcess[] = [];
