@@ -356,7 +356,7 @@ test(
 
 // ---- 3. a --strict-order primary comes back within seconds ----
 
-test('--strict-order: a primary back after 5 s away is used again within 2.5 s (no probe backoff)', async () => {
+test('--strict-order: a primary back after 8 s away is used again within 2.5 s (no probe backoff)', async () => {
   const p = await Stub.start({ address: '192.0.2.1' });
   const s = await Stub.start({ address: '192.0.2.2' });
   const r = await startRaced([p.label, s.label], { strategy: 'ordered', tryTimeoutMs: 150, timeoutMs: 2000 });
@@ -365,7 +365,7 @@ test('--strict-order: a primary back after 5 s away is used again within 2.5 s (
     p.opts.behaviour = 'drop';
     const t0 = performance.now();
     // Queries on through the outage; the primary is marked down at the first.
-    while (performance.now() - t0 < 5000) {
+    while (performance.now() - t0 < 8000) {
       assert.equal(firstData((await udpQuery(r.port, `out${Math.floor(performance.now())}.example`)).packet), '192.0.2.2');
       await sleep(50);
     }
