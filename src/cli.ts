@@ -6,7 +6,7 @@
 // Command line: flags (dnsmasq names where dnsmasq has one), each also read
 // from RACED_<FLAG>; flags win over the environment, the environment over
 // defaults. A bad value exits with status 2 and one line naming it.
-// First: signal handlers before any other module is loaded (SIGHUP at start must not kill raced).
+// First: signal handlers (src/main.ts, the entry point, loads them before the rest of raced).
 import { onSignal, stopRequested } from './signals.js';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';

@@ -59,6 +59,12 @@ export class Raced {
   private streamOpts: StreamSettings | null = null;
   private readonly events: UpstreamEvents = {
     health: (u, up) => this.log.warn(`upstream ${u.label} is ${up ? 'up again' : 'down'}`),
+    failing: (u, failing) =>
+      this.log.warn(
+        failing
+          ? `upstream ${u.label} is failing: only SERVFAIL/REFUSED, no valid answer for ${FAILING_AFTER_MS / 1000} s`
+          : `upstream ${u.label} gives valid answers again`,
+      ),
     connError: (u, kind, message) =>
       this.log.warn(
         kind === 'verify'

@@ -410,6 +410,7 @@ test('SERVFAIL-only upstreams: "failing" in raced status and metrics, /healthz 5
       assert.equal(value(m, 'raced_upstream_up', { upstream: u }), 1, 'still up: it answers');
       assert.equal(value(m, 'raced_upstream_failing', { upstream: u }), 1);
     }
+    assert.ok(r.logs.some((l) => l.includes(`upstream ${a.label} is failing: only SERVFAIL/REFUSED`)), r.logs.join('\n'));
     const status = formatStatus(m);
     for (const u of [a.label, b.label]) assert.match(status, new RegExp(`${u.replace(/\./g, '\\.')}\\s+failing`), status);
     a.opts.behaviour = 'answer';
@@ -418,6 +419,7 @@ test('SERVFAIL-only upstreams: "failing" in raced status and metrics, /healthz 5
     const m2 = await metrics(mport);
     assert.equal(value(m2, 'raced_upstream_failing', { upstream: a.label }), 0);
     assert.match(formatStatus(m2), new RegExp(`${a.label.replace(/\./g, '\\.')}\\s+up`));
+    assert.ok(r.logs.some((l) => l.includes(`upstream ${a.label} gives valid answers again`)));
   } finally {
     await r.close();
     await a.close();

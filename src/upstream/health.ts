@@ -36,6 +36,8 @@ export class Health {
   /** SERVFAIL/REFUSED replies since then, and when the first of them came. */
   private bad = 0;
   private badSince = 0;
+  /** Failing, as last told to `onFailing`. */
+  private toldFailing = false;
 
   /**
    * `probe` asks the upstream something cheap and calls back with whether a
@@ -44,6 +46,7 @@ export class Health {
   constructor(
     private readonly probe: (done: (alive: boolean) => void) => void,
     private readonly onChange: (up: boolean) => void,
+    private readonly onFailing: (failing: boolean) => void = () => {},
   ) {}
 
   /** A reply came; `good`: NOERROR or NXDOMAIN. `at`: performance.now(). */
@@ -52,8 +55,10 @@ export class Health {
     if (good) {
       this.lastGood = at;
       this.bad = 0;
-    } else if (this.bad++ === 0) {
-      this.badSince = at;
+      if (this.toldFailing) this.onFailing((this.toldFailing = false));
+    } else {
+      if (this.bad++ === 0) this.badSince = at;
+      if (!this.toldFailing && this.failing(at)) this.onFailing((this.toldFailing = true));
     }
     if (!this.up) this.setUp();
   }

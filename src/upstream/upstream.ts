@@ -70,6 +70,8 @@ export interface LegOwner {
 /** What an upstream tells its owner (for the log). */
 export interface UpstreamEvents {
   health(u: Upstream, up: boolean): void;
+  /** It answers, but only SERVFAIL/REFUSED for a while (true), or a valid answer again (false). */
+  failing?(u: Upstream, failing: boolean): void;
   connError(u: Upstream, kind: ConnErrorKind, message: string): void;
 }
 
@@ -95,6 +97,7 @@ export class Upstream {
     this.health = new Health(
       (done) => this.probe(done),
       (up) => events.health(this, up),
+      (failing) => events.failing?.(this, failing),
     );
     if (spec.transport !== 'udp' && streamOpts === null) throw new Error(`${spec.label}: stream settings are required for ${spec.transport} upstreams`);
     this.stream =
