@@ -57,7 +57,7 @@ export function formatStatus(samples: Sample[]): string {
   const width = Math.max(8, ...upstreams.map((u) => u.length));
   // Totals since start, then the last minute: an upstream that recovered shows it at once.
   lines.push(
-    `${''.padEnd(width)}  ${''.padEnd(7)}  ${'since start'.padEnd(40)}` + (hasRecent ? `  ${'last minute'}` : ''),
+    `${''.padEnd(width)}  ${''.padEnd(7)}  ${'since start'.padEnd(34)}` + (hasRecent ? `  ${'last minute'}` : ''),
   );
   lines.push(
     `${'upstream'.padEnd(width)}  state    queries    wins  p50      p95     ` +
