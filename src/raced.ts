@@ -24,7 +24,7 @@ import { hasReusePort } from './workers.js';
 import type { Server } from 'node:http';
 import { buildRegistry } from './metrics/registry.js';
 import { registrySource, startMetricsServer } from './metrics/server.js';
-import { register as globalRegistry } from 'prom-client';
+import { AggregatorRegistry, register as globalRegistry } from 'prom-client';
 
 /** A start-up failure with a message meant for the user as it is. */
 export class StartupError extends Error {
@@ -217,6 +217,8 @@ export class Raced {
     if (this.opts.metricsListen === null) return;
     if (cluster.isWorker) {
       buildRegistry(this, version, globalRegistry);
+      // prom-client answers the primary's requests only once an AggregatorRegistry exists in the worker.
+      new AggregatorRegistry();
       return;
     }
     const reg = buildRegistry(this, version);

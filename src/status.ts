@@ -78,9 +78,11 @@ export function formatStatus(samples: Sample[]): string {
     const state = !up ? 'DOWN' : failing ? 'failing' : 'up';
     let recent = '';
     if (hasRecent) {
-      const rq = (p: string): number => get(`raced_upstream_recent_p${p}_seconds`, mine)[0]?.value ?? NaN;
+      const rn = sum('raced_upstream_recent_queries', mine);
+      // No query in the window: no figure (summed over --workers, an empty window may read 0, not NaN).
+      const rq = (p: string): number => (rn > 0 ? (get(`raced_upstream_recent_p${p}_seconds`, mine)[0]?.value ?? NaN) : NaN);
       recent =
-        `  ${String(sum('raced_upstream_recent_queries', mine)).padStart(7)}  ${share(sum('raced_upstream_recent_wins', mine), recentWins).padStart(6)}` +
+        `  ${String(rn).padStart(7)}  ${share(sum('raced_upstream_recent_wins', mine), recentWins).padStart(6)}` +
         `  ${ms(rq('50')).padEnd(7)}  ${ms(rq('95')).padEnd(7)}`;
     }
     lines.push(

@@ -8,6 +8,8 @@ import type { Logger } from './log.js';
 import type { Endpoint } from './net/address.js';
 import { AggregatorRegistry } from 'prom-client';
 import { startMetricsServer } from './metrics/server.js';
+import { parseMetrics } from './status.js';
+import { FAILING_AFTER_MS } from './upstream/health.js';
 
 /** dgram's `reusePort` exists from Node 22.12 and 23.1. */
 export function hasReusePort(version = process.versions.node): boolean {
@@ -35,7 +37,15 @@ export function runPrimary(n: number, log: Logger, metricsListen: Endpoint | nul
       startMetricsServer(metricsListen, {
         metrics: () => agg.clusterMetrics(),
         contentType: agg.contentType,
-        unhealthy: () => (ready < n ? `${ready} of ${n} workers ready` : null),
+        unhealthy: async () => {
+          if (ready < n) return `${ready} of ${n} workers ready`;
+          // Each worker has its own view of each upstream: healthy while some worker sees one up and not failing.
+          const samples = parseMetrics(await agg.clusterMetrics());
+          const sum = (name: string, u: string): number => samples.filter((x) => x.name === name && x.labels.upstream === u).reduce((a, x) => a + x.value, 0);
+          const ups = [...new Set(samples.filter((x) => x.name === 'raced_upstream_up').map((x) => x.labels.upstream!))];
+          if (ups.some((u) => sum('raced_upstream_up', u) > sum('raced_upstream_failing', u))) return null;
+          return ups.every((u) => sum('raced_upstream_up', u) === 0) ? 'every upstream is down' : `no upstream gave a valid answer in the last ${FAILING_AFTER_MS / 1000} s`;
+        },
       }).then(
         (server) => {
           server.unref();

@@ -427,6 +427,41 @@ test('SERVFAIL-only upstreams: "failing" in raced status and metrics, /healthz 5
   }
 });
 
+test('--workers 2: /healthz of the primary is 503 while every worker sees only SERVFAIL, 200 once one gets a valid answer', async () => {
+  const up = await Stub.start({ behaviour: 'servfail' });
+  const port = await freePort();
+  const mport = await freeTcpPort();
+  const { child, log } = await spawnRaced(['--listen', `127.0.0.1:${port}`, '--server', up.label, '--workers', '2', '--metrics-listen', `127.0.0.1:${mport}`]);
+  try {
+    const t0 = Date.now();
+    while (!log().includes('2 workers ready') && Date.now() - t0 < 5000) await sleep(20);
+    const healthz = async (): Promise<[number, string]> => {
+      const r = await fetch(`http://127.0.0.1:${mport}/healthz`);
+      return [r.status, await r.text()];
+    };
+    assert.equal((await healthz())[0], 200);
+    const start = performance.now();
+    let n = 0;
+    // From many source ports, so that both workers get queries.
+    while (performance.now() - start < 5600) {
+      await Promise.all([0, 1, 2, 3].map(() => udpQuery(port, `w${n++}.example`)));
+      await sleep(100);
+    }
+    const [code, text] = await healthz();
+    assert.equal(code, 503, text);
+    // The workers answer the primary's metrics requests (summed): every query counted.
+    const m = await metrics(mport);
+    assert.equal(value(m, 'raced_upstream_queries_total', { upstream: up.label }), n);
+    assert.match(text, /no upstream gave a valid answer in the last 5 s/);
+    up.opts.behaviour = 'answer';
+    for (let i = 0; i < 4; i++) await udpQuery(port, `ok${i}.example`);
+    assert.equal((await healthz())[0], 200);
+  } finally {
+    kill(child);
+    await up.close();
+  }
+});
+
 test('last-minute window: figures from before the window are left out, totals keep them', () => {
   const st = new UpstreamStats();
   for (let i = 0; i < 100; i++) st.latency.observe(0.4); // slow, long ago

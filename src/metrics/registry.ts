@@ -14,12 +14,13 @@ type Values = (MetricValue<string> & { metricName?: string })[];
 
 /** A metric whose values are computed at scrape time from `read`. */
 class Computed {
-  readonly aggregator = 'sum' as const;
   constructor(
     readonly name: string,
     readonly help: string,
     readonly type: 'counter' | 'gauge' | 'histogram',
     private readonly read: () => Values,
+    /** How --workers' primary combines the workers' values: summed, or (quantiles) the largest. */
+    readonly aggregator: 'sum' | 'max' = 'sum',
   ) {}
 
   get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Values }> {
@@ -147,6 +148,7 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
           `${q === 0.5 ? 'Median' : '95th percentile'} of each upstream's reply time over the last minute (NaN: no reply in it)`,
           'gauge',
           () => perUpstream((u) => bucketsQuantile(u.stats.recent.read().buckets, q)),
+          'max',
         ),
     ),
     ...streamMetrics(ups),

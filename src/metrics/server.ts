@@ -8,7 +8,7 @@ export interface MetricsSource {
   metrics(): Promise<string>;
   contentType: string;
   /** null when healthy, else why not. */
-  unhealthy(): string | null;
+  unhealthy(): string | null | Promise<string | null>;
 }
 
 export function registrySource(reg: Registry, unhealthy: () => string | null): MetricsSource {
@@ -28,8 +28,12 @@ export function startMetricsServer(ep: Endpoint, src: MetricsSource): Promise<ht
         (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`error: ${err.message}\n`),
       );
     } else if (path === '/healthz') {
-      const why = src.unhealthy();
-      res.writeHead(why ? 503 : 200, { 'content-type': 'text/plain' }).end(why ? `unhealthy: ${why}\n` : 'ok\n');
+      Promise.resolve()
+        .then(() => src.unhealthy())
+        .then(
+          (why) => res.writeHead(why ? 503 : 200, { 'content-type': 'text/plain' }).end(why ? `unhealthy: ${why}\n` : 'ok\n'),
+          (err: Error) => res.writeHead(503, { 'content-type': 'text/plain' }).end(`unhealthy: ${err.message}\n`),
+        );
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
     }
