@@ -128,7 +128,7 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
         { labels: { upstream: u.label, direction: 'received' }, value: u.stats.bytesReceived },
       ]),
     ),
-    new Computed('raced_upstream_up', '1 while the upstream is considered healthy, 0 while it is down and being probed', 'gauge', () =>
+    new Computed('raced_upstream_up', '1 while the upstream answers (raced_upstream_failing says whether with valid answers), 0 while it is down and being probed', 'gauge', () =>
       perUpstream((u) => (u.health.up ? 1 : 0)),
     ),
     new Computed(
