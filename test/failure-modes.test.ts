@@ -85,6 +85,8 @@ test('log on a pipe whose reader exits: no crash, "upstream is down" logged into
       if (r !== null && decode(r).rcode === 'NOERROR') answered++;
     }
     assert.equal(answered, 300);
+    await sleep(600); // the dead upstream's last legs reach their 300 ms deadline
+    assert.equal(child.exitCode, null, 'still running');
     const m = await metrics(mport);
     assert.equal(value(m, 'raced_upstream_up', { upstream: dead.label }), 0, 'the dead upstream was marked down (and that logged)');
     assert.ok(value(m, 'raced_log_dropped_total')! >= 300, `dropped ${value(m, 'raced_log_dropped_total')}`);
