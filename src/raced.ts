@@ -21,7 +21,7 @@ import { hasReusePort } from './workers.js';
 import type { Server } from 'node:http';
 import { buildRegistry } from './metrics/registry.js';
 import { registrySource, startMetricsServer } from './metrics/server.js';
-import { register as globalRegistry } from 'prom-client';
+import { answerPrimaryScrapes } from './metrics/cluster.js';
 
 /** A start-up failure with a message meant for the user as it is. */
 export class StartupError extends Error {
@@ -196,12 +196,12 @@ export class Raced {
 
   /**
    * Metrics: served here in a single process; in a cluster worker only
-   * registered on prom-client's global registry, which the primary collects.
+   * answering the primary, which sums every worker's series.
    */
   async startMetrics(version: string): Promise<void> {
     if (this.opts.metricsListen === null) return;
     if (cluster.isWorker) {
-      buildRegistry(this, version, globalRegistry);
+      answerPrimaryScrapes(buildRegistry(this, version));
       return;
     }
     const reg = buildRegistry(this, version);

@@ -6,8 +6,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from './log.js';
 import type { Endpoint } from './net/address.js';
-import { AggregatorRegistry } from 'prom-client';
-import { startMetricsServer } from './metrics/server.js';
+import { startClusterMetrics } from './metrics/cluster.js';
 
 /** dgram's `reusePort` exists from Node 22.12 and 23.1. */
 export function hasReusePort(version = process.versions.node): boolean {
@@ -31,12 +30,7 @@ export function runPrimary(n: number, log: Logger, metricsListen: Endpoint | nul
   return new Promise((resolve, reject) => {
     if (metricsListen !== null) {
       // Sums every worker's series (prom-client asks them over the cluster channel).
-      const agg = new AggregatorRegistry();
-      startMetricsServer(metricsListen, {
-        metrics: () => agg.clusterMetrics(),
-        contentType: agg.contentType,
-        unhealthy: () => (ready < n ? `${ready} of ${n} workers ready` : null),
-      }).then(
+      startClusterMetrics(metricsListen, () => (ready < n ? `${ready} of ${n} workers ready` : null)).then(
         (server) => {
           server.unref();
           log.info(`metrics on http://${metricsListen.label}/metrics (summed over ${n} workers)`);

@@ -14,12 +14,13 @@ type Values = (MetricValue<string> & { metricName?: string })[];
 
 /** A metric whose values are computed at scrape time from `read`. */
 class Computed {
-  readonly aggregator = 'sum' as const;
   constructor(
     readonly name: string,
     readonly help: string,
     readonly type: 'counter' | 'gauge' | 'histogram',
     private readonly read: () => Values,
+    /** How --workers sums a series over the workers (prom-client's aggregator names). */
+    readonly aggregator: 'sum' | 'min' | 'max' = 'sum',
   ) {}
 
   get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Values }> {
@@ -95,7 +96,7 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
   const metrics = [
     new Computed('raced_build_info', 'raced version, Node.js version and strategy; always 1', 'gauge', () => [
       { labels: { version, node: process.versions.node, strategy: raced.opts.strategy }, value: 1 },
-    ]),
+    ], 'max'),
     new Computed('raced_queries_total', 'Client queries answered, by transport and reply RCODE', 'counter', () => [
       ...byRcode(p.stats.replies.udp, { transport: 'udp' }),
       ...byRcode(p.stats.replies.tcp, { transport: 'tcp' }),
@@ -129,6 +130,8 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
     ),
     new Computed('raced_upstream_up', '1 while the upstream is considered healthy, 0 while it is down and being probed', 'gauge', () =>
       perUpstream((u) => (u.health.up ? 1 : 0)),
+      // Over --workers: up only while every worker finds it up.
+      'min',
     ),
     ...streamMetrics(ups),
     new Computed('raced_upstream_inflight', 'Queries sent to each upstream and not yet answered or given up', 'gauge', () =>

@@ -1,0 +1,21 @@
+// Metrics with --workers: the primary serves /metrics, summing what every
+// worker reports over the cluster channel. prom-client answers the primary's
+// requests in a worker only once an AggregatorRegistry has been made there
+// (its constructor adds the worker's message listener): without one every
+// scrape timed out after 5 s.
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type http from 'node:http';
+import type { Endpoint } from '../net/address.js';
+import { startMetricsServer } from './server.js';
+
+/** In a worker: answer the primary's scrape requests from `reg`. */
+export function answerPrimaryScrapes(reg: Registry): void {
+  AggregatorRegistry.setRegistries([reg]);
+  new AggregatorRegistry();
+}
+
+/** In the primary: serve the sum over every worker. */
+export function startClusterMetrics(ep: Endpoint, unhealthy: () => string | null): Promise<http.Server> {
+  const agg = new AggregatorRegistry();
+  return startMetricsServer(ep, { metrics: () => agg.clusterMetrics(), contentType: agg.contentType, unhealthy });
+}
