@@ -127,7 +127,7 @@ export class Pipeline {
         return;
       }
       if (this.log.enabled('debug')) this.log.debug(`bad query from ${client.address} (${v.reason}): ${rcodeName(v.rcode)}`);
-      return this.send(client, errorReply(msg, v.question, v.rcode, v.edns, this.opts.ednsPacketMax));
+      return this.send(client, errorReply(msg, v.question, v.rcode, v.edns, this.opts.ednsPacketMax), v.rcode);
     }
     const pq = v.query;
     if (this.opts.logQueries) this.logQuery(msg, pq, client);
@@ -251,8 +251,9 @@ export class Pipeline {
     }
   }
 
-  private send(client: Client, reply: Buffer): void {
-    if (!client.internal) this.stats.replies[client.transport][reply[3]! & 0x0f]!++;
+  /** `rcode`: the whole RCODE where it has extended bits (BADVERS), which the header alone does not show. */
+  private send(client: Client, reply: Buffer, rcode = reply[3]! & 0x0f): void {
+    if (!client.internal) this.stats.replies[client.transport][rcode]!++;
     if (this.opts.roundRobin && reply.readUInt16BE(6) > 1) rotateAnswers(reply, questionEnd(reply), this.turn++);
     client.respond(reply);
   }
