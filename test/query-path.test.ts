@@ -29,3 +29,36 @@ test('a BADVERS reply is counted as BADVERS in raced_queries_total, not as NOERR
     await up.close();
   }
 });
+
+test('opcodes other than QUERY: NOTIMP, opcode echoed, AA/RA/RD clear; QUERY errors keep RD and RA', async () => {
+  const up = await Stub.start();
+  const r = await startRaced([up.label]);
+  try {
+    for (const opcode of [1, 2, 4, 5, 6, 15]) {
+      for (const rd of [true, false]) {
+        const q = makeQuery('op.example', { rd });
+        q[2] = (q[2]! & 0x87) | (opcode << 3);
+        const reply = await udpRaw(r.port, q);
+        assert.ok(reply, `a reply to opcode ${opcode}`);
+        assert.equal(reply.readUInt16BE(0), q.readUInt16BE(0), 'ID echoed');
+        const flags = reply.readUInt16BE(2);
+        assert.equal(flags & 0x8000, 0x8000, 'QR');
+        assert.equal((flags >> 11) & 0xf, opcode, 'opcode echoed');
+        assert.equal(flags & 0x0400, 0, 'AA clear');
+        assert.equal(flags & 0x0100, 0, `RD clear (opcode ${opcode}, rd ${rd})`);
+        assert.equal(flags & 0x0080, 0, 'RA clear');
+        assert.equal(flags & 0xf, 4, 'NOTIMP');
+      }
+    }
+    // A QUERY that raced cannot take (two questions): FORMERR with RD echoed, RA set.
+    const two = makeQuery('fe.example');
+    two.writeUInt16BE(2, 4);
+    const fe = await udpRaw(r.port, two);
+    assert.ok(fe);
+    assert.equal(fe.readUInt16BE(2) & 0x818f, 0x8181, 'QR, RD echoed, RA, FORMERR');
+    assert.equal(up.count(), 0);
+  } finally {
+    await r.close();
+    await up.close();
+  }
+});
