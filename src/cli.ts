@@ -135,6 +135,10 @@ export function buildProgram(): Command {
     .addOption(opt('--hostsfile-poll <s>', 're-read hosts files this often when they change; 0: never').argParser(int(0, 86400)).default(0))
     .addOption(opt('--metrics-listen <addr:port>', `serve Prometheus /metrics and /healthz here (off by default; e.g. ${DEFAULTS.metricsListen})`).argParser(arg(parse.endpoint)))
     .addOption(opt('--workers <n|auto>', 'processes answering queries (node:cluster), each with its own cache; auto = one per core').argParser(arg(parse.workers)).default(1))
+    .addOption(opt('--rate-limit <qps>', 'queries per second per client prefix (a bucket of one second\'s worth); off by default').argParser(int(1, 10_000_000)))
+    .addOption(opt('--rate-limit-prefix <v4,v6>', 'prefix lengths that count as one client for --rate-limit').argParser(arg(parse.rateLimitPrefix)).default(DEFAULTS.rateLimitPrefix))
+    .addOption(opt('--rate-limit-action <action>', 'over the limit: refuse (REFUSED) | drop (no reply) | truncate (TC=1 over UDP; TCP then not limited)').argParser(arg(parse.rateLimitAction)).default(DEFAULTS.rateLimitAction))
+    .addOption(opt('--rate-limit-exempt <cidr>', 'clients never rate-limited; repeatable').argParser(list(parse.allow)))
     .showHelpAfterError(false);
   return program;
 }
@@ -188,6 +192,11 @@ export function toOptions(raw: Raw): Options {
   o.tlsHandshakeTimeoutMs = raw.tlsHandshakeTimeout as number;
   o.tlsReadTimeoutMs = raw.tlsReadTimeout as number;
   o.tlsIdleTimeoutMs = raw.tlsIdleTimeout as number;
+  o.rateLimit = (raw.rateLimit as number | undefined) ?? 0;
+  const prefix = typeof raw.rateLimitPrefix === 'string' ? parse.rateLimitPrefix(raw.rateLimitPrefix) : (raw.rateLimitPrefix as [number, number]);
+  [o.rateLimitV4Prefix, o.rateLimitV6Prefix] = prefix;
+  o.rateLimitAction = raw.rateLimitAction as Options['rateLimitAction'];
+  o.rateLimitExempt = (raw.rateLimitExempt as Options['rateLimitExempt'] | undefined) ?? [];
   if (o.systemd && o.workers > 1) throw new OptionValueError('--systemd works with --workers 1 only');
   if (o.defaultResolver && !o.listen.some((l) => l.port === 53)) throw new OptionValueError('--default-resolver needs a --listen address on port 53 (resolv.conf cannot name a port)');
   if (o.defaultResolver && o.workers > 1) throw new OptionValueError('--default-resolver works with --workers 1 only');

@@ -18,6 +18,7 @@ import type { Logger } from './log.js';
 import type { LocalHosts } from './hosts/local.js';
 import { localhostAnswer } from './hosts/localhost.js';
 import { searchAndAnswer, type SearchOptions } from './search.js';
+import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
 
 export type ClientTransport = 'udp' | 'tcp';
 
@@ -51,6 +52,8 @@ export interface PipelineOptions {
   noRec?: boolean;
   /** With serve-stale: answer from a stale entry if no answer came in this time (RFC 8767 §5: 1.8 s). */
   staleAfterMs: number;
+  /** Per-client-prefix query rate limit (--rate-limit); null: off. */
+  rateLimit?: RateLimitOptions | null;
 }
 
 export class PipelineStats {
@@ -108,6 +111,7 @@ export class Pipeline {
   private readonly deadlines = new Deadlines();
   private readonly settle: Settle = (f, reply, scan, winner, rcode, reason) => this.finish(f, reply, scan, winner, rcode, reason);
   private drainWaiters: (() => void)[] = [];
+  readonly rateLimiter: RateLimiter | null;
 
   constructor(
     private readonly opts: PipelineOptions,
@@ -116,7 +120,9 @@ export class Pipeline {
     readonly cache: AnswerCache | null,
     private readonly log: Logger,
     readonly hosts: LocalHosts | null = null,
-  ) {}
+  ) {
+    this.rateLimiter = opts.rateLimit ? new RateLimiter(opts.rateLimit) : null;
+  }
 
   handle(msg: Buffer, client: Client): void {
     const started = performance.now();
@@ -130,6 +136,7 @@ export class Pipeline {
       return this.send(client, errorReply(msg, v.question, v.rcode, v.edns, this.opts.ednsPacketMax), v.rcode);
     }
     const pq = v.query;
+    if (this.rateLimiter !== null && !client.internal && !this.overLimitAnswered(msg, pq, client)) return;
     if (this.opts.logQueries) this.logQuery(msg, pq, client);
     if (!this.allowed(client.address) || this.inflight >= this.opts.forwardMax) {
       return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
@@ -256,6 +263,26 @@ export class Pipeline {
     if (!client.internal) this.stats.replies[client.transport][rcode]!++;
     if (this.opts.roundRobin && reply.readUInt16BE(6) > 1) rotateAnswers(reply, questionEnd(reply), this.turn++);
     client.respond(reply);
+  }
+
+  /**
+   * False when the client is over --rate-limit (then answered as the action
+   * says, or not at all). Truncation sends UDP clients to TCP, where the
+   * source address is real: with that action TCP is not limited.
+   */
+  private overLimitAnswered(msg: Buffer, pq: ParsedQuery, client: Client): boolean {
+    const rl = this.rateLimiter!;
+    const action = rl.opts.action;
+    if (action === 'truncate' && client.transport === 'tcp') return true;
+    if (rl.admit(client.address)) return true;
+    if (action === 'refuse') {
+      this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
+    } else if (action === 'truncate') {
+      const tc = errorReply(msg, pq.question, Rcode.NOERROR, pq.edns, this.opts.ednsPacketMax);
+      tc[2]! |= 0x02;
+      this.send(client, tc);
+    }
+    return false;
   }
 
   private allowed(address: string): boolean {

@@ -92,6 +92,10 @@ export class Raced {
         fwdNdots: opts.fwdNdots,
         noRec: opts.noRec,
         staleAfterMs: 1800,
+        rateLimit:
+          opts.rateLimit > 0
+            ? { qps: opts.rateLimit, v4Prefix: opts.rateLimitV4Prefix, v6Prefix: opts.rateLimitV6Prefix, action: opts.rateLimitAction, exempt: opts.rateLimitExempt }
+            : null,
       },
       this.router,
       strategy,

@@ -3,6 +3,7 @@
 // numbers the pipeline, the races, the cache and the upstreams keep.
 import { Registry, type MetricValue } from 'prom-client';
 import { rcodeName } from '../wire/constants.js';
+import { RATE_LIMIT_ACTIONS } from '../ratelimit.js';
 import { ERROR_KINDS, LATENCY_BUCKETS } from '../upstream/stats.js';
 import type { Raced } from '../raced.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -150,6 +151,9 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
       { labels: { reason: 'lost' }, value: rs.failed },
       { labels: { reason: 'timeout' }, value: rs.timedOut },
     ]),
+    new Computed('raced_ratelimited_total', 'Client queries over --rate-limit, by the action taken: refuse, drop, truncate', 'counter', () =>
+      RATE_LIMIT_ACTIONS.map((action) => ({ labels: { action }, value: p.rateLimiter?.limited[action] ?? 0 })),
+    ),
     new Computed('raced_coalesced_total', 'Client queries that joined a race already in flight for the same question', 'counter', () => [
       { labels: {}, value: p.stats.coalesced },
     ]),
