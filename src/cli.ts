@@ -113,7 +113,8 @@ export function buildProgram(): Command {
     .addOption(opt('--allow <cidr>', 'clients allowed besides loopback; repeatable (others get REFUSED)').argParser(list(parse.allow)))
     .addOption(opt('--edns-packet-max <bytes>', 'largest UDP reply to a client, and the EDNS size advertised upstream').argParser(int(512, 4096)).default(DEFAULTS.ednsPacketMax))
     .addOption(opt('--tcp-idle-timeout <ms>', 'close a client TCP connection idle this long').argParser(int(100, 600000)).default(DEFAULTS.tcpIdleMs))
-    .addOption(opt('--max-tcp-connections <n>', 'client TCP connections at most').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
+    .addOption(opt('--max-tcp-connections <n>', 'client TCP connections per listen address at most; at the cap the longest-idle one is closed for a new one').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
+    .addOption(opt('--max-tcp-per-client <n>', "client TCP connections from one address at most; beyond, that address's longest-idle one is closed").argParser(int(1, 100000)).default(DEFAULTS.maxTcpPerClient))
     .addOption(opt('--tls-pool <n>', 'persistent connections per tls:// or tcp:// upstream, each carrying many queries at once').argParser(int(1, 64)).default(DEFAULTS.tlsPool))
     .addOption(opt('--tls-ca <file>', 'also trust the CA certificates in this PEM file for tls:// upstreams (the system store is always trusted); repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
     .addOption(opt('--tls-connect-timeout <ms>', 'give up on a TCP connect to a tls:// or tcp:// upstream after this long').argParser(int(10, 60000)).default(DEFAULTS.tlsConnectTimeoutMs))
@@ -173,6 +174,7 @@ export function toOptions(raw: Raw): Options {
   o.ednsPacketMax = raw.ednsPacketMax as number;
   o.tcpIdleMs = raw.tcpIdleTimeout as number;
   o.maxTcpConnections = raw.maxTcpConnections as number;
+  o.maxTcpPerClient = raw.maxTcpPerClient as number;
   o.workers = raw.workers as number;
   o.metricsListen = (raw.metricsListen as Options['metricsListen'] | undefined) ?? null;
   o.hostsFiles = [...((raw.hostsfile as string[] | undefined) ?? []), ...((raw.addnHosts as string[] | undefined) ?? [])];

@@ -13,7 +13,7 @@ import { AnswerCache } from './cache/cache.js';
 import { Pipeline } from './pipeline.js';
 import { LOCAL, Router, type Route } from './router.js';
 import { UdpListener } from './server/udp.js';
-import { TcpListener } from './server/tcp.js';
+import { TcpListener, TcpStats, type TcpOptions } from './server/tcp.js';
 import { Logger } from './log.js';
 import { LocalHosts } from './hosts/local.js';
 import cluster from 'node:cluster';
@@ -45,6 +45,8 @@ export class Raced {
   private readonly upstreamsByLabel = new Map<string, Upstream>();
   private readonly udp: UdpListener[] = [];
   private readonly tcp: TcpListener[] = [];
+  /** Client TCP connections shed, over every listener. */
+  readonly tcpStats = new TcpStats();
   /** The listen addresses as bound (port 0 resolved). */
   readonly bound: Endpoint[] = [];
   private unwatch: (() => void) | null = null;
@@ -128,12 +130,7 @@ export class Raced {
     for (const ep of this.opts.systemd ? [] : this.opts.listen) {
       for (let attempt = 1; ; attempt++) {
         const udp = new UdpListener(ep, this.pipeline, this.log, sharing);
-        const tcp = new TcpListener(
-          ep,
-          this.pipeline,
-          { idleTimeoutMs: this.opts.tcpIdleMs, maxConnections: this.opts.maxTcpConnections, shared: worker },
-          this.log,
-        );
+        const tcp = new TcpListener(ep, this.pipeline, this.tcpOptions(worker), this.log, this.tcpStats);
         try {
           this.udp.push(udp);
           this.tcp.push(tcp);
@@ -171,10 +168,19 @@ export class Raced {
    * --systemd: serve on the sockets systemd passed (UDP or TCP, told apart by
    * /proc), in place of --listen; they also count as raced's own addresses.
    */
+  private tcpOptions(shared: boolean): TcpOptions {
+    return { idleTimeoutMs: this.opts.tcpIdleMs, maxConnections: this.opts.maxTcpConnections, maxPerClient: this.opts.maxTcpPerClient, shared };
+  }
+
+  /** Client TCP connections open now, over every listener. */
+  get tcpConnections(): number {
+    return this.tcp.reduce((n, t) => n + t.connections, 0);
+  }
+
   private async adoptSystemd(): Promise<void> {
     const fds = listenFds();
     if (typeof fds === 'string') throw new StartupError(`--systemd: ${fds}`);
-    const tcpOpts = { idleTimeoutMs: this.opts.tcpIdleMs, maxConnections: this.opts.maxTcpConnections, shared: false };
+    const tcpOpts = this.tcpOptions(false);
     for (const fd of fds) {
       try {
         const fam = udpFamilyOf(fd);
@@ -185,7 +191,7 @@ export class Raced {
           this.udp.push(udp);
           addr = await udp.adopt(fd);
         } else {
-          const tcp = new TcpListener(placeholder, this.pipeline, tcpOpts, this.log);
+          const tcp = new TcpListener(placeholder, this.pipeline, tcpOpts, this.log, this.tcpStats);
           this.tcp.push(tcp);
           addr = await tcp.adopt(fd);
         }

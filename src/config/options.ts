@@ -42,6 +42,7 @@ export interface Options {
   ednsPacketMax: number;
   tcpIdleMs: number;
   maxTcpConnections: number;
+  maxTcpPerClient: number;
   /** hedged: fixed hedge delay instead of the learned one; null = learned. */
   hedgeDelayMs: number | null;
   /** Processes answering queries (node:cluster); 1 = no cluster. */
@@ -97,6 +98,9 @@ export const DEFAULTS = {
   ednsPacketMax: 1232,
   tcpIdleMs: 10000,
   maxTcpConnections: 256,
+  // A quarter of the cap: one address cannot hold them all, and on a host whose local
+  // clients all come from 127.0.0.1 a busy one only sheds its own idle connections.
+  maxTcpPerClient: 64,
   /** The port CoreDNS uses for its metrics; what `raced status` asks by default. */
   metricsListen: '127.0.0.1:9153',
   /** Seconds; small, so an edited hosts file is seen soon by caching clients. */
@@ -135,6 +139,7 @@ export function defaultOptions(): Options {
     ednsPacketMax: DEFAULTS.ednsPacketMax,
     tcpIdleMs: DEFAULTS.tcpIdleMs,
     maxTcpConnections: DEFAULTS.maxTcpConnections,
+    maxTcpPerClient: DEFAULTS.maxTcpPerClient,
     workers: 1,
     hedgeDelayMs: null,
     metricsListen: null,

@@ -4,6 +4,7 @@
 import { Registry, type MetricValue } from 'prom-client';
 import { rcodeName } from '../wire/constants.js';
 import { RATE_LIMIT_ACTIONS } from '../ratelimit.js';
+import { SHED_REASONS } from '../server/tcp.js';
 import { ERROR_KINDS, LATENCY_BUCKETS } from '../upstream/stats.js';
 import type { Raced } from '../raced.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -153,6 +154,13 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
     ]),
     new Computed('raced_ratelimited_total', 'Client queries over --rate-limit, by the action taken: refuse, drop, truncate', 'counter', () =>
       RATE_LIMIT_ACTIONS.map((action) => ({ labels: { action }, value: p.rateLimiter?.limited[action] ?? 0 })),
+    ),
+    new Computed('raced_tcp_connections', 'Client TCP connections open now', 'gauge', () => [{ labels: {}, value: raced.tcpConnections }]),
+    new Computed(
+      'raced_tcp_connections_shed_total',
+      'Client TCP connections raced closed or would not take, by reason: cap, per_client, partial, idle, stalled, refused',
+      'counter',
+      () => SHED_REASONS.map((reason) => ({ labels: { reason }, value: raced.tcpStats.shed[reason] })),
     ),
     new Computed('raced_coalesced_total', 'Client queries that joined a race already in flight for the same question', 'counter', () => [
       { labels: {}, value: p.stats.coalesced },
