@@ -115,7 +115,8 @@ export function buildProgram(): Command {
     .addOption(opt('--allow <cidr>', 'clients allowed besides loopback; repeatable (others get REFUSED)').argParser(list(parse.allow)))
     .addOption(opt('--edns-packet-max <bytes>', 'largest UDP reply to a client, and the EDNS size advertised upstream').argParser(int(512, 4096)).default(DEFAULTS.ednsPacketMax))
     .addOption(opt('--tcp-idle-timeout <ms>', 'close a client TCP connection idle this long').argParser(int(100, 600000)).default(DEFAULTS.tcpIdleMs))
-    .addOption(opt('--max-tcp-connections <n>', 'client TCP connections at most').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
+    .addOption(opt('--max-tcp-connections <n>', 'client TCP connections per listen address at most; at the cap the longest-idle one is closed for a new one').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
+    .addOption(opt('--max-tcp-per-client <n>', "client TCP connections from one address at most; beyond, that address's longest-idle one is closed").argParser(int(1, 100000)).default(DEFAULTS.maxTcpPerClient))
     .addOption(opt('--tls-pool <n>', 'persistent connections per tls:// or tcp:// upstream, each carrying many queries at once').argParser(int(1, 64)).default(DEFAULTS.tlsPool))
     .addOption(opt('--tls-ca <file>', 'also trust the CA certificates in this PEM file for tls:// upstreams (the system store is always trusted); repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
     .addOption(opt('--tls-connect-timeout <ms>', 'give up on a TCP connect to a tls:// or tcp:// upstream after this long').argParser(int(10, 60000)).default(DEFAULTS.tlsConnectTimeoutMs))
@@ -137,6 +138,10 @@ export function buildProgram(): Command {
     .addOption(opt('--hostsfile-poll <s>', 're-read hosts files this often when they change; 0: never').argParser(int(0, 86400)).default(0))
     .addOption(opt('--metrics-listen <addr:port>', `serve Prometheus /metrics and /healthz here (off by default; e.g. ${DEFAULTS.metricsListen})`).argParser(arg(parse.endpoint)))
     .addOption(opt('--workers <n|auto>', 'processes answering queries (node:cluster), each with its own cache; auto = one per core').argParser(arg(parse.workers)).default(1))
+    .addOption(opt('--rate-limit <qps>', 'queries per second per client prefix (a bucket of one second\'s worth); off by default').argParser(int(1, 10_000_000)))
+    .addOption(opt('--rate-limit-prefix <v4,v6>', 'prefix lengths that count as one client for --rate-limit').argParser(arg(parse.rateLimitPrefix)).default(DEFAULTS.rateLimitPrefix))
+    .addOption(opt('--rate-limit-action <action>', 'over the limit: refuse (REFUSED) | drop (no reply) | truncate (TC=1 over UDP; TCP then not limited)').argParser(arg(parse.rateLimitAction)).default(DEFAULTS.rateLimitAction))
+    .addOption(opt('--rate-limit-exempt <cidr>', 'clients never rate-limited; repeatable').argParser(list(parse.allow)))
     .showHelpAfterError(false);
   return program;
 }
@@ -171,6 +176,7 @@ export function toOptions(raw: Raw): Options {
   o.ednsPacketMax = raw.ednsPacketMax as number;
   o.tcpIdleMs = raw.tcpIdleTimeout as number;
   o.maxTcpConnections = raw.maxTcpConnections as number;
+  o.maxTcpPerClient = raw.maxTcpPerClient as number;
   o.workers = raw.workers as number;
   o.metricsListen = (raw.metricsListen as Options['metricsListen'] | undefined) ?? null;
   o.hostsFiles = [...((raw.hostsfile as string[] | undefined) ?? []), ...((raw.addnHosts as string[] | undefined) ?? [])];
@@ -190,6 +196,11 @@ export function toOptions(raw: Raw): Options {
   o.tlsHandshakeTimeoutMs = raw.tlsHandshakeTimeout as number;
   o.tlsReadTimeoutMs = raw.tlsReadTimeout as number;
   o.tlsIdleTimeoutMs = raw.tlsIdleTimeout as number;
+  o.rateLimit = (raw.rateLimit as number | undefined) ?? 0;
+  const prefix = typeof raw.rateLimitPrefix === 'string' ? parse.rateLimitPrefix(raw.rateLimitPrefix) : (raw.rateLimitPrefix as [number, number]);
+  [o.rateLimitV4Prefix, o.rateLimitV6Prefix] = prefix;
+  o.rateLimitAction = raw.rateLimitAction as Options['rateLimitAction'];
+  o.rateLimitExempt = (raw.rateLimitExempt as Options['rateLimitExempt'] | undefined) ?? [];
   if (o.systemd && o.workers > 1) throw new OptionValueError('--systemd works with --workers 1 only');
   if (o.defaultResolver && !o.listen.some((l) => l.port === 53)) throw new OptionValueError('--default-resolver needs a --listen address on port 53 (resolv.conf cannot name a port)');
   if (o.defaultResolver && o.workers > 1) throw new OptionValueError('--default-resolver works with --workers 1 only');

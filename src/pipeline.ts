@@ -18,6 +18,7 @@ import type { Logger } from './log.js';
 import type { LocalHosts } from './hosts/local.js';
 import { localhostAnswer } from './hosts/localhost.js';
 import { searchAndAnswer, type SearchOptions } from './search.js';
+import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
 
 export type ClientTransport = 'udp' | 'tcp';
 
@@ -51,6 +52,8 @@ export interface PipelineOptions {
   noRec?: boolean;
   /** With serve-stale: answer from a stale entry if no answer came in this time (RFC 8767 §5: 1.8 s). */
   staleAfterMs: number;
+  /** Per-client-prefix query rate limit (--rate-limit); null: off. */
+  rateLimit?: RateLimitOptions | null;
 }
 
 export class PipelineStats {
@@ -110,6 +113,7 @@ export class Pipeline {
   private drainWaiters: (() => void)[] = [];
   /** raced is stopping: queries in flight are answered, new ones REFUSED. */
   draining = false;
+  readonly rateLimiter: RateLimiter | null;
 
   constructor(
     private readonly opts: PipelineOptions,
@@ -118,7 +122,9 @@ export class Pipeline {
     readonly cache: AnswerCache | null,
     private readonly log: Logger,
     readonly hosts: LocalHosts | null = null,
-  ) {}
+  ) {
+    this.rateLimiter = opts.rateLimit ? new RateLimiter(opts.rateLimit) : null;
+  }
 
   handle(msg: Buffer, client: Client): void {
     const started = performance.now();
@@ -129,9 +135,10 @@ export class Pipeline {
         return;
       }
       if (this.log.enabled('debug')) this.log.debug(`bad query from ${client.address} (${v.reason}): ${rcodeName(v.rcode)}`);
-      return this.send(client, errorReply(msg, v.question, v.rcode, v.edns, this.opts.ednsPacketMax));
+      return this.send(client, errorReply(msg, v.question, v.rcode, v.edns, this.opts.ednsPacketMax), v.rcode);
     }
     const pq = v.query;
+    if (this.rateLimiter !== null && !client.internal && !this.overLimitAnswered(msg, pq, client)) return;
     if (this.opts.logQueries) this.logQuery(msg, pq, client);
     // Stopping: REFUSED at once, so the client asks its next server now rather than after a timeout.
     if (this.draining) return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
@@ -257,10 +264,31 @@ export class Pipeline {
     }
   }
 
-  private send(client: Client, reply: Buffer): void {
-    if (!client.internal) this.stats.replies[client.transport][reply[3]! & 0x0f]!++;
+  /** `rcode`: the whole RCODE where it has extended bits (BADVERS), which the header alone does not show. */
+  private send(client: Client, reply: Buffer, rcode = reply[3]! & 0x0f): void {
+    if (!client.internal) this.stats.replies[client.transport][rcode]!++;
     if (this.opts.roundRobin && reply.readUInt16BE(6) > 1) rotateAnswers(reply, questionEnd(reply), this.turn++);
     client.respond(reply);
+  }
+
+  /**
+   * False when the client is over --rate-limit (then answered as the action
+   * says, or not at all). Truncation sends UDP clients to TCP, where the
+   * source address is real: with that action TCP is not limited.
+   */
+  private overLimitAnswered(msg: Buffer, pq: ParsedQuery, client: Client): boolean {
+    const rl = this.rateLimiter!;
+    const action = rl.opts.action;
+    if (action === 'truncate' && client.transport === 'tcp') return true;
+    if (rl.admit(client.address)) return true;
+    if (action === 'refuse') {
+      this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
+    } else if (action === 'truncate') {
+      const tc = errorReply(msg, pq.question, Rcode.NOERROR, pq.edns, this.opts.ednsPacketMax);
+      tc[2]! |= 0x02;
+      this.send(client, tc);
+    }
+    return false;
   }
 
   private allowed(address: string): boolean {

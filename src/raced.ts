@@ -16,7 +16,7 @@ import { AnswerCache } from './cache/cache.js';
 import { Pipeline } from './pipeline.js';
 import { LOCAL, Router, type Route } from './router.js';
 import { UdpListener } from './server/udp.js';
-import { TcpListener } from './server/tcp.js';
+import { TcpListener, TcpStats, type TcpOptions } from './server/tcp.js';
 import { Logger } from './log.js';
 import { LocalHosts } from './hosts/local.js';
 import cluster from 'node:cluster';
@@ -24,7 +24,7 @@ import { hasReusePort } from './workers.js';
 import type { Server } from 'node:http';
 import { buildRegistry } from './metrics/registry.js';
 import { registrySource, startMetricsServer } from './metrics/server.js';
-import { AggregatorRegistry, register as globalRegistry } from 'prom-client';
+import { answerPrimaryScrapes } from './metrics/cluster.js';
 
 /** A start-up failure with a message meant for the user as it is. */
 export class StartupError extends Error {
@@ -48,6 +48,8 @@ export class Raced {
   private readonly upstreamsByLabel = new Map<string, Upstream>();
   private readonly udp: UdpListener[] = [];
   private readonly tcp: TcpListener[] = [];
+  /** Client TCP connections shed, over every listener. */
+  readonly tcpStats = new TcpStats();
   /** The listen addresses as bound (port 0 resolved). */
   readonly bound: Endpoint[] = [];
   private unwatch: (() => void) | null = null;
@@ -103,6 +105,10 @@ export class Raced {
         fwdNdots: opts.fwdNdots,
         noRec: opts.noRec,
         staleAfterMs: 1800,
+        rateLimit:
+          opts.rateLimit > 0
+            ? { qps: opts.rateLimit, v4Prefix: opts.rateLimitV4Prefix, v6Prefix: opts.rateLimitV6Prefix, action: opts.rateLimitAction, exempt: opts.rateLimitExempt }
+            : null,
       },
       this.router,
       strategy,
@@ -139,12 +145,7 @@ export class Raced {
     for (const ep of this.opts.systemd ? [] : this.opts.listen) {
       for (let attempt = 1; ; attempt++) {
         const udp = new UdpListener(ep, this.pipeline, this.log, sharing);
-        const tcp = new TcpListener(
-          ep,
-          this.pipeline,
-          { idleTimeoutMs: this.opts.tcpIdleMs, maxConnections: this.opts.maxTcpConnections, shared: worker },
-          this.log,
-        );
+        const tcp = new TcpListener(ep, this.pipeline, this.tcpOptions(worker), this.log, this.tcpStats);
         try {
           this.udp.push(udp);
           this.tcp.push(tcp);
@@ -182,10 +183,19 @@ export class Raced {
    * --systemd: serve on the sockets systemd passed (UDP or TCP, told apart by
    * /proc), in place of --listen; they also count as raced's own addresses.
    */
+  private tcpOptions(shared: boolean): TcpOptions {
+    return { idleTimeoutMs: this.opts.tcpIdleMs, maxConnections: this.opts.maxTcpConnections, maxPerClient: this.opts.maxTcpPerClient, shared };
+  }
+
+  /** Client TCP connections open now, over every listener. */
+  get tcpConnections(): number {
+    return this.tcp.reduce((n, t) => n + t.connections, 0);
+  }
+
   private async adoptSystemd(): Promise<void> {
     const fds = listenFds();
     if (typeof fds === 'string') throw new StartupError(`--systemd: ${fds}`);
-    const tcpOpts = { idleTimeoutMs: this.opts.tcpIdleMs, maxConnections: this.opts.maxTcpConnections, shared: false };
+    const tcpOpts = this.tcpOptions(false);
     for (const fd of fds) {
       try {
         const fam = udpFamilyOf(fd);
@@ -196,7 +206,7 @@ export class Raced {
           this.udp.push(udp);
           addr = await udp.adopt(fd);
         } else {
-          const tcp = new TcpListener(placeholder, this.pipeline, tcpOpts, this.log);
+          const tcp = new TcpListener(placeholder, this.pipeline, tcpOpts, this.log, this.tcpStats);
           this.tcp.push(tcp);
           addr = await tcp.adopt(fd);
         }
@@ -211,14 +221,12 @@ export class Raced {
 
   /**
    * Metrics: served here in a single process; in a cluster worker only
-   * registered on prom-client's global registry, which the primary collects.
+   * answering the primary, which sums every worker's series.
    */
   async startMetrics(version: string): Promise<void> {
     if (this.opts.metricsListen === null) return;
     if (cluster.isWorker) {
-      buildRegistry(this, version, globalRegistry);
-      // prom-client answers the primary's requests only once an AggregatorRegistry exists in the worker.
-      new AggregatorRegistry();
+      answerPrimaryScrapes(buildRegistry(this, version));
       return;
     }
     const reg = buildRegistry(this, version);

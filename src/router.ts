@@ -9,9 +9,24 @@ import type { Upstream } from './upstream/upstream.js';
 export const LOCAL = 'local' as const;
 export type Route = readonly Upstream[] | typeof LOCAL;
 
-/** Lower-cases and strips the trailing dot: the one form of a rule's domain. */
+/**
+ * Lower-cases (ASCII only: RFC 4343 — toLowerCase would also fold Latin-1
+ * and other letters, making different names equal) and strips the trailing
+ * dot: the one form of a rule's domain.
+ */
 export function normaliseDomain(d: string): string {
-  return d.trim().toLowerCase().replace(/\.$/, '');
+  return d.trim().replace(/[A-Z]+/g, (m) => m.toLowerCase()).replace(/\.$/, '');
+}
+
+/** One wire label as rule text: ASCII letters folded, a dot or backslash inside it escaped (so it can never match a rule's label boundary). */
+function labelText(buf: Buffer, start: number, end: number): string {
+  let out = '';
+  for (let i = start; i < end; i++) {
+    let c = buf[i]!;
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    out += c === 0x2e || c === 0x5c ? '\\' + String.fromCharCode(c) : String.fromCharCode(c);
+  }
+  return out;
 }
 
 export class Router {
@@ -38,7 +53,7 @@ export class Router {
     let off = HEADER_LEN;
     while (off < query.length && query[off]! > 0) {
       const len = query[off]!;
-      labels.push(query.toString('latin1', off + 1, off + 1 + len).toLowerCase());
+      labels.push(labelText(query, off + 1, off + 1 + len));
       off += len + 1;
     }
     for (let i = 0; i < labels.length; i++) {

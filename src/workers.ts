@@ -6,8 +6,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from './log.js';
 import type { Endpoint } from './net/address.js';
-import { AggregatorRegistry } from 'prom-client';
-import { startMetricsServer } from './metrics/server.js';
+import { startClusterMetrics } from './metrics/cluster.js';
 import { parseMetrics } from './status.js';
 import { FAILING_AFTER_MS } from './upstream/health.js';
 
@@ -33,19 +32,14 @@ export function runPrimary(n: number, log: Logger, metricsListen: Endpoint | nul
   return new Promise((resolve, reject) => {
     if (metricsListen !== null) {
       // Sums every worker's series (prom-client asks them over the cluster channel).
-      const agg = new AggregatorRegistry();
-      startMetricsServer(metricsListen, {
-        metrics: () => agg.clusterMetrics(),
-        contentType: agg.contentType,
-        unhealthy: async () => {
-          if (ready < n) return `${ready} of ${n} workers ready`;
-          // Each worker has its own view of each upstream: healthy while some worker sees one up and not failing.
-          const samples = parseMetrics(await agg.clusterMetrics());
-          const sum = (name: string, u: string): number => samples.filter((x) => x.name === name && x.labels.upstream === u).reduce((a, x) => a + x.value, 0);
-          const ups = [...new Set(samples.filter((x) => x.name === 'raced_upstream_up').map((x) => x.labels.upstream!))];
-          if (ups.some((u) => sum('raced_upstream_up', u) > sum('raced_upstream_failing', u))) return null;
-          return ups.every((u) => sum('raced_upstream_up', u) === 0) ? 'every upstream is down' : `no upstream gave a valid answer in the last ${FAILING_AFTER_MS / 1000} s`;
-        },
+      startClusterMetrics(metricsListen, async (metrics) => {
+        if (ready < n) return `${ready} of ${n} workers ready`;
+        // Over the workers, up = some worker finds it up, failing = every worker finds it failing.
+        const samples = parseMetrics(await metrics());
+        const get = (name: string, u: string): number => samples.find((x) => x.name === name && x.labels.upstream === u)?.value ?? 0;
+        const ups = [...new Set(samples.filter((x) => x.name === 'raced_upstream_up').map((x) => x.labels.upstream!))];
+        if (ups.some((u) => get('raced_upstream_up', u) > 0 && get('raced_upstream_failing', u) === 0)) return null;
+        return ups.every((u) => get('raced_upstream_up', u) === 0) ? 'every upstream is down' : `no upstream gave a valid answer in the last ${FAILING_AFTER_MS / 1000} s`;
       }).then(
         (server) => {
           server.unref();

@@ -7,6 +7,7 @@ import { STRATEGY_NAMES, type StrategyName } from '../strategy/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
 import { normaliseDomain } from '../router.js';
 import { availableParallelism } from 'node:os';
+import { RATE_LIMIT_ACTIONS, type RateLimitAction } from '../ratelimit.js';
 
 /** dnsmasq's --server=/example.com/ADDR: queries under `domain` go only to `spec`; null spec: local, never forwarded. */
 export interface DomainRoute {
@@ -41,6 +42,7 @@ export interface Options {
   ednsPacketMax: number;
   tcpIdleMs: number;
   maxTcpConnections: number;
+  maxTcpPerClient: number;
   /** hedged: fixed hedge delay instead of the learned one; null = learned. */
   hedgeDelayMs: number | null;
   /** Processes answering queries (node:cluster); 1 = no cluster. */
@@ -72,6 +74,12 @@ export interface Options {
   tlsHandshakeTimeoutMs: number;
   tlsReadTimeoutMs: number;
   tlsIdleTimeoutMs: number;
+  /** Queries per second per client prefix; 0: no limit. */
+  rateLimit: number;
+  rateLimitV4Prefix: number;
+  rateLimitV6Prefix: number;
+  rateLimitAction: RateLimitAction;
+  rateLimitExempt: Cidr[];
 }
 
 export const DEFAULTS = {
@@ -90,6 +98,9 @@ export const DEFAULTS = {
   ednsPacketMax: 1232,
   tcpIdleMs: 10000,
   maxTcpConnections: 256,
+  // A quarter of the cap: one address cannot hold them all, and on a host whose local
+  // clients all come from 127.0.0.1 a busy one only sheds its own idle connections.
+  maxTcpPerClient: 64,
   /** The port CoreDNS uses for its metrics; what `raced status` asks by default. */
   metricsListen: '127.0.0.1:9153',
   /** Seconds; small, so an edited hosts file is seen soon by caching clients. */
@@ -100,6 +111,8 @@ export const DEFAULTS = {
   tlsReadTimeoutMs: 3000,
   // Below the 10 s after which Cloudflare closes an idle connection, so raced usually closes first.
   tlsIdleTimeoutMs: 8000,
+  rateLimitPrefix: '32,64',
+  rateLimitAction: 'refuse' as RateLimitAction,
 };
 
 export function defaultOptions(): Options {
@@ -126,6 +139,7 @@ export function defaultOptions(): Options {
     ednsPacketMax: DEFAULTS.ednsPacketMax,
     tcpIdleMs: DEFAULTS.tcpIdleMs,
     maxTcpConnections: DEFAULTS.maxTcpConnections,
+    maxTcpPerClient: DEFAULTS.maxTcpPerClient,
     workers: 1,
     hedgeDelayMs: null,
     metricsListen: null,
@@ -147,6 +161,11 @@ export function defaultOptions(): Options {
     tlsHandshakeTimeoutMs: DEFAULTS.tlsHandshakeTimeoutMs,
     tlsReadTimeoutMs: DEFAULTS.tlsReadTimeoutMs,
     tlsIdleTimeoutMs: DEFAULTS.tlsIdleTimeoutMs,
+    rateLimit: 0,
+    rateLimitV4Prefix: 32,
+    rateLimitV6Prefix: 64,
+    rateLimitAction: DEFAULTS.rateLimitAction,
+    rateLimitExempt: [],
   };
 }
 
@@ -198,6 +217,19 @@ export const parse = {
       throw new OptionValueError(`unknown strategy '${v}' (one of: ${STRATEGY_NAMES.join(', ')})`);
     }
     return v as StrategyName;
+  },
+  rateLimitPrefix: (v: string): [number, number] => {
+    const m = /^\s*(\d{1,2})\s*,\s*(\d{1,3})\s*$/.exec(v);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > 32 || Number(m[2]) < 1 || Number(m[2]) > 128) {
+      throw new OptionValueError(`expected V4,V6 prefix lengths (1-32,1-128), got '${v}'`);
+    }
+    return [Number(m[1]), Number(m[2])];
+  },
+  rateLimitAction: (v: string): RateLimitAction => {
+    if (!(RATE_LIMIT_ACTIONS as readonly string[]).includes(v)) {
+      throw new OptionValueError(`unknown action '${v}' (one of: ${RATE_LIMIT_ACTIONS.join(', ')})`);
+    }
+    return v as RateLimitAction;
   },
   logLevel: (v: string): LogLevel => {
     if (!(LOG_LEVELS as readonly string[]).includes(v)) {

@@ -3,6 +3,8 @@
 // numbers the pipeline, the races, the cache and the upstreams keep.
 import { Registry, type MetricValue } from 'prom-client';
 import { rcodeName } from '../wire/constants.js';
+import { RATE_LIMIT_ACTIONS } from '../ratelimit.js';
+import { SHED_REASONS } from '../server/tcp.js';
 import { ERROR_KINDS, LATENCY_BUCKETS, bucketsQuantile } from '../upstream/stats.js';
 import type { Raced } from '../raced.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -19,8 +21,8 @@ class Computed {
     readonly help: string,
     readonly type: 'counter' | 'gauge' | 'histogram',
     private readonly read: () => Values,
-    /** How --workers' primary combines the workers' values: summed, or (quantiles) the largest. */
-    readonly aggregator: 'sum' | 'max' = 'sum',
+    /** How --workers' primary combines the workers' values (prom-client's aggregator names): summed unless said. */
+    readonly aggregator: 'sum' | 'min' | 'max' = 'sum',
   ) {}
 
   get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Values }> {
@@ -96,7 +98,7 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
   const metrics = [
     new Computed('raced_build_info', 'raced version, Node.js version and strategy; always 1', 'gauge', () => [
       { labels: { version, node: process.versions.node, strategy: raced.opts.strategy }, value: 1 },
-    ]),
+    ], 'max'),
     new Computed('raced_queries_total', 'Client queries answered, by transport and reply RCODE', 'counter', () => [
       ...byRcode(p.stats.replies.udp, { transport: 'udp' }),
       ...byRcode(p.stats.replies.tcp, { transport: 'tcp' }),
@@ -130,12 +132,16 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
     ),
     new Computed('raced_upstream_up', '1 while the upstream answers (raced_upstream_failing says whether with valid answers), 0 while it is down and being probed', 'gauge', () =>
       perUpstream((u) => (u.health.up ? 1 : 0)),
+      // Over --workers: up while some worker finds it up.
+      'max',
     ),
     new Computed(
       'raced_upstream_failing',
       '1 while the upstream answers, but for 5 s or more only with SERVFAIL or REFUSED (no valid answer)',
       'gauge',
       () => perUpstream((u) => (u.health.up && u.health.failing() ? 1 : 0)),
+      // Over --workers: failing only while every worker finds it failing.
+      'min',
     ),
     new Computed('raced_upstream_recent_queries', 'Queries sent to each upstream in the last minute', 'gauge', () =>
       perUpstream((u) => u.stats.recent.read().queries),
@@ -168,6 +174,16 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
       { labels: { reason: 'lost' }, value: rs.failed },
       { labels: { reason: 'timeout' }, value: rs.timedOut },
     ]),
+    new Computed('raced_ratelimited_total', 'Client queries over --rate-limit, by the action taken: refuse, drop, truncate', 'counter', () =>
+      RATE_LIMIT_ACTIONS.map((action) => ({ labels: { action }, value: p.rateLimiter?.limited[action] ?? 0 })),
+    ),
+    new Computed('raced_tcp_connections', 'Client TCP connections open now', 'gauge', () => [{ labels: {}, value: raced.tcpConnections }]),
+    new Computed(
+      'raced_tcp_connections_shed_total',
+      'Client TCP connections raced closed or would not take, by reason: cap, per_client, partial, idle, stalled, refused',
+      'counter',
+      () => SHED_REASONS.map((reason) => ({ labels: { reason }, value: raced.tcpStats.shed[reason] })),
+    ),
     new Computed('raced_coalesced_total', 'Client queries that joined a race already in flight for the same question', 'counter', () => [
       { labels: {}, value: p.stats.coalesced },
     ]),

@@ -72,7 +72,7 @@ export interface Cidr {
   text: string;
 }
 
-function ipBytes(host: string): { family: 4 | 6; bytes: Uint8Array } | null {
+export function ipBytes(host: string): { family: 4 | 6; bytes: Uint8Array } | null {
   if (host.startsWith('::ffff:') && isIP(host.slice(7)) === 4) host = host.slice(7);
   const fam = isIP(host);
   if (fam === 4) return { family: 4, bytes: Uint8Array.from(host.split('.').map(Number)) };

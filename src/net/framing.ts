@@ -12,6 +12,11 @@ export function frame(msg: Buffer): Buffer {
 export class FrameReader {
   private buf: Buffer | null = null;
 
+  /** Bytes of an unfinished message are waiting. */
+  get partial(): boolean {
+    return this.buf !== null;
+  }
+
   /** Calls `onMessage` for each complete message in the stream so far. */
   push(chunk: Buffer, onMessage: (msg: Buffer) => void): void {
     const data = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;

@@ -31,7 +31,7 @@ function writeOpt(out: Buffer, off: number, udpSize: number, extRcode: number, d
 
 /**
  * A reply raced makes up itself (FORMERR, NOTIMP, REFUSED, SERVFAIL, BADVERS):
- * the client's ID, opcode and RD echoed, its question when it had a readable
+ * the client's ID and opcode echoed (and RD, for QUERY), its question when it had a readable
  * one, and an OPT only when the query carried one (RFC 6891 §7).
  */
 export function errorReply(
@@ -46,7 +46,9 @@ export function errorReply(
   out[0] = query[0] ?? 0;
   out[1] = query[1] ?? 0;
   const qflags = query.length >= 4 ? u16(query, 2) : 0;
-  put16(out, 2, FLAG_QR | FLAG_RA | (qflags & (OPCODE_MASK | FLAG_RD)) | (rcode & 0x0f));
+  const opcode = qflags & OPCODE_MASK;
+  // RA and RD are defined for QUERY only (RFC 1035 §4.1.1, RFC 6895 §2.2): any other opcode gets them clear.
+  put16(out, 2, FLAG_QR | opcode | (opcode === 0 ? FLAG_RA | (qflags & FLAG_RD) : 0) | (rcode & 0x0f));
   if (question) {
     put16(out, 4, 1);
     copyBytes(query, out, HEADER_LEN, HEADER_LEN, question.end);

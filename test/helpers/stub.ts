@@ -23,6 +23,9 @@ export type Behaviour =
   | 'truncate'
   | 'other-port';
 
+/** The A record of every deliberately bad reply (wrong ID, other port, ...): never the real answer. */
+export const SPOOFED_ADDRESS = '203.0.113.66';
+
 export interface StubOptions {
   behaviour?: Behaviour;
   delayMs?: number;
@@ -157,7 +160,8 @@ export class Stub {
             dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.TRUNCATED_RESPONSE | (q.flags ?? 0), questions: q.questions } as dnsPacket.Packet),
           );
         default: {
-          const bad = Buffer.from(good());
+          // A bad reply carries an address the good one does not, so a test sees whether it got through.
+          const bad = this.reply(q, SPOOFED_ADDRESS);
           switch (o.behaviour) {
             case 'wrong-id':
               bad.writeUInt16BE((q.id! + 1) & 0xffff, 0);
@@ -184,7 +188,7 @@ export class Stub {
                   : bad;
           if (o.behaviour === 'other-port') {
             const other = dgram.createSocket('udp4');
-            other.send(good(), fromPort, '127.0.0.1', () => other.close());
+            other.send(bad, fromPort, '127.0.0.1', () => other.close());
           } else {
             out(payload);
           }
@@ -194,7 +198,7 @@ export class Stub {
     });
   }
 
-  private reply(q: dnsPacket.Packet): Buffer {
+  private reply(q: dnsPacket.Packet, address = this.opts.address ?? '192.0.2.1'): Buffer {
     const question = q.questions![0]!;
     const o = this.opts;
     const name = question.name;
@@ -216,7 +220,7 @@ export class Stub {
     } else if (o.answers) {
       answers = o.answers(name, question.type);
     } else if (question.type === 'A') {
-      answers = [{ name, type: 'A', ttl: o.ttl ?? 300, data: o.address ?? '192.0.2.1' }];
+      answers = [{ name, type: 'A', ttl: o.ttl ?? 300, data: address }];
       for (let i = 0; i < (o.bulk ?? 0); i++) answers.push({ name, type: 'A', ttl: o.ttl ?? 300, data: `198.51.100.${i % 250}` });
     } else if (question.type === 'AAAA') {
       answers = [{ name, type: 'AAAA', ttl: o.ttl ?? 300, data: '2001:db8::1' }];
