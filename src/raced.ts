@@ -11,6 +11,7 @@ import { UdpPool } from './upstream/udp-pool.js';
 import { makeStrategy } from './strategy/index.js';
 import { AnswerCache } from './cache/cache.js';
 import { Pipeline } from './pipeline.js';
+import { AddressRules } from './wire/filter.js';
 import { LOCAL, Router, type Route } from './router.js';
 import { UdpListener } from './server/udp.js';
 import { TcpListener } from './server/tcp.js';
@@ -92,6 +93,14 @@ export class Raced {
         fwdNdots: opts.fwdNdots,
         noRec: opts.noRec,
         staleAfterMs: 1800,
+        negativeGraceMs: opts.negativeGraceMs,
+        addresses: AddressRules.from({
+          ignore: opts.ignoreAddress,
+          bogus: opts.bogusNxdomain,
+          stopRebind: opts.stopDnsRebind,
+          rebindLocalhostOk: opts.rebindLocalhostOk,
+          rebindDomainOk: opts.rebindDomainOk,
+        }),
       },
       this.router,
       strategy,

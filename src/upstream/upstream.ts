@@ -170,7 +170,8 @@ export class Leg implements PendingUdp, StreamWaiter {
     private readonly qEnd: number,
     private readonly wantTtls: boolean,
     private readonly owner: LegOwner,
-    private readonly started: number,
+    /** performance.now() when the leg was sent. */
+    readonly started: number,
     private readonly probe = false,
   ) {
     this.endpoint = upstream.spec.endpoint;
