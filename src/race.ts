@@ -61,8 +61,14 @@ export interface RaceRules {
 export const NEGATIVE_GRACE_CAP_MS = 100;
 /** Lower bound of the derived grace: the deadline list's resolution. */
 export const NEGATIVE_GRACE_MIN_MS = 1;
-/** Added to an upstream's p95 for the time between its datagram arriving and the race hearing of it. */
-const GRACE_SLACK_MS = 1;
+/**
+ * Headroom over an upstream's recent p95: a steady upstream's p95 is close to
+ * its every reply, so waiting exactly that long would lose a race against
+ * jitter about half the time. 1.5 x p95 + 2 ms (event-loop delay) keeps the
+ * wait a small multiple of what the upstream normally takes.
+ */
+const GRACE_P95_FACTOR = 1.5;
+const GRACE_SLACK_MS = 2;
 
 /** Upper bounds of the fan-out histogram (legs per race). */
 export const FANOUT_BUCKETS = [1, 2, 3, 4, 6, 8, 16];
@@ -275,7 +281,7 @@ export class Race implements RaceView, LegOwner, Timed {
   /**
    * How long a negative answer arriving at `at` waits: fixed by the rules, or
    * until the slowest healthy open leg's upstream would have answered by its
-   * recent p95 (measured from that leg's start), within [MIN, CAP]. An open
+   * recent p95 with headroom (measured from that leg's start), within [MIN, CAP]. An open
    * upstream never measured gets the cap; one marked down is not waited for.
    */
   private graceMs(at: number): number {
@@ -287,7 +293,7 @@ export class Race implements RaceView, LegOwner, Timed {
       if (!leg.open || !leg.upstream.health.up) continue;
       const p95 = leg.upstream.stats.latency.quantile(0.95);
       if (Number.isNaN(p95)) return NEGATIVE_GRACE_CAP_MS;
-      const end = leg.started + p95 * 1000 + GRACE_SLACK_MS;
+      const end = leg.started + p95 * 1000 * GRACE_P95_FACTOR + GRACE_SLACK_MS;
       if (end > until) until = end;
     }
     return Math.min(NEGATIVE_GRACE_CAP_MS, Math.max(NEGATIVE_GRACE_MIN_MS, Math.ceil(until - at)));

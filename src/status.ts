@@ -52,7 +52,7 @@ export function formatStatus(samples: Sample[]): string {
   const totalWins = sum('raced_upstream_wins_total');
   const lines: string[] = [];
   const width = Math.max(8, ...upstreams.map((u) => u.length));
-  lines.push(`${'upstream'.padEnd(width)}  state  queries    wins   p50      p95      errors`);
+  lines.push(`${'upstream'.padEnd(width)}  state  queries    wins   p50      p95      overruled  errors`);
   for (const u of upstreams) {
     const mine = (l: Record<string, string>): boolean => l.upstream === u;
     const up = sum('raced_upstream_up', mine) > 0;
@@ -63,9 +63,11 @@ export function formatStatus(samples: Sample[]): string {
       .filter((s) => s.value > 0)
       .map((s) => `${s.labels.kind}=${s.value}`)
       .join(' ');
+    // Negative answers of this upstream another one's positive answer beat (wrong NXDOMAIN/NODATA).
+    const overruled = sum('raced_upstream_overruled_total', mine);
     const share = totalWins > 0 ? `${((100 * wins) / totalWins).toFixed(0)}%` : '-';
     lines.push(
-      `${u.padEnd(width)}  ${(up ? 'up' : 'DOWN').padEnd(5)}  ${String(queries).padStart(7)}  ${share.padStart(6)}   ${ms(bucketQuantile(buckets, 0.5)).padEnd(7)}  ${ms(bucketQuantile(buckets, 0.95)).padEnd(7)}  ${errors || '-'}`,
+      `${u.padEnd(width)}  ${(up ? 'up' : 'DOWN').padEnd(5)}  ${String(queries).padStart(7)}  ${share.padStart(6)}   ${ms(bucketQuantile(buckets, 0.5)).padEnd(7)}  ${ms(bucketQuantile(buckets, 0.95)).padEnd(7)}  ${String(overruled).padStart(9)}  ${errors || '-'}`,
     );
   }
   const clients = sum('raced_queries_total');
