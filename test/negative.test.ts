@@ -313,3 +313,60 @@ test('EDE 18 on REFUSED for a client outside the allow-list (EDNS clients only)'
   assert.equal(without.rcode, 'REFUSED');
   assert.equal(without.additionals!.length, 0);
 });
+
+test('the flags through the real command: env RACED_NEGATIVE_GRACE, conf-file ignore-address/bogus-nxdomain/stop-dns-rebind; bad values exit 2', async () => {
+  const { CLI, freePort, spawnRaced } = await import('./helpers/process.js');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const filter = await stub({ answers: (name) => (name.startsWith('ad') ? [{ name, type: 'A', ttl: 60, data: '0.0.0.0' }] : name.startsWith('isp') ? [{ name, type: 'A', ttl: 60, data: '198.51.100.7' }] : [{ name, type: 'A', ttl: 60, data: '10.1.2.3' }]) });
+  const good = await stub({ address: '192.0.2.57', delayMs: 30 });
+  const port = await freePort();
+  const conf = join(mkdtempSync(join(tmpdir(), 'raced-neg-')), 'raced.conf');
+  writeFileSync(conf, `server=${filter.label}\nignore-address=0.0.0.0\nbogus-nxdomain=198.51.100.0/24\nstop-dns-rebind\nrebind-domain-ok=/home.arpa/\nnegative-grace=0\n`);
+  const { child } = await spawnRaced(['--conf-file', conf, '--listen', `127.0.0.1:${port}`, '--server', filter.label, '--server', good.label, '--cache-size', '0'], { RACED_NEGATIVE_GRACE: '500' });
+  try {
+    assert.equal(firstData((await udpQuery(port, 'ad.example')).packet), '192.0.2.57', 'ignored 0.0.0.0 from the conf file');
+    assert.equal(firstData((await udpQuery(port, 'rebind.example')).packet), '192.0.2.57', 'the private answer was refused, the public one won');
+    // The bogus NXDOMAIN is held: the environment's 500 ms grace beats the file's 0.
+    const [{ packet }] = await timed(udpQuery(port, 'isp-typo.example'));
+    assert.equal(firstData(packet), '192.0.2.57');
+    assert.equal((await udpQuery(port, 'nas.home.arpa')).packet.rcode, 'NOERROR');
+    assert.equal(firstData((await udpQuery(port, 'nas.home.arpa')).packet), '10.1.2.3');
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+  for (const [args, re] of [
+    [['--negative-grace', 'soon'], /--negative-grace.*soon/],
+    [['--ignore-address', '0.0.0.0/40'], /--ignore-address.*0\.0\.0\.0\/40/],
+    [['--bogus-nxdomain', 'nowhere'], /--bogus-nxdomain.*nowhere/],
+    [['--rebind-domain-ok', '/bad domain!/'], /--rebind-domain-ok/],
+  ] as [string[], RegExp][]) {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(r.status, 2, args.join(' '));
+    assert.match(r.stderr.trim(), re);
+  }
+  const help = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' }).stdout;
+  for (const f of ['--negative-grace', '--ignore-address', '--bogus-nxdomain', '--stop-dns-rebind', '--rebind-localhost-ok', '--rebind-domain-ok', 'RACED_NEGATIVE_GRACE']) assert.ok(help.includes(f), f);
+});
+
+test('hedged fires its hedge at once on a negative answer; ordered lets the one upstream asked have the last word', async () => {
+  const wrong = await splitHorizon('corp.internal');
+  const right = await stub({ address: '192.0.2.58', delayMs: 20 });
+  await withRaced([wrong, right], { strategy: 'hedged', hedgeDelayMs: 1000 }, async (r) => {
+    const [{ packet }, ms] = await timed(udpQuery(r.port, 'hedge-neg.example'));
+    assert.equal(firstData(packet), '192.0.2.58');
+    assert.ok(ms < 500, `the hedge went out on the NXDOMAIN, not after the 1 s hedge delay (${ms.toFixed(1)} ms)`);
+    assert.equal(right.count(), 1);
+    assert.equal(r.raced.upstreams[0]!.stats.overruled.nxdomain, 1);
+  });
+  right.reset();
+  wrong.reset();
+  await withRaced([wrong, right], { strategy: 'ordered' }, async (r) => {
+    const [{ packet }, ms] = await timed(udpQuery(r.port, 'ordered-neg.example'));
+    assert.equal(packet.rcode, 'NXDOMAIN');
+    assert.ok(ms < 50, `not held (${ms.toFixed(1)} ms)`);
+    assert.equal(right.count(), 0, 'the next upstream is not asked');
+  });
+});
