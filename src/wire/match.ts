@@ -50,6 +50,9 @@ const MAX_HOPS = 8;
 export function negativeKind(reply: Buffer, scan: Scan, qtype: number): AnswerKind {
   if (scan.rcode === Rcode.NXDOMAIN) return NEG_NXDOMAIN;
   if (scan.ancount === 0) return NEG_NODATA;
+  // The usual positive reply: the first record is the asked type, owned by a pointer to the question.
+  const first = scan.qEnd;
+  if (reply[first] === 0xc0 && reply[first + 1] === HEADER_LEN && first + 4 <= reply.length && u16(reply, first + 2) === qtype) return POSITIVE;
   let target = HEADER_LEN;
   for (let hop = 0; hop <= MAX_HOPS; hop++) {
     let off = scan.qEnd;
