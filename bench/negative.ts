@@ -7,7 +7,7 @@
 // - mixed: 500 names both know, A and AAAA each; the zone has no AAAA, so
 //   every AAAA is NODATA from both upstreams (negative with agreement).
 // Servers: raced (default grace), raced --negative-grace 0 (no guard),
-// dnsmasq --all-servers --cache-size=0. No cache anywhere.
+// raced --strategy hedged (fires its hedge on a negative answer), dnsmasq --all-servers --cache-size=0. No cache anywhere.
 //   node dist/bench/negative.js [--names N] [--concurrency N] [--right-ms MS] [--wrong-ms MS]
 import dgram from 'node:dgram';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
@@ -106,8 +106,10 @@ const lat = (xs: Sample[]): { p50: number; p99: number; n: number } => ({
 const procs: Proc[] = [];
 const proxies: FaultProxy[] = [];
 try {
-  const right = await startNsd(dir, ORIGIN, zone('right.zone', names, false), cpu);
-  const wrong = await startNsd(join(dir, 'w'), ORIGIN, zone('wrong.zone', names, true), cpu);
+  // nsd's response rate limiting (200/s per bucket by default) would drop NXDOMAIN/NODATA replies: this bench is all about them.
+  const noRrl = ['rrl-ratelimit: 0'];
+  const right = await startNsd(dir, ORIGIN, zone('right.zone', names, false), cpu, noRrl);
+  const wrong = await startNsd(join(dir, 'w'), ORIGIN, zone('wrong.zone', names, true), cpu, noRrl);
   procs.push(right, wrong);
   const pr = await FaultProxy.start(right.port);
   const pw = await FaultProxy.start(wrong.port);
@@ -118,6 +120,7 @@ try {
   const servers: [string, () => Promise<Proc>][] = [
     ['raced (default negative grace)', () => startRaced(ups, ['--cache-size', '0'], null)],
     ['raced --negative-grace 0 (no guard)', () => startRaced(ups, ['--cache-size', '0', '--negative-grace', '0'], null)],
+    ['raced --strategy hedged', () => startRaced(ups, ['--cache-size', '0', '--strategy', 'hedged'], null)],
     ['dnsmasq --all-servers --cache-size=0', () => startDnsmasq(ups, ['--all-servers', '--cache-size=0'], null)],
   ];
   const holes = Array.from({ length: names }, (_, i) => ({ name: `h${i}.${ORIGIN}`, qtype: 1 }));
@@ -132,7 +135,10 @@ try {
     procs.push(p);
     await drive(p.port, holes.slice(0, 20)); // warm-up: upstream latency measured
     const h = await drive(p.port, holes);
+    pr.resetCounters();
+    pw.resetCounters();
     const m = await drive(p.port, mixed);
+    const mixedUpstreamQueries = pr.queries + pw.queries;
     await p.stop();
     const holeNames = h.filter((s) => Number(s.name.slice(1, s.name.indexOf('.'))) % 5 === 0);
     const wrongAnswers = h.filter((s) => s.rcode === 3).length;
@@ -142,11 +148,15 @@ try {
       server: label,
       wrongPer1000: round((1000 * wrongAnswers) / h.length),
       unanswered: h.filter((s) => s.rcode < 0).length + m.filter((s) => s.rcode < 0).length,
+      /** Replies by RCODE over both workloads (-1: none within 3 s). */
+      rcodes: [...h, ...m].reduce<Record<string, number>>((acc, s) => ((acc[s.rcode] = (acc[s.rcode] ?? 0) + 1), acc), {}),
       holesMs: lat(holeNames),
       allAMs: lat(h),
       aaaaNodataMs: lat(aaaa.filter((s) => s.rcode === 0 && s.answers === 0)),
       mixedAMs: lat(a),
       mixedAllMs: lat(m),
+      /** Upstream queries per client query on the mixed workload, counted at the proxies. */
+      mixedFanout: Number((mixedUpstreamQueries / m.length).toFixed(2)),
     };
     rows.push(row);
     process.stderr.write(`${label}: ${row.wrongPer1000} wrong per 1000, AAAA NODATA p50 ${row.aaaaNodataMs.p50} ms p99 ${row.aaaaNodataMs.p99} ms\n`);

@@ -125,7 +125,8 @@ function pinned(cpu: string | null, cmd: string, args: string[]): [string, strin
   return cpu === null ? [cmd, args] : ['taskset', ['-c', cpu, cmd, ...args]];
 }
 
-export async function startNsd(dir: string, origin: string, zoneFile: string, cpu: string | null): Promise<Proc> {
+/** `serverLines`: extra lines for nsd.conf's server section (e.g. `rrl-ratelimit: 0`). */
+export async function startNsd(dir: string, origin: string, zoneFile: string, cpu: string | null, serverLines: string[] = []): Promise<Proc> {
   need('nsd', 'nsd');
   const port = await freePort();
   const d = join(dir, `nsd-${port}`);
@@ -147,6 +148,7 @@ export async function startNsd(dir: string, origin: string, zoneFile: string, cp
       '  server-count: 1',
       '  verbosity: 0',
       '  hide-version: yes',
+      ...serverLines.map((l) => `  ${l}`),
       'remote-control:',
       '  control-enable: no',
       'zone:',
