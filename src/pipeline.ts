@@ -298,6 +298,8 @@ export class Pipeline {
   /** Ends every race now (their clients get SERVFAIL, their open legs are released). */
   abortAll(): void {
     this.deadlines.expireAll();
+    // Every race is settled now (a held negative answer won); stop the grace timer too.
+    this.rules.graces.expireAll();
   }
 }
 
