@@ -370,3 +370,57 @@ test('hedged fires its hedge at once on a negative answer; ordered lets the one 
     assert.equal(right.count(), 0, 'the next upstream is not asked');
   });
 });
+
+const hasUnshare = spawnSync('unshare', ['-rn', 'true']).status === 0;
+test('EDE 18 with dig: a client outside the allow-list, in a network namespace of its own', { skip: (!hasDig || !hasUnshare) && 'dig or unshare -rn not available' }, async () => {
+  const { CLI } = await import('./helpers/process.js');
+  // Inside a fresh namespace: 198.18.0.1 on lo is not loopback to raced; dig speaks from it.
+  const script = [
+    'ip link set lo up && ip addr add 198.18.0.1/32 dev lo || exit 3',
+    `"${process.execPath}" "${CLI}" --listen 198.18.0.1:5300 --server 127.0.0.1:9 --no-resolv --cache-size 0 --log-level error & pid=$!`,
+    'for i in $(seq 1 50); do dig -b 198.18.0.1 @198.18.0.1 -p 5300 +tries=1 +time=1 probe.example >/dev/null 2>&1 && break; sleep 0.1; done',
+    'echo "=== edns"; dig -b 198.18.0.1 @198.18.0.1 -p 5300 +tries=1 +time=2 far.example',
+    'echo "=== noedns"; dig -b 198.18.0.1 @198.18.0.1 -p 5300 +tries=1 +time=2 +noedns far.example',
+    'kill $pid; wait $pid',
+  ].join('\n');
+  const out = await exec('unshare', ['-rn', 'sh', '-c', script]);
+  const [withEdns, without] = out.split('=== noedns');
+  assert.match(withEdns!, /status: REFUSED/);
+  assert.match(withEdns!, /EDE: 18 \(Prohibited\): \(client not allowed\)/);
+  assert.match(without!, /status: REFUSED/);
+  assert.doesNotMatch(without!, /EDE|OPT PSEUDOSECTION/);
+});
+
+test('coalesced clients and the cache see only the winning answer, never the held negative', async () => {
+  const wrong = await splitHorizon('corp.internal');
+  const right = await stub({ address: '192.0.2.59', delayMs: 30 });
+  await withRaced([wrong, right], { cacheSize: 100 }, async (r) => {
+    const answers = await Promise.all([0, 5, 10].map(async (d) => {
+      await sleep(d);
+      return (await udpQuery(r.port, 'shared.example')).packet;
+    }));
+    for (const p of answers) assert.equal(firstData(p), '192.0.2.59');
+    assert.equal(wrong.count() + right.count(), 2, 'one race for the three clients');
+    const again = await udpQuery(r.port, 'shared.example');
+    assert.equal(firstData(again.packet), '192.0.2.59');
+    assert.equal(wrong.count() + right.count(), 2, 'answered from the cache');
+  });
+});
+
+test('RACED_IGNORE_ADDRESS and RACED_STOP_DNS_REBIND from the environment', async () => {
+  const { freePort, spawnRaced } = await import('./helpers/process.js');
+  const filter = await stub({ address: '0.0.0.0' });
+  const lan = await stub({ address: '192.168.7.7', delayMs: 10 });
+  const good = await stub({ address: '192.0.2.60', delayMs: 40 });
+  const port = await freePort();
+  const { child } = await spawnRaced(['--listen', `127.0.0.1:${port}`, '--server', filter.label, '--server', lan.label, '--server', good.label, '--cache-size', '0'], {
+    RACED_IGNORE_ADDRESS: '0.0.0.0/32,::',
+    RACED_STOP_DNS_REBIND: 'yes',
+  });
+  try {
+    assert.equal(firstData((await udpQuery(port, 'env.example')).packet), '192.0.2.60');
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+});
