@@ -26,7 +26,7 @@
 // A held negative answer costs one small object, linked in a second shared
 // list for its grace.
 import { performance } from 'node:perf_hooks';
-import { HEADER_LEN, Rcode } from './wire/constants.js';
+import { Rcode } from './wire/constants.js';
 import { nameToText, scanMessage, typeName, type Scan } from './wire/message.js';
 import { NEG_NODATA, NEG_NXDOMAIN, POSITIVE, negativeKind, type AnswerKind } from './wire/match.js';
 import { ADDR_BOGUS, ADDR_IGNORE, ADDR_REBIND, asNxdomain, type AddressRules } from './wire/filter.js';
@@ -377,7 +377,7 @@ export class Race implements RaceView, LegOwner, Timed {
 
   /** The question for log lines (slow path). */
   private describe(): string {
-    return `${nameToText(this.query)} ${typeName(this.query.length >= HEADER_LEN ? this.qtype() : 0)}`;
+    return `${nameToText(this.query)} ${typeName(this.qtype())}`;
   }
 
   private clearDelay(): void {
