@@ -142,3 +142,12 @@ test('EDE: errorReply carries it only with EDNS; addEde extends an OPT, adds one
   assert.deepEqual(edeOf(addEde(noOpt, EDE.STALE_NXDOMAIN, 1232, 1232)), [{ code: 19, text: 'stale NXDOMAIN' }]);
   assert.equal(addEde(withOpt, EDE.STALE_ANSWER, withOpt.length + 3, 1232), withOpt, 'would not fit: unchanged');
 });
+
+test('negativeKind: a huge answer section costs bounded work and is never held', () => {
+  const answers: dnsPacket.Answer[] = [];
+  for (let i = 0; i < 2000; i++) answers.push({ name: `n${i}.example`, type: 'CNAME', ttl: 60, data: `m${i}.example` });
+  const big = reply('q.example', 'A', answers);
+  const t0 = performance.now();
+  assert.equal(negativeKind(big, scan(big), A), POSITIVE);
+  assert.ok(performance.now() - t0 < 50);
+});

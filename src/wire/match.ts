@@ -40,6 +40,8 @@ export type AnswerKind = typeof POSITIVE | typeof NEG_NXDOMAIN | typeof NEG_NODA
 const TYPE_ANY = 255;
 /** CNAME hops followed before giving up (a longer chain is answered as it is: positive). */
 const MAX_HOPS = 8;
+/** Name comparisons per reply at most: a huge crafted answer section costs bounded work, and is not held. */
+const MAX_COMPARES = 512;
 
 /**
  * POSITIVE, NEG_NXDOMAIN or NEG_NODATA for a reply whose RCODE wins.
@@ -54,6 +56,7 @@ export function negativeKind(reply: Buffer, scan: Scan, qtype: number): AnswerKi
   const first = scan.qEnd;
   if (reply[first] === 0xc0 && reply[first + 1] === HEADER_LEN && first + 4 <= reply.length && u16(reply, first + 2) === qtype) return POSITIVE;
   let target = HEADER_LEN;
+  let compares = 0;
   for (let hop = 0; hop <= MAX_HOPS; hop++) {
     let off = scan.qEnd;
     let next = -1;
@@ -65,6 +68,7 @@ export function negativeKind(reply: Buffer, scan: Scan, qtype: number): AnswerKi
       const rdata = off + 10;
       off = rdata + u16(reply, off + 8);
       if (type !== Type.CNAME && type !== qtype && qtype !== TYPE_ANY) continue;
+      if (++compares > MAX_COMPARES) return POSITIVE;
       if (!namesEqual(reply, owner, target)) continue;
       if (type === qtype || qtype === TYPE_ANY) return POSITIVE;
       next = rdata;
