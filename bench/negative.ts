@@ -8,7 +8,7 @@
 //   every AAAA is NODATA from both upstreams (negative with agreement).
 // Servers: raced (default grace), raced --negative-grace 0 (no guard),
 // raced --strategy hedged (fires its hedge on a negative answer), dnsmasq --all-servers --cache-size=0. No cache anywhere.
-//   node dist/bench/negative.js [--names N] [--concurrency N] [--right-ms MS] [--wrong-ms MS]
+//   node dist/bench/negative.js [--names N] [--concurrency N] [--right-ms MS] [--wrong-ms MS] [--right-dead]
 import dgram from 'node:dgram';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
@@ -22,6 +22,8 @@ const names = numArg('--names', 1000);
 const concurrency = numArg('--concurrency', 10);
 const rightMs = numArg('--right-ms', 20);
 const wrongMs = numArg('--wrong-ms', 2);
+/** The "right" upstream drops everything: what a lone negative answer beside a dead upstream costs. */
+const rightDead = process.argv.includes('--right-dead');
 const ORIGIN = 'neg.test';
 const dir = mkdtempSync(join(tmpdir(), 'raced-bench-neg-'));
 const cpu = cpus().length >= 2 ? '0' : null;
@@ -114,7 +116,7 @@ try {
   const pr = await FaultProxy.start(right.port);
   const pw = await FaultProxy.start(wrong.port);
   proxies.push(pr, pw);
-  pr.faults = { delayMs: rightMs, jitterMs: rightMs / 4, dead: false, servfailRate: 0 };
+  pr.faults = { delayMs: rightMs, jitterMs: rightMs / 4, dead: rightDead, servfailRate: 0 };
   pw.faults = { delayMs: wrongMs, jitterMs: wrongMs / 2, dead: false, servfailRate: 0 };
   const ups = [pw.port, pr.port];
   const servers: [string, () => Promise<Proc>][] = [
@@ -123,6 +125,8 @@ try {
     ['raced --strategy hedged', () => startRaced(ups, ['--cache-size', '0', '--strategy', 'hedged'], null)],
     ['dnsmasq --all-servers --cache-size=0', () => startDnsmasq(ups, ['--all-servers', '--cache-size=0'], null)],
   ];
+  // dnsmasq's start-up probe goes out of zone, where "wrong" says REFUSED and dnsmasq waits for the dead one.
+  if (rightDead) servers.pop();
   const holes = Array.from({ length: names }, (_, i) => ({ name: `h${i}.${ORIGIN}`, qtype: 1 }));
   const known = Array.from({ length: names }, (_, i) => i).filter((i) => i % 5 !== 0).slice(0, names / 2);
   const mixed = known.flatMap((i) => [
@@ -163,7 +167,7 @@ try {
   }
   const report = {
     date: new Date().toISOString(),
-    setup: `two nsd upstreams behind fault proxies: wrong ${wrongMs} ms (+ up to ${wrongMs / 2} ms jitter) lacking every fifth name, right ${rightMs} ms (+ up to ${rightMs / 4} ms) with all ${names}; client concurrency ${concurrency}; no cache`,
+    setup: `${rightDead ? 'RIGHT UPSTREAM DEAD; ' : ''}two nsd upstreams behind fault proxies: wrong ${wrongMs} ms (+ up to ${wrongMs / 2} ms jitter) lacking every fifth name, right ${rightMs} ms (+ up to ${rightMs / 4} ms) with all ${names}; client concurrency ${concurrency}; no cache`,
     rows,
   };
   const outDir = join(process.cwd(), 'bench', 'results');
