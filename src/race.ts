@@ -282,7 +282,8 @@ export class Race implements RaceView, LegOwner, Timed {
    * How long a negative answer arriving at `at` waits: fixed by the rules, or
    * until the slowest healthy open leg's upstream would have answered by its
    * recent p95 with headroom (measured from that leg's start), within [MIN, CAP]. An open
-   * upstream never measured gets the cap; one marked down is not waited for.
+   * upstream that has never answered gets the cap during the first CAP ms after it was first
+   * asked, and is not waited for after that; one marked down is not waited for.
    */
   private graceMs(at: number): number {
     const fixed = this.rules.negativeGraceMs;
@@ -291,8 +292,13 @@ export class Race implements RaceView, LegOwner, Timed {
     for (let i = 0; i < this.nLegs; i++) {
       const leg = this.legs[i]!;
       if (!leg.open || !leg.upstream.health.up) continue;
-      const p95 = leg.upstream.stats.latency.quantile(0.95);
-      if (Number.isNaN(p95)) return NEGATIVE_GRACE_CAP_MS;
+      const stats = leg.upstream.stats;
+      const p95 = stats.latency.quantile(0.95);
+      if (Number.isNaN(p95)) {
+        // Never answered: worth the cap while it is new; asked for longer than that and still silent, not waited for.
+        if (at - stats.firstSentAt > NEGATIVE_GRACE_CAP_MS) continue;
+        return NEGATIVE_GRACE_CAP_MS;
+      }
       const end = leg.started + p95 * 1000 * GRACE_P95_FACTOR + GRACE_SLACK_MS;
       if (end > until) until = end;
     }

@@ -115,6 +115,11 @@ test('a lone NXDOMAIN beside a dead upstream waits a bounded grace, not the quer
     assert.equal(packet.rcode, 'NXDOMAIN');
     assert.ok(ms >= 90, `held for the grace (${ms.toFixed(1)} ms)`);
     assert.ok(ms < 1000, `bounded by the 100 ms cap, not the 3 s deadline (${ms.toFixed(1)} ms)`);
+    // Asked for longer than the cap and never answered: no longer waited for, long before it is marked down.
+    const [{ packet: p2 }, ms2] = await timed(udpQuery(r.port, 'nx-lone2.example'));
+    assert.equal(p2.rcode, 'NXDOMAIN');
+    assert.ok(ms2 < 60, `a silent upstream is not waited for again (${ms2.toFixed(1)} ms)`);
+    assert.equal(r.raced.upstreams[1]!.health.up, true, 'not yet marked down: the grace rule alone did it');
   });
   // An upstream whose port is closed fails at once (ICMP): the negative answer is then the last word.
   const closed = await stub();

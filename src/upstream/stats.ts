@@ -46,6 +46,8 @@ export class LatencyTracker {
 
 export class UpstreamStats {
   queries = 0;
+  /** performance.now() of the first query sent; 0 before it. */
+  firstSentAt = 0;
   bytesSent = 0;
   bytesReceived = 0;
   wins = 0;

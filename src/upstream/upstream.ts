@@ -176,7 +176,7 @@ export class Leg implements PendingUdp, StreamWaiter {
   ) {
     this.endpoint = upstream.spec.endpoint;
     const s = upstream.stats;
-    s.queries++;
+    if (s.queries++ === 0) s.firstSentAt = started;
     s.inflight++;
     if (upstream.stream !== null) {
       const p = withStreamOptions(query, upstream.spec.transport === 'tls');
