@@ -18,7 +18,7 @@ const HELP = `npm run bench -- [options]
   --seconds N          length of each measured run (default 8)
   --rate QPS           fixed query rate for the latency runs (default 2000)
   --servers LIST       raced,dnsmasq (default both)
-  --scenarios LIST     healthy,slow,dead,dying,flaky (default all)
+  --scenarios LIST     healthy,slow,dead,dying,flaky,wrong-nxdomain (default all)
   --out DIR            where to write (default bench/results/<date>)
   --install            apt-get install missing tools (dnsperf, dnsmasq, nsd)
   --help               this text
@@ -73,13 +73,18 @@ export function parseArgs(argv: string[]): Args | 'help' {
 }
 
 const HEALTHY: Faults = { delayMs: 1, jitterMs: 1, dead: false, servfailRate: 0 };
-/** Faults of the primary (first) upstream; the second stays healthy. */
-export const SCENARIOS: Record<string, { faults: Faults; dieHalfway?: boolean }> = {
+/**
+ * Faults of the primary (first) upstream; the second stays healthy unless `second` says otherwise.
+ * wrong-nxdomain: the primary answers in ~1 ms but says NXDOMAIN for every fifth name (names the
+ * second knows, in ~10 ms): every NXDOMAIN a client gets is a wrong answer.
+ */
+export const SCENARIOS: Record<string, { faults: Faults; second?: Faults; dieHalfway?: boolean }> = {
   healthy: { faults: HEALTHY },
   slow: { faults: { ...HEALTHY, delayMs: 150, jitterMs: 20 } },
   dead: { faults: { ...HEALTHY, dead: true } },
   dying: { faults: HEALTHY, dieHalfway: true },
   flaky: { faults: { ...HEALTHY, servfailRate: 0.3 } },
+  'wrong-nxdomain': { faults: { ...HEALTHY, nxdomainEvery: 5 }, second: { ...HEALTHY, delayMs: 10, jitterMs: 2 } },
 };
 
 interface ServerConfig {
@@ -213,7 +218,7 @@ async function measure(
 ): Promise<Row> {
   const sc = SCENARIOS[scenario]!;
   proxies[0]!.faults = sc.faults;
-  proxies[1]!.faults = HEALTHY;
+  proxies[1]!.faults = sc.second ?? HEALTHY;
   const ports = proxies.map((p) => p.port);
   const p = c.server === 'raced' ? await startRaced(ports, c.args, serverCpu) : await startDnsmasq(ports, c.args, serverCpu);
   try {
@@ -248,6 +253,8 @@ async function measure(
       upstreamRxPerQuery: rx / n,
       cpuUsPerQuery: (cpu / n) * 1e6,
       rssMB: rssBytes(p.child.pid!) / 2 ** 20,
+      // Every name of the zone exists: any NXDOMAIN a client got is wrong.
+      wrongPer1000: fixed.rcodes ? (1000 * (fixed.rcodes.NXDOMAIN ?? 0)) / n : NaN,
     };
   } finally {
     await p.stop();
@@ -271,6 +278,7 @@ export function medianRow(rows: Row[]): Row {
     upstreamRxPerQuery: m('upstreamRxPerQuery'),
     cpuUsPerQuery: m('cpuUsPerQuery'),
     rssMB: m('rssMB'),
+    wrongPer1000: m('wrongPer1000'),
   };
 }
 

@@ -183,7 +183,7 @@ export const DASHBOARDS: Record<string, Record<string, unknown>> = {
     {
       id: 3,
       title: 'Errors by kind',
-      description: 'timeout, servfail, refused, malformed, mismatch (spoof-like), network (ICMP unreachable), tcp, tls.',
+      description: 'timeout, servfail, refused, malformed, mismatch (spoof-like), network (ICMP unreachable), tcp, tls, ignored (--ignore-address), rebind (--stop-dns-rebind).',
       type: 'timeseries',
       unit: 'reqps',
       targets: [q(`sum by (upstream, kind) (${rate('raced_upstream_errors_total', U)})`, '{{upstream}} {{kind}}')],
@@ -267,6 +267,15 @@ export const DASHBOARDS: Record<string, Record<string, unknown>> = {
       type: 'timeseries',
       unit: 'reqps',
       targets: [q(`sum by (upstream) (${rate('raced_upstream_resent_total', U)})`, '{{upstream}}')],
+    },
+    {
+      id: 13,
+      title: 'Negative answers overruled',
+      description:
+        "NXDOMAIN or NODATA from this upstream that another upstream's positive answer beat: a split-horizon, filtering or broken upstream. Steadily above zero for one upstream: it does not know names the others do.",
+      type: 'timeseries',
+      unit: 'reqps',
+      targets: [q(`sum by (upstream, kind) (${rate('raced_upstream_overruled_total', U)})`, '{{upstream}} {{kind}}')],
     },
   ], true),
 

@@ -66,6 +66,8 @@ const BOOLEAN_FLAGS = [
   '--systemd',
   '--enable-search',
   '--no-rec',
+  '--stop-dns-rebind',
+  '--rebind-localhost-ok',
 ];
 const FALSE_WORDS = new Set(['', '0', 'false', 'no', 'off']);
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
@@ -102,6 +104,12 @@ export function buildProgram(): Command {
     .addOption(opt('--timeout <ms>', 'deadline for one client query, then SERVFAIL').argParser(int(1, 60000)).default(DEFAULTS.timeoutMs))
     .addOption(opt('--try-timeout <ms>', 'ordered: wait this long for one upstream before asking the next and marking it down').argParser(int(1, 60000)).default(DEFAULTS.tryTimeoutMs))
     .addOption(opt('--hedge-delay <ms>', 'hedged: ask the next upstream after this fixed delay (default: learned from latency)').argParser(int(1, 60000)))
+    .addOption(opt('--negative-grace <ms>', 'an NXDOMAIN/NODATA waits this long for another upstream to agree or answer; 0: first valid answer wins (default: the pending upstreams\' p95 latency, at most 100)').argParser(int(0, 60000)))
+    .addOption(opt('--ignore-address <addr|cidr>', 'a reply with this address in its answer counts as no reply (filtering upstreams: 0.0.0.0, ::); repeatable').argParser(list(parse.allow)))
+    .addOption(opt('--bogus-nxdomain <addr|cidr>', 'a reply with this address in its answer becomes NXDOMAIN; repeatable').argParser(list(parse.allow)))
+    .addOption(opt('--stop-dns-rebind', 'refuse answers with private, loopback or link-local addresses (DNS rebinding)'))
+    .addOption(opt('--rebind-localhost-ok', 'with --stop-dns-rebind: let 127.0.0.0/8 and ::1 through'))
+    .addOption(opt('--rebind-domain-ok <domain>', 'with --stop-dns-rebind: names under this domain may resolve to private addresses; repeatable, or /dom1/dom2/').argParser(list(parse.domains)))
     .addOption(opt('--cache-size <n>', 'answer cache entries; 0 disables the cache').argParser(int(0, 10_000_000)).default(DEFAULTS.cacheSize))
     .addOption(opt('--min-cache-ttl <s>', 'raise cached TTLs to at least this').argParser(int(0, 604800)).default(DEFAULTS.minCacheTtl))
     .addOption(opt('--max-cache-ttl <s>', 'lower cached TTLs to at most this').argParser(int(0, 604800)).default(DEFAULTS.maxCacheTtl))
@@ -201,6 +209,12 @@ export function toOptions(raw: Raw): Options {
   [o.rateLimitV4Prefix, o.rateLimitV6Prefix] = prefix;
   o.rateLimitAction = raw.rateLimitAction as Options['rateLimitAction'];
   o.rateLimitExempt = (raw.rateLimitExempt as Options['rateLimitExempt'] | undefined) ?? [];
+  o.negativeGraceMs = (raw.negativeGrace as number | undefined) ?? -1;
+  o.ignoreAddress = (raw.ignoreAddress as Options['ignoreAddress'] | undefined) ?? [];
+  o.bogusNxdomain = (raw.bogusNxdomain as Options['bogusNxdomain'] | undefined) ?? [];
+  o.stopDnsRebind = raw.stopDnsRebind === true;
+  o.rebindLocalhostOk = raw.rebindLocalhostOk === true;
+  o.rebindDomainOk = (raw.rebindDomainOk as string[] | undefined) ?? [];
   if (o.systemd && o.workers > 1) throw new OptionValueError('--systemd works with --workers 1 only');
   if (o.defaultResolver && !o.listen.some((l) => l.port === 53)) throw new OptionValueError('--default-resolver needs a --listen address on port 53 (resolv.conf cannot name a port)');
   if (o.defaultResolver && o.workers > 1) throw new OptionValueError('--default-resolver works with --workers 1 only');

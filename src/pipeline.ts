@@ -7,7 +7,9 @@ import { clientUdpLimit, errorReply, ownOptSize, shapeReply, upstreamQuery } fro
 import { questionKey } from './wire/key.js';
 import { rotateAnswers } from './wire/rotate.js';
 import { cidrContains, isLoopback, type Cidr } from './net/address.js';
-import { Race, RaceStats, type RaceOwner } from './race.js';
+import { Race, RaceStats, type RaceOwner, type RaceRules } from './race.js';
+import { EDE, addEde } from './wire/ede.js';
+import type { AddressRules } from './wire/filter.js';
 import { Deadlines } from './deadlines.js';
 import { LOCAL, type Router } from './router.js';
 import type { Upstream } from './upstream/upstream.js';
@@ -54,6 +56,10 @@ export interface PipelineOptions {
   staleAfterMs: number;
   /** Per-client-prefix query rate limit (--rate-limit); null: off. */
   rateLimit?: RateLimitOptions | null;
+  /** --negative-grace: ms a negative answer waits for agreement; -1 derived from latency; 0 off. */
+  negativeGraceMs?: number;
+  /** --ignore-address, --bogus-nxdomain, --stop-dns-rebind. */
+  addresses?: AddressRules | null;
 }
 
 export class PipelineStats {
@@ -78,7 +84,7 @@ interface Waiter {
 }
 
 /** How a race ended, as the pipeline answers it: a winner's reply, or an RCODE. */
-type Settle = (f: Flight, reply: Buffer | null, scan: Scan | null, winner: Upstream | null, rcode: number, reason: 'lost' | 'timeout') => void;
+type Settle = (f: Flight, reply: Buffer | null, scan: Scan | null, winner: Upstream | null, rcode: number, reason: 'lost' | 'timeout', ede: number) => void;
 
 /** One race and the client queries waiting for it (identical queries share it). */
 class Flight implements RaceOwner {
@@ -92,11 +98,11 @@ class Flight implements RaceOwner {
   ) {}
 
   raceWon(reply: Buffer, scan: Scan, winner: Upstream): void {
-    this.settle(this, reply, scan, winner, scan.rcode, 'lost');
+    this.settle(this, reply, scan, winner, scan.rcode, 'lost', -1);
   }
 
-  raceLost(rcode: number, reason: 'lost' | 'timeout'): void {
-    this.settle(this, null, null, null, rcode, reason);
+  raceLost(rcode: number, reason: 'lost' | 'timeout', ede: number): void {
+    this.settle(this, null, null, null, rcode, reason, ede);
   }
 }
 
@@ -109,7 +115,9 @@ export class Pipeline {
   private readonly flights = new Map<string, Flight>();
   /** Every race's deadline, on one timer. */
   private readonly deadlines = new Deadlines();
-  private readonly settle: Settle = (f, reply, scan, winner, rcode, reason) => this.finish(f, reply, scan, winner, rcode, reason);
+  /** What every race shares: the negative grace, its deadline list, the address rules. */
+  private readonly rules: RaceRules;
+  private readonly settle: Settle = (f, reply, scan, winner, rcode, reason, ede) => this.finish(f, reply, scan, winner, rcode, reason, ede);
   private drainWaiters: (() => void)[] = [];
   /** raced is stopping: queries in flight are answered, new ones REFUSED. */
   draining = false;
@@ -124,6 +132,7 @@ export class Pipeline {
     readonly hosts: LocalHosts | null = null,
   ) {
     this.rateLimiter = opts.rateLimit ? new RateLimiter(opts.rateLimit) : null;
+    this.rules = { negativeGraceMs: opts.negativeGraceMs ?? -1, graces: new Deadlines(), addresses: opts.addresses ?? null, log };
   }
 
   handle(msg: Buffer, client: Client): void {
@@ -142,7 +151,10 @@ export class Pipeline {
     if (this.opts.logQueries) this.logQuery(msg, pq, client);
     // Stopping: REFUSED at once, so the client asks its next server now rather than after a timeout.
     if (this.draining) return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
-    if (!this.allowed(client.address) || this.inflight >= this.opts.forwardMax) {
+    if (!this.allowed(client.address)) {
+      return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax, EDE.PROHIBITED));
+    }
+    if (this.inflight >= this.opts.forwardMax) {
       return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
     }
     const loopback = localhostAnswer(msg, pq, this.opts.ednsPacketMax);
@@ -203,13 +215,13 @@ export class Pipeline {
   private startRace(key: string, msg: Buffer, pq: ParsedQuery, waiters: Waiter[], upstreams: readonly Upstream[], now: number): Flight {
     const packet = upstreamQuery(msg, pq, 0, this.opts.ednsPacketMax);
     const flight = new Flight(key, waiters, this.settle);
-    const race = new Race(packet, pq.question.end, upstreams, this.strategy, this.raceStats, this.deadlines, this.cache !== null, flight);
+    const race = new Race(packet, pq.question.end, upstreams, this.strategy, this.raceStats, this.deadlines, this.cache !== null, flight, this.rules);
     this.flights.set(key, flight);
     race.start(this.opts.timeoutMs, now);
     return flight;
   }
 
-  private finish(flight: Flight, reply: Buffer | null, scan: Scan | null, winner: Upstream | null, rcode: number, reason: 'lost' | 'timeout'): void {
+  private finish(flight: Flight, reply: Buffer | null, scan: Scan | null, winner: Upstream | null, rcode: number, reason: 'lost' | 'timeout', ede: number): void {
     const key = flight.key;
     if (this.flights.get(key) === flight) this.flights.delete(key);
     if (flight.refreshing) flight.refreshing.refreshing = false;
@@ -231,7 +243,7 @@ export class Pipeline {
       } else if (w.stale !== null) {
         this.answerStale(w);
       } else {
-        this.answer(w, errorReply(w.query, w.pq.question, rcode, w.pq.edns, this.opts.ednsPacketMax));
+        this.answer(w, errorReply(w.query, w.pq.question, rcode, w.pq.edns, this.opts.ednsPacketMax, ede));
       }
     }
   }
@@ -240,7 +252,10 @@ export class Pipeline {
   private answerStale(w: Waiter): void {
     if (w.done || w.stale === null) return;
     if (this.cache) this.cache.stats.stale++;
-    this.answer(w, shapeReply(w.stale.reply, w.stale, w.query, w.pq, w.maxSize, 0, 30));
+    const reply = shapeReply(w.stale.reply, w.stale, w.query, w.pq, w.maxSize, 0, 30);
+    // RFC 8914: say it is stale (code 19 for a stale NXDOMAIN), to EDNS clients only.
+    const ede = (reply[3]! & 0x0f) === Rcode.NXDOMAIN ? EDE.STALE_NXDOMAIN : EDE.STALE_ANSWER;
+    this.answer(w, w.pq.edns && (reply[2]! & 0x02) === 0 ? addEde(reply, ede, w.maxSize, this.opts.ednsPacketMax) : reply);
   }
 
   private prefetch(key: string, msg: Buffer, pq: ParsedQuery, entry: CacheEntry): void {
@@ -316,6 +331,8 @@ export class Pipeline {
   /** Ends every race now (their clients get SERVFAIL, their open legs are released). */
   abortAll(): void {
     this.deadlines.expireAll();
+    // Every race is settled now (a held negative answer won); stop the grace timer too.
+    this.rules.graces.expireAll();
   }
 }
 

@@ -3,7 +3,16 @@
 //
 // The race rule:
 // - a reply counts only if it is valid for its leg (wire/match.ts);
-// - NOERROR (with or without answers) and NXDOMAIN win, the first one ends the race;
+// - a reply whose answer holds an --ignore-address address counts as no
+//   reply; one that --stop-dns-rebind refuses loses like a REFUSED; one with a
+//   --bogus-nxdomain address is read as NXDOMAIN (wire/filter.ts);
+// - a positive answer (NOERROR with a record of the asked type at the name
+//   or its CNAME target) wins at once and ends the race;
+// - a negative answer (NXDOMAIN, or NOERROR without such a record: NODATA)
+//   wins only when another upstream gives the same kind of negative answer,
+//   when no other leg is open, or when the negative grace has passed; a
+//   positive answer before that wins instead and the negatives it beat are
+//   counted as overruled. Grace 0: the first negative wins at once;
 // - SERVFAIL, REFUSED, NOTIMP, FORMERR and the rest lose while any leg is
 //   still pending or the strategy still has upstreams to ask;
 // - once every leg has lost: the upstreams' common losing RCODE if they all
@@ -14,19 +23,52 @@
 // The hot path allocates little here: the race is its legs' owner (no
 // closure per leg), outcomes arrive as arguments (no object per reply), and
 // the deadline is a link in the pipeline's shared list (no timer per race).
+// A held negative answer costs one small object, linked in a second shared
+// list for its grace.
 import { performance } from 'node:perf_hooks';
 import { Rcode } from './wire/constants.js';
-import type { Scan } from './wire/message.js';
+import { nameToText, scanMessage, typeName, type Scan } from './wire/message.js';
+import { NEG_NODATA, NEG_NXDOMAIN, POSITIVE, negativeKind, type AnswerKind } from './wire/match.js';
+import { ADDR_BOGUS, ADDR_IGNORE, ADDR_REBIND, asNxdomain, type AddressRules } from './wire/filter.js';
+import { EDE } from './wire/ede.js';
+import { u16 } from './wire/bytes.js';
 import type { Leg, LegOwner, Upstream } from './upstream/upstream.js';
 import type { RaceView, Strategy } from './strategy/strategy.js';
 import type { Deadlines, Timed } from './deadlines.js';
-import { LatencyTracker } from './upstream/stats.js';
+import { LatencyTracker, type ErrorKind } from './upstream/stats.js';
+import type { Logger } from './log.js';
 
 /** Who hears how a race ended: exactly one call per race. */
 export interface RaceOwner {
   raceWon(reply: Buffer, scan: Scan, winner: Upstream): void;
-  raceLost(rcode: number, reason: 'lost' | 'timeout'): void;
+  /** `ede`: the Extended DNS Error code (RFC 8914) that explains the failure, -1 for none. */
+  raceLost(rcode: number, reason: 'lost' | 'timeout', ede: number): void;
 }
+
+/** What a race needs besides its query: fixed for a pipeline, shared by its races. */
+export interface RaceRules {
+  /** Milliseconds a negative answer waits for agreement; 0: the first valid answer wins; -1: derived (negativeGraceMs()). */
+  negativeGraceMs: number;
+  /** The shared deadline list of negative answers on hold. */
+  graces: Deadlines;
+  /** --ignore-address, --bogus-nxdomain, --stop-dns-rebind; null when none is set. */
+  addresses: AddressRules | null;
+  /** For the debug line naming an overruled upstream; null: no line. */
+  log: Logger | null;
+}
+
+/** Upper bound of the derived negative grace, milliseconds. */
+export const NEGATIVE_GRACE_CAP_MS = 100;
+/** Lower bound of the derived grace: the deadline list's resolution. */
+export const NEGATIVE_GRACE_MIN_MS = 1;
+/**
+ * Headroom over an upstream's recent p95: a steady upstream's p95 is close to
+ * its every reply, so waiting exactly that long would lose a race against
+ * jitter about half the time. 1.5 x p95 + 2 ms (event-loop delay) keeps the
+ * wait a small multiple of what the upstream normally takes.
+ */
+const GRACE_P95_FACTOR = 1.5;
+const GRACE_SLACK_MS = 2;
 
 /** Upper bounds of the fan-out histogram (legs per race). */
 export const FANOUT_BUCKETS = [1, 2, 3, 4, 6, 8, 16];
@@ -53,6 +95,38 @@ export function isWinningRcode(rcode: number): boolean {
   return rcode === Rcode.NOERROR || rcode === Rcode.NXDOMAIN;
 }
 
+function isNetworkError(e: ErrorKind): boolean {
+  return e === 'network' || e === 'tcp' || e === 'tls';
+}
+
+/**
+ * A negative answer waiting for agreement: the first one a race got, and who
+ * else answered negatively (for agreement and the overruled count). It is
+ * its own deadline-list entry, since the race's links hold the race deadline.
+ */
+class NegativeHold implements Timed {
+  dlPrev: Timed | null = null;
+  dlNext: Timed | null = null;
+  dlAt = NaN;
+  readonly from: Upstream[];
+  readonly kinds: AnswerKind[];
+
+  constructor(
+    private readonly race: Race,
+    readonly upstream: Upstream,
+    readonly reply: Buffer,
+    readonly scan: Scan,
+    readonly kind: AnswerKind,
+  ) {
+    this.from = [upstream];
+    this.kinds = [kind];
+  }
+
+  expire(): void {
+    this.race.graceOver();
+  }
+}
+
 export class Race implements RaceView, LegOwner, Timed {
   /** One slot per upstream: a race asks each at most once (an array grown from empty reserves 16). */
   private readonly legs: Leg[];
@@ -60,9 +134,15 @@ export class Race implements RaceView, LegOwner, Timed {
   private openLegs = 0;
   private settled = false;
   private winner: Upstream | null = null;
+  /** The answer given was positive: later negatives are overruled by it. */
+  private wonPositive = false;
   /** performance.now() of the win; 0 once the margin to the next valid reply is taken. */
   private wonAt = 0;
   private losing = NONE;
+  /** Legs that ended in a network, TCP or TLS error; a reply --stop-dns-rebind refused. */
+  private netFailed = 0;
+  private blocked = false;
+  private hold: NegativeHold | null = null;
   private delayTimer: NodeJS.Timeout | null = null;
   plan: readonly Upstream[];
   dlPrev: Timed | null = null;
@@ -78,6 +158,7 @@ export class Race implements RaceView, LegOwner, Timed {
     private readonly deadlines: Deadlines,
     private readonly wantTtls: boolean,
     private readonly owner: RaceOwner,
+    private readonly rules: RaceRules,
   ) {
     this.plan = upstreams;
     this.legs = new Array<Leg>(upstreams.length);
@@ -138,49 +219,154 @@ export class Race implements RaceView, LegOwner, Timed {
         this.stats.margin.observe((at - this.wonAt) / 1000);
         this.wonAt = 0;
       }
+      // A negative answer that came after a positive one won was overruled as well.
+      if (this.wonPositive && isWinningRcode(scan.rcode)) {
+        const kind = negativeKind(reply, scan, this.qtype());
+        if (kind !== POSITIVE) this.overruled(leg.upstream, kind, this.winner!);
+      }
       return this.maybeCleanup();
     }
-    if (isWinningRcode(scan.rcode)) return this.win(leg.upstream, reply, scan, at);
-    this.lost(scan.rcode);
+    const u = leg.upstream;
+    const rules = this.rules.addresses;
+    if (rules !== null && scan.rcode === Rcode.NOERROR && scan.ancount > 0) {
+      const verdict = rules.check(reply, scan);
+      if (verdict === ADDR_IGNORE) {
+        u.stats.errors.ignored++;
+        return this.lost(Rcode.SERVFAIL);
+      }
+      if (verdict === ADDR_REBIND) {
+        u.stats.errors.rebind++;
+        this.blocked = true;
+        if (this.rules.log?.enabled('debug')) this.rules.log.debug(`rebind: ${this.describe()} from ${u.label} holds a private address; refused`);
+        return this.lost(Rcode.REFUSED);
+      }
+      if (verdict === ADDR_BOGUS) {
+        reply = asNxdomain(reply, scan);
+        scan = scanMessage(reply, this.wantTtls)!;
+      }
+    }
+    if (!isWinningRcode(scan.rcode)) return this.lost(scan.rcode);
+    const kind = negativeKind(reply, scan, this.qtype());
+    if (kind === POSITIVE || this.rules.negativeGraceMs === 0) return this.win(u, reply, scan, at, kind === POSITIVE);
+    this.negative(u, reply, scan, kind, at);
   }
 
-  legFailed(): void {
+  legFailed(_leg: Leg, error: ErrorKind): void {
     this.openLegs--;
     if (this.settled) return this.maybeCleanup();
+    if (isNetworkError(error)) this.netFailed++;
     this.lost(Rcode.SERVFAIL);
+  }
+
+  /** A negative answer: held for agreement unless it is the last word. */
+  private negative(u: Upstream, reply: Buffer, scan: Scan, kind: AnswerKind, at: number): void {
+    const h = this.hold;
+    if (h === null) {
+      // A strategy with one leg out may ask another upstream now (hedged); the others answer at once.
+      this.launch(this.strategy.next(this, 'negative'), at);
+      if (this.openLegs === 0) return this.win(u, reply, scan, at, false);
+      this.hold = new NegativeHold(this, u, reply, scan, kind);
+      this.rules.graces.add(this.hold, at + this.graceMs(at));
+      return;
+    }
+    h.from.push(u);
+    h.kinds.push(kind);
+    // Agreement: a second upstream with the same kind of negative answer.
+    let same = 0;
+    for (let i = 0; i < h.kinds.length; i++) if (h.kinds[i] === kind) same++;
+    if (same >= 2) return kind === h.kind ? this.winHeld(at) : this.win(u, reply, scan, at, false);
+    if (this.openLegs === 0) this.winHeld(at);
+  }
+
+  /**
+   * How long a negative answer arriving at `at` waits: fixed by the rules, or
+   * until the slowest healthy open leg's upstream would have answered by its
+   * recent p95 with headroom (measured from that leg's start), within [MIN, CAP]. An open
+   * upstream that has never answered gets the cap during the first CAP ms after it was first
+   * asked, and is not waited for after that; one marked down is not waited for.
+   */
+  private graceMs(at: number): number {
+    const fixed = this.rules.negativeGraceMs;
+    if (fixed >= 0) return fixed;
+    let until = at;
+    for (let i = 0; i < this.nLegs; i++) {
+      const leg = this.legs[i]!;
+      if (!leg.open || !leg.upstream.health.up) continue;
+      const stats = leg.upstream.stats;
+      const p95 = stats.latency.quantile(0.95);
+      if (Number.isNaN(p95)) {
+        // Never answered: worth the cap while it is new; asked for longer than that and still silent, not waited for.
+        if (at - stats.firstSentAt > NEGATIVE_GRACE_CAP_MS) continue;
+        return NEGATIVE_GRACE_CAP_MS;
+      }
+      const end = leg.started + p95 * 1000 * GRACE_P95_FACTOR + GRACE_SLACK_MS;
+      if (end > until) until = end;
+    }
+    return Math.min(NEGATIVE_GRACE_CAP_MS, Math.max(NEGATIVE_GRACE_MIN_MS, Math.ceil(until - at)));
+  }
+
+  /** The grace of the held negative passed (its deadline-list entry fired). */
+  graceOver(): void {
+    if (!this.settled && this.hold !== null) this.winHeld(performance.now());
+  }
+
+  private winHeld(at: number): void {
+    const h = this.hold!;
+    this.win(h.upstream, h.reply, h.scan, at, false);
   }
 
   private lost(rcode: number): void {
     this.losing = this.losing === NONE || this.losing === rcode ? rcode : MIXED;
     this.launch(this.strategy.next(this, 'lost'), performance.now());
-    if (this.openLegs === 0) this.lose();
+    if (this.openLegs > 0) return;
+    if (this.hold !== null) return this.winHeld(performance.now());
+    this.lose();
   }
 
-  private win(u: Upstream, reply: Buffer, scan: Scan, at: number): void {
+  private win(u: Upstream, reply: Buffer, scan: Scan, at: number, positive: boolean): void {
     this.settled = true;
     this.winner = u;
     this.wonAt = at;
+    this.wonPositive = positive;
     u.stats.wins++;
     this.clearDelay();
+    const h = this.hold;
+    if (h !== null) {
+      this.rules.graces.remove(h);
+      if (positive) for (let i = 0; i < h.from.length; i++) this.overruled(h.from[i]!, h.kinds[i]!, u);
+    }
     this.owner.raceWon(reply, scan, u);
     this.maybeCleanup();
+  }
+
+  private overruled(neg: Upstream, kind: AnswerKind, by: Upstream): void {
+    const name = kind === NEG_NXDOMAIN ? 'nxdomain' : 'nodata';
+    neg.stats.overruled[name]++;
+    const log = this.rules.log;
+    if (log !== null && log.enabled('debug')) log.debug(`overruled: ${this.describe()}: ${kind === NEG_NODATA ? 'NODATA' : 'NXDOMAIN'} from ${neg.label}, answer from ${by.label}`);
   }
 
   private lose(): void {
     this.settled = true;
     this.stats.failed++;
     this.clearDelay();
-    this.owner.raceLost(this.losing >= 0 ? this.losing : Rcode.SERVFAIL, 'lost');
+    // Say why only when raced knows: every leg cut off by the network, or an answer refused here.
+    const ede = this.blocked ? EDE.BLOCKED : this.netFailed === this.nLegs && this.nLegs > 0 ? EDE.NETWORK_ERROR : -1;
+    this.owner.raceLost(this.losing >= 0 ? this.losing : Rcode.SERVFAIL, 'lost', ede);
     this.maybeCleanup();
   }
 
-  /** The deadline passed (Timed): SERVFAIL if nothing won; open legs end as timeouts. */
+  /** The deadline passed (Timed): the held negative if any, else SERVFAIL; open legs end as timeouts. */
   expire(): void {
     if (!this.settled) {
-      this.settled = true;
-      this.stats.timedOut++;
-      this.clearDelay();
-      this.owner.raceLost(Rcode.SERVFAIL, 'timeout');
+      if (this.hold !== null) {
+        this.winHeld(performance.now());
+      } else {
+        this.settled = true;
+        this.stats.timedOut++;
+        this.clearDelay();
+        this.owner.raceLost(Rcode.SERVFAIL, 'timeout', this.blocked ? EDE.BLOCKED : EDE.NO_REACHABLE_AUTHORITY);
+      }
     }
     for (let i = 0; i < this.nLegs; i++) {
       const leg = this.legs[i]!;
@@ -189,6 +375,15 @@ export class Race implements RaceView, LegOwner, Timed {
       leg.abandon(true);
     }
     this.maybeCleanup();
+  }
+
+  private qtype(): number {
+    return u16(this.query, this.qEnd - 4);
+  }
+
+  /** The question for log lines (slow path). */
+  private describe(): string {
+    return `${nameToText(this.query)} ${typeName(this.qtype())}`;
   }
 
   private clearDelay(): void {

@@ -14,6 +14,7 @@ import { UdpPool } from './upstream/udp-pool.js';
 import { makeStrategy } from './strategy/index.js';
 import { AnswerCache } from './cache/cache.js';
 import { Pipeline } from './pipeline.js';
+import { AddressRules } from './wire/filter.js';
 import { LOCAL, Router, type Route } from './router.js';
 import { UdpListener } from './server/udp.js';
 import { TcpListener, TcpStats, type TcpOptions } from './server/tcp.js';
@@ -109,6 +110,14 @@ export class Raced {
           opts.rateLimit > 0
             ? { qps: opts.rateLimit, v4Prefix: opts.rateLimitV4Prefix, v6Prefix: opts.rateLimitV6Prefix, action: opts.rateLimitAction, exempt: opts.rateLimitExempt }
             : null,
+        negativeGraceMs: opts.negativeGraceMs,
+        addresses: AddressRules.from({
+          ignore: opts.ignoreAddress,
+          bogus: opts.bogusNxdomain,
+          stopRebind: opts.stopDnsRebind,
+          rebindLocalhostOk: opts.rebindLocalhostOk,
+          rebindDomainOk: opts.rebindDomainOk,
+        }),
       },
       this.router,
       strategy,

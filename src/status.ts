@@ -62,7 +62,7 @@ export function formatStatus(samples: Sample[]): string {
   lines.push(
     `${'upstream'.padEnd(width)}  state    queries    wins  p50      p95     ` +
       (hasRecent ? `  queries    wins  p50      p95    ` : '') +
-      `  errors`,
+      `  overruled  errors`,
   );
   for (const u of upstreams) {
     const mine = (l: Record<string, string>): boolean => l.upstream === u;
@@ -76,6 +76,8 @@ export function formatStatus(samples: Sample[]): string {
       .map((s) => `${s.labels.kind}=${s.value}`)
       .join(' ');
     const state = !up ? 'DOWN' : failing ? 'failing' : 'up';
+    // Negative answers of this upstream another one's positive answer beat (wrong NXDOMAIN/NODATA).
+    const overruled = sum('raced_upstream_overruled_total', mine);
     let recent = '';
     if (hasRecent) {
       const rn = sum('raced_upstream_recent_queries', mine);
@@ -87,7 +89,7 @@ export function formatStatus(samples: Sample[]): string {
     }
     lines.push(
       `${u.padEnd(width)}  ${state.padEnd(7)}  ${String(queries).padStart(7)}  ${share(wins, totalWins).padStart(6)}  ${ms(bucketQuantile(buckets, 0.5)).padEnd(7)}  ${ms(bucketQuantile(buckets, 0.95)).padEnd(7)}` +
-        `${recent}  ${errors || '-'}`,
+        `${recent}  ${String(overruled).padStart(9)}  ${errors || '-'}`,
     );
   }
   const clients = sum('raced_queries_total');

@@ -44,6 +44,22 @@ test('dnsperf output: totals and the -v per-query latencies', () => {
   assert.equal(r.qps, 1999.5);
   assert.ok(Math.abs(r.avgLatencyMs - 0.185) < 1e-9);
   assert.deepEqual(r.latencies, [0.12, 0.25]);
+  assert.deepEqual(parseDnsperf('> NXDOMAIN h5.bench.test A 0.000100\n> NOERROR h6.bench.test A 0.000100\n').rcodes, { NXDOMAIN: 1, NOERROR: 1 });
+});
+
+test('the fault proxy answers NXDOMAIN for every nth name h<i> (the wrong-nxdomain scenario)', async () => {
+  const up = await Stub.start({ address: '192.0.2.1' });
+  const proxy = await FaultProxy.start(up.port);
+  try {
+    proxy.faults = { delayMs: 0, jitterMs: 0, dead: false, servfailRate: 0, nxdomainEvery: 5 };
+    assert.equal((await udpQuery(proxy.port, 'h10.bench.test')).packet.rcode, 'NXDOMAIN');
+    assert.equal((await udpQuery(proxy.port, 'h11.bench.test')).packet.rcode, 'NOERROR');
+    assert.equal((await udpQuery(proxy.port, 'other.bench.test')).packet.rcode, 'NOERROR');
+    assert.equal(up.count(), 2, 'the NXDOMAIN never reached the upstream');
+  } finally {
+    await proxy.close();
+    await up.close();
+  }
 });
 
 test('the fault proxy counts queries and bytes at the upstream, and injects faults', async () => {
@@ -86,6 +102,7 @@ const row = (over: Partial<Row>): Row => ({
   upstreamRxPerQuery: 120,
   cpuUsPerQuery: 30,
   rssMB: 70,
+  wrongPer1000: 0,
   ...over,
 });
 

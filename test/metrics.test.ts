@@ -29,6 +29,8 @@ test('metrics: wins credited to the live upstream, timeouts to the dead one, eve
       assert.equal(value(before, 'raced_upstream_wins_total', { upstream: u }), 0, `wins 0 for ${u} before traffic`);
       assert.equal(value(before, 'raced_upstream_errors_total', { upstream: u, kind: 'timeout' }), 0);
       assert.equal(value(before, 'raced_upstream_up', { upstream: u }), 1);
+      for (const kind of ['nxdomain', 'nodata']) assert.equal(value(before, 'raced_upstream_overruled_total', { upstream: u, kind }), 0);
+      for (const kind of ['ignored', 'rebind']) assert.equal(value(before, 'raced_upstream_errors_total', { upstream: u, kind }), 0);
     }
     assert.equal(value(before, 'raced_queries_total', { transport: 'udp', rcode: 'NOERROR' }), 0);
     assert.equal(value(before, 'raced_build_info', { version: 'test' }), 1);
@@ -98,10 +100,30 @@ test('raced status prints one line per upstream; exits non-zero when raced is no
     assert.match(liveLine, /\bup\b\s+4\s+100%/);
     assert.match(deadLine, /DOWN\s+\d+\s+0%.*timeout=\d/);
     assert.match(lines.at(-1)!, /total: 4 client queries/);
+    assert.match(lines[0]!, /overruled/);
   } finally {
     await r.close();
     await dead.close();
     await live.close();
+  }
+  // The overruled column: an upstream whose NXDOMAIN a slower upstream's answer beat.
+  const wrong = await Stub.start({ zone: 'corp.internal' });
+  const right = await Stub.start({ delayMs: 10 });
+  const r2 = await startRaced([wrong.label, right.label], { metricsListen: parseEndpoint(`127.0.0.1:${mport}`, 9153) });
+  await r2.raced.startMetrics('test');
+  try {
+    for (let i = 0; i < 3; i++) await udpQuery(r2.port, `o${i}.example`);
+    const url = `http://127.0.0.1:${mport}/metrics`;
+    const m = parseMetrics(await (await fetch(url)).text());
+    assert.equal(value(m, 'raced_upstream_overruled_total', { upstream: wrong.label, kind: 'nxdomain' }), 3);
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'status', '--metrics-url', url]);
+    const header = stdout.split('\n')[0]!;
+    const line = stdout.split('\n').find((l) => l.startsWith(wrong.label))!;
+    assert.equal(line.slice(header.indexOf('overruled'), header.indexOf('overruled') + 9).trim(), '3', line);
+  } finally {
+    await r2.close();
+    await wrong.close();
+    await right.close();
   }
   const gone = spawnSync(process.execPath, [CLI, 'status', '--metrics-url', `http://127.0.0.1:${mport}/metrics`], { encoding: 'utf8' });
   assert.equal(gone.status, 1);

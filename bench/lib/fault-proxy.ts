@@ -12,6 +12,11 @@ export interface Faults {
   dead: boolean;
   /** Share of queries answered SERVFAIL at once instead of relayed, 0..1. */
   servfailRate: number;
+  /**
+   * Answer NXDOMAIN (after the delay) for every name h<i>… with i a multiple of this, instead of
+   * relaying: an upstream that does not know a fixed share of the names (split horizon, filter). 0: off.
+   */
+  nxdomainEvery?: number;
 }
 
 export class FaultProxy {
@@ -65,6 +70,17 @@ export class FaultProxy {
       this.send(out.subarray(0, q), r.port, r.address);
       return;
     }
+    if (f.nxdomainEvery && nameIndex(msg) % f.nxdomainEvery === 0) {
+      const out = Buffer.from(msg);
+      out[2] = (out[2]! | 0x80) & 0xf9; // QR=1, AA=0, TC=0
+      out[3] = 0x83; // RA, NXDOMAIN
+      out.writeUInt32BE(0, 6); // AN=0, NS=0
+      out.writeUInt16BE(0, 10); // AR=0
+      const q = questionEnd(out);
+      if (q < 0) return;
+      this.later(out.subarray(0, q), r.port, r.address);
+      return;
+    }
     const id = this.nextId++ & 0xffff;
     this.waiting.set(id, { port: r.port, address: r.address, id: msg.readUInt16BE(0) });
     const out = Buffer.from(msg);
@@ -77,7 +93,13 @@ export class FaultProxy {
     if (!w) return;
     this.waiting.delete(msg.readUInt16BE(0));
     msg.writeUInt16BE(w.id, 0);
+    this.later(msg, w.port, w.address);
+  }
+
+  /** Sends after the configured delay and jitter. */
+  private later(msg: Buffer, port: number, address: string): void {
     const f = this.faults;
+    const w = { port, address };
     const delay = f.delayMs + (f.jitterMs > 0 ? Math.random() * f.jitterMs : 0);
     if (delay <= 0) return this.send(msg, w.port, w.address);
     const t = setTimeout(() => {
@@ -97,6 +119,14 @@ export class FaultProxy {
     await new Promise<void>((r) => this.front.close(() => r()));
     await new Promise<void>((r) => this.back.close(() => r()));
   }
+}
+
+/** i of a question name h<i>.…; -1 for other names. */
+function nameIndex(buf: Buffer): number {
+  const len = buf[12] ?? 0;
+  if (len < 2 || buf[13] !== 0x68 || 13 + len >= buf.length) return -1;
+  const n = Number(buf.toString('latin1', 14, 13 + len));
+  return Number.isInteger(n) ? n : -1;
 }
 
 function questionEnd(buf: Buffer): number {

@@ -125,7 +125,8 @@ function pinned(cpu: string | null, cmd: string, args: string[]): [string, strin
   return cpu === null ? [cmd, args] : ['taskset', ['-c', cpu, cmd, ...args]];
 }
 
-export async function startNsd(dir: string, origin: string, zoneFile: string, cpu: string | null): Promise<Proc> {
+/** `serverLines`: extra lines for nsd.conf's server section (e.g. `rrl-ratelimit: 0`). */
+export async function startNsd(dir: string, origin: string, zoneFile: string, cpu: string | null, serverLines: string[] = []): Promise<Proc> {
   need('nsd', 'nsd');
   const port = await freePort();
   const d = join(dir, `nsd-${port}`);
@@ -147,6 +148,7 @@ export async function startNsd(dir: string, origin: string, zoneFile: string, cp
       '  server-count: 1',
       '  verbosity: 0',
       '  hide-version: yes',
+      ...serverLines.map((l) => `  ${l}`),
       'remote-control:',
       '  control-enable: no',
       'zone:',
@@ -201,6 +203,8 @@ export interface PerfResult {
   avgLatencyMs: number;
   /** Per-query latencies (ms) when run with -v. */
   latencies?: number[];
+  /** Replies by RCODE name when run with -v. */
+  rcodes?: Record<string, number>;
   command: string;
 }
 
@@ -247,7 +251,14 @@ export function parseDnsperf(out: string): Omit<PerfResult, 'command'> {
   // -v lines: "> NOERROR h12.bench.test A 0.000123"
   const lat: number[] = [];
   // dnsperf prints seconds with microsecond resolution: keep ms with that resolution, no float noise.
-  for (const m of out.matchAll(/^> \S+ \S+ \S+ ([\d.]+)$/gm)) lat.push(Math.round(Number(m[1]) * 1e6) / 1000);
-  if (lat.length) r.latencies = lat;
+  const rcodes: Record<string, number> = {};
+  for (const m of out.matchAll(/^> (\S+) \S+ \S+ ([\d.]+)$/gm)) {
+    lat.push(Math.round(Number(m[2]) * 1e6) / 1000);
+    rcodes[m[1]!] = (rcodes[m[1]!] ?? 0) + 1;
+  }
+  if (lat.length) {
+    r.latencies = lat;
+    r.rcodes = rcodes;
+  }
   return r;
 }

@@ -19,6 +19,8 @@ export interface Row {
   upstreamRxPerQuery: number;
   cpuUsPerQuery: number;
   rssMB: number;
+  /** NXDOMAIN replies per 1,000 client queries; every name exists, so each is a wrong answer. */
+  wrongPer1000: number;
 }
 
 export interface Report {
@@ -68,11 +70,11 @@ export function renderMarkdown(rep: Report): string {
   for (const [k, v] of Object.entries({ ...rep.machine, ...rep.settings })) out.push(`- ${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   out.push('', '## Upstream traffic (the five-nines write-up\'s table, for dnsmasq and raced)', '', seedTable(rep.rows), '');
   out.push('## Every scenario', '');
-  out.push('| server | cache | scenario | QPS (saturation) | p50 ms | p95 ms | p99 ms | answered | upstream q/q | upstream B/q | CPU µs/q | RSS MB |');
-  out.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  out.push('| server | cache | scenario | QPS (saturation) | p50 ms | p95 ms | p99 ms | answered | wrong NXDOMAIN /1000 | upstream q/q | upstream B/q | CPU µs/q | RSS MB |');
+  out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rep.rows) {
     out.push(
-      `| ${r.server} ${r.mode} | ${r.cache ? 'on' : '0'} | ${r.scenario} | ${Number.isFinite(r.qps) ? Math.round(r.qps) : '-'} | ${f(r.p50ms, 3)} | ${f(r.p95ms, 3)} | ${f(r.p99ms, 3)} | ${f(100 * r.answered, 1)}% | ${f(r.upstreamQueriesPerQuery)} | ${Math.round(r.upstreamBytesPerQuery)} | ${f(r.cpuUsPerQuery, 1)} | ${Math.round(r.rssMB)} |`,
+      `| ${r.server} ${r.mode} | ${r.cache ? 'on' : '0'} | ${r.scenario} | ${Number.isFinite(r.qps) ? Math.round(r.qps) : '-'} | ${f(r.p50ms, 3)} | ${f(r.p95ms, 3)} | ${f(r.p99ms, 3)} | ${f(100 * r.answered, 1)}% | ${Number.isFinite(r.wrongPer1000) ? f(r.wrongPer1000, 1) : '-'} | ${f(r.upstreamQueriesPerQuery)} | ${Math.round(r.upstreamBytesPerQuery)} | ${f(r.cpuUsPerQuery, 1)} | ${Math.round(r.rssMB)} |`,
     );
   }
   out.push('', '## Plots', '', '![upstream bytes per query against p99](tradeoff.svg)', '', '![saturation QPS](qps.svg)', '');

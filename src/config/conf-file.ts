@@ -25,6 +25,12 @@ const KEYS: Record<string, [string, Kind]> = {
   'min-cache-ttl': ['minCacheTtl', 'value'],
   'max-cache-ttl': ['maxCacheTtl', 'value'],
   'log-queries': ['logQueries', 'flag'],
+  'negative-grace': ['negativeGrace', 'value'],
+  'ignore-address': ['ignoreAddress', 'list'],
+  'bogus-nxdomain': ['bogusNxdomain', 'list'],
+  'stop-dns-rebind': ['stopDnsRebind', 'flag'],
+  'rebind-localhost-ok': ['rebindLocalhostOk', 'flag'],
+  'rebind-domain-ok': ['rebindDomainOk', 'list'],
   // Handled below: listen-address + port make --listen; address=/domain/ip are local answers.
   'listen-address': ['listenAddress', 'list'],
   port: ['port', 'value'],

@@ -80,6 +80,16 @@ export interface Options {
   rateLimitV6Prefix: number;
   rateLimitAction: RateLimitAction;
   rateLimitExempt: Cidr[];
+  /** --negative-grace: ms a negative answer waits for agreement; -1: derived from latency (capped); 0: off. */
+  negativeGraceMs: number;
+  /** --ignore-address: replies holding these addresses count as no reply. */
+  ignoreAddress: Cidr[];
+  /** --bogus-nxdomain: replies holding these addresses become NXDOMAIN. */
+  bogusNxdomain: Cidr[];
+  stopDnsRebind: boolean;
+  rebindLocalhostOk: boolean;
+  /** --rebind-domain-ok: lower case, no trailing dot. */
+  rebindDomainOk: string[];
 }
 
 export const DEFAULTS = {
@@ -166,6 +176,12 @@ export function defaultOptions(): Options {
     rateLimitV6Prefix: 64,
     rateLimitAction: DEFAULTS.rateLimitAction,
     rateLimitExempt: [],
+    negativeGraceMs: -1,
+    ignoreAddress: [],
+    bogusNxdomain: [],
+    stopDnsRebind: false,
+    rebindLocalhostOk: false,
+    rebindDomainOk: [],
   };
 }
 
@@ -212,6 +228,13 @@ export const parse = {
   listen: (v: string): Endpoint[] => splitList(v).map((s) => wrap(() => parseEndpoint(s, 53, true))),
   server: (v: string): ServerItem[] => splitList(v).map((s) => wrap(() => parseServerItem(s))),
   allow: (v: string): Cidr[] => splitList(v).map((s) => wrap(() => parseCidr(s))),
+  /** `domain`, or dnsmasq's `/dom1/dom2/`. */
+  domains: (v: string): string[] => {
+    const out = splitList(v.replace(/\//g, ' ')).map(normaliseDomain);
+    if (out.length === 0) throw new OptionValueError(`no domain in '${v}'`);
+    for (const d of out) if (!/^[a-z0-9_.-]+$/.test(d)) throw new OptionValueError(`bad domain '${d}'`);
+    return out;
+  },
   strategy: (v: string): StrategyName => {
     if (!(STRATEGY_NAMES as readonly string[]).includes(v)) {
       throw new OptionValueError(`unknown strategy '${v}' (one of: ${STRATEGY_NAMES.join(', ')})`);

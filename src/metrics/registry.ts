@@ -5,7 +5,7 @@ import { Registry, type MetricValue } from 'prom-client';
 import { rcodeName } from '../wire/constants.js';
 import { RATE_LIMIT_ACTIONS } from '../ratelimit.js';
 import { SHED_REASONS } from '../server/tcp.js';
-import { ERROR_KINDS, LATENCY_BUCKETS, bucketsQuantile } from '../upstream/stats.js';
+import { ERROR_KINDS, LATENCY_BUCKETS, OVERRULED_KINDS, bucketsQuantile } from '../upstream/stats.js';
 import type { Raced } from '../raced.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { FANOUT_BUCKETS } from '../race.js';
@@ -121,8 +121,11 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
     new Computed('raced_upstream_duration_seconds', 'Time from sending a query to an upstream to its valid reply', 'histogram', () =>
       ups().flatMap((u) => histogram('raced_upstream_duration_seconds', u.stats.latency, { upstream: u.label })),
     ),
-    new Computed('raced_upstream_errors_total', 'Upstream failures by kind: timeout, servfail, refused, malformed, mismatch, network, tcp, tls', 'counter', () =>
+    new Computed('raced_upstream_errors_total', 'Upstream failures by kind: timeout, servfail, refused, malformed, mismatch, network, tcp, tls, ignored (--ignore-address), rebind (--stop-dns-rebind)', 'counter', () =>
       ups().flatMap((u) => ERROR_KINDS.map((kind) => ({ labels: { upstream: u.label, kind }, value: u.stats.errors[kind] }))),
+    ),
+    new Computed('raced_upstream_overruled_total', "Negative answers (kind nxdomain or nodata) from this upstream that another upstream's positive answer overruled", 'counter', () =>
+      ups().flatMap((u) => OVERRULED_KINDS.map((kind) => ({ labels: { upstream: u.label, kind }, value: u.stats.overruled[kind] }))),
     ),
     new Computed('raced_upstream_bytes_total', 'DNS message bytes exchanged with each upstream', 'counter', () =>
       ups().flatMap((u) => [

@@ -3,7 +3,8 @@
 // ask the next best as well, and so on. A hedge is not a failure: nobody is
 // marked down for it. `--hedge-delay MS` fixes the delay instead. One race
 // in EXPLORE_EVERY asks every healthy upstream at once, so an upstream that
-// was slow and got better is noticed.
+// was slow and got better is noticed. A negative answer (NXDOMAIN, NODATA)
+// fires the next hedge at once: the race holds it for agreement.
 import { byLatency, healthy, nextUnasked, type Strategy } from './strategy.js';
 
 export const EXPLORE_EVERY = 50;
@@ -24,6 +25,8 @@ export function hedgedStrategy(fixedDelayMs: number | null): Strategy {
     },
     // A hedge goes only to a healthy upstream: one that is down would not
     // answer sooner. After a losing reply, a down one is still a last resort.
+    // A negative answer fires the hedge at once, so that it can be checked
+    // against a second upstream instead of winning unchecked.
     next: (race, why) => nextUnasked(race, why === 'lost'),
     delay: (race) => {
       if (fixedDelayMs !== null) return fixedDelayMs;

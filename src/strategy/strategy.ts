@@ -17,8 +17,12 @@ export interface Strategy {
   readonly name: string;
   /** Upstreams to ask when the race starts: at least one. */
   first(race: RaceView): readonly Upstream[];
-  /** More upstreams to ask after a leg lost (`lost`) or after `delay()` passed with no winner. */
-  next(race: RaceView, why: 'lost' | 'delay'): readonly Upstream[];
+  /**
+   * More upstreams to ask after a leg lost (`lost`), after `delay()` passed
+   * with no winner, or when the first negative answer came in (`negative`:
+   * one more leg lets it be checked; none means it wins unless other legs are out).
+   */
+  next(race: RaceView, why: 'lost' | 'delay' | 'negative'): readonly Upstream[];
   /** Milliseconds to wait for a winner before `next(race, 'delay')`; -1 for never. */
   delay(race: RaceView): number;
 }
@@ -59,7 +63,9 @@ export function sequential(name: string, order: (ups: readonly Upstream[]) => re
       race.plan = order(race.upstreams);
       return nextUnasked(race);
     },
+    // A negative answer from the one upstream asked stands: a strict order means its word is final.
     next: (race, why) => {
+      if (why === 'negative') return [];
       if (why === 'delay') for (const u of race.pendingUpstreams()) u.health.markDown();
       return nextUnasked(race);
     },

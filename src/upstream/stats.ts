@@ -1,9 +1,12 @@
 // Per-upstream counters kept as plain numbers: the hot path only increments
 // fields; the metrics layer reads them when Prometheus scrapes.
 
-export const ERROR_KINDS = ['timeout', 'servfail', 'refused', 'malformed', 'mismatch', 'network', 'tcp', 'tls'] as const;
+export const ERROR_KINDS = ['timeout', 'servfail', 'refused', 'malformed', 'mismatch', 'network', 'tcp', 'tls', 'ignored', 'rebind'] as const;
 export type ErrorKind = (typeof ERROR_KINDS)[number];
 
+/** Kinds of negative answer another upstream's positive answer overruled. */
+export const OVERRULED_KINDS = ['nxdomain', 'nodata'] as const;
+export type OverruledKind = (typeof OVERRULED_KINDS)[number];
 /** Upper bounds (seconds) of the latency histogram buckets, Prometheus style. */
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
@@ -99,6 +102,8 @@ export function bucketsQuantile(buckets: Float64Array, q: number): number {
 
 export class UpstreamStats {
   queries = 0;
+  /** performance.now() of the first query sent; 0 before it. */
+  firstSentAt = 0;
   bytesSent = 0;
   bytesReceived = 0;
   wins = 0;
@@ -115,7 +120,11 @@ export class UpstreamStats {
     network: 0,
     tcp: 0,
     tls: 0,
+    ignored: 0,
+    rebind: 0,
   };
+  /** Negative answers from this upstream that another upstream's positive answer overruled. */
+  readonly overruled: Record<OverruledKind, number> = { nxdomain: 0, nodata: 0 };
   readonly latency = new LatencyTracker();
   readonly recent = new RecentWindow(this);
 }

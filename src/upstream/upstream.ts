@@ -173,12 +173,13 @@ export class Leg implements PendingUdp, StreamWaiter {
     private readonly qEnd: number,
     private readonly wantTtls: boolean,
     private readonly owner: LegOwner,
-    private readonly started: number,
+    /** performance.now() when the leg was sent. */
+    readonly started: number,
     private readonly probe = false,
   ) {
     this.endpoint = upstream.spec.endpoint;
     const s = upstream.stats;
-    s.queries++;
+    if (s.queries++ === 0) s.firstSentAt = started;
     s.inflight++;
     if (upstream.stream !== null) {
       const p = withStreamOptions(query, upstream.spec.transport === 'tls');

@@ -15,6 +15,7 @@ import {
 } from './constants.js';
 import type { ParsedQuery, Question } from './message.js';
 import { u16, u32, put16, put32, copyBytes } from './bytes.js';
+import { edeOption } from './ede.js';
 
 const OPT_LEN = 11;
 
@@ -32,7 +33,8 @@ function writeOpt(out: Buffer, off: number, udpSize: number, extRcode: number, d
 /**
  * A reply raced makes up itself (FORMERR, NOTIMP, REFUSED, SERVFAIL, BADVERS):
  * the client's ID and opcode echoed (and RD, for QUERY), its question when it had a readable
- * one, and an OPT only when the query carried one (RFC 6891 §7).
+ * one, and an OPT only when the query carried one (RFC 6891 §7). `ede`: an
+ * Extended DNS Error code (RFC 8914) for that OPT, -1 for none.
  */
 export function errorReply(
   query: Buffer,
@@ -40,9 +42,11 @@ export function errorReply(
   rcode: number,
   edns: boolean,
   udpSize: number,
+  ede = -1,
 ): Buffer {
   const qLen = question ? question.end - HEADER_LEN : 0;
-  const out = Buffer.alloc(HEADER_LEN + qLen + (edns ? OPT_LEN : 0));
+  const option = edns && ede >= 0 ? edeOption(ede) : null;
+  const out = Buffer.alloc(HEADER_LEN + qLen + (edns ? OPT_LEN : 0) + (option ? option.length : 0));
   out[0] = query[0] ?? 0;
   out[1] = query[1] ?? 0;
   const qflags = query.length >= 4 ? u16(query, 2) : 0;
@@ -55,7 +59,11 @@ export function errorReply(
   }
   if (edns) {
     put16(out, 10, 1);
-    writeOpt(out, HEADER_LEN + qLen, udpSize, rcode >> 4, false);
+    const o = writeOpt(out, HEADER_LEN + qLen, udpSize, rcode >> 4, false);
+    if (option) {
+      put16(out, o - 2, option.length);
+      copyBytes(option, out, o, 0, option.length);
+    }
   }
   return out;
 }
