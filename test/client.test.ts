@@ -204,7 +204,7 @@ test('TCP: a half-sent query does not pin the connection past the idle timeout',
   }
 });
 
-test('TCP: connections beyond the cap are refused', async () => {
+test('TCP: at the cap the longest-idle connection is closed to admit a new one', async () => {
   const rr = await startRaced([up.label], { maxTcpConnections: 2 });
   try {
     const open = async (): Promise<net.Socket> => {
@@ -212,26 +212,30 @@ test('TCP: connections beyond the cap are refused', async () => {
       await new Promise((res) => s.on('connect', res));
       return s;
     };
+    const closed = (s: net.Socket): Promise<boolean> =>
+      new Promise<boolean>((res) => {
+        if (s.destroyed) return res(true);
+        s.on('close', () => res(true));
+        setTimeout(() => res(false), 1000);
+      });
     const a = await open();
+    await sleep(20);
     const b = await open();
     const c = await open();
-    const closed = await new Promise<boolean>((res) => {
-      c.on('close', () => res(true));
-      setTimeout(() => res(false), 1000);
-    });
-    assert.ok(closed, 'third connection closed by raced');
+    assert.ok(await closed(a), 'the longest-idle connection was closed by raced');
     const [reply] = await new Promise<Buffer[]>((res, rej) => {
-      const t = setTimeout(() => rej(new Error('no reply on an accepted connection')), 3000);
-      a.on('data', (d: Buffer) => {
+      const t = setTimeout(() => rej(new Error('no reply on the admitted connection')), 3000);
+      c.on('data', (d: Buffer) => {
         clearTimeout(t);
         res([d]);
       });
-      a.on('error', rej);
-      a.write(frame(makeQuery('capped.example', { type: 'AAAA' })));
+      c.on('error', rej);
+      c.write(frame(makeQuery('capped.example', { type: 'AAAA' })));
     });
     assert.ok(reply!.length > 12);
-    a.destroy();
+    assert.equal(b.destroyed, false);
     b.destroy();
+    c.destroy();
   } finally {
     await rr.close();
   }
