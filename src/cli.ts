@@ -20,6 +20,7 @@ import { ConfFileError, addressRules, listenFrom, readConfFile } from './config/
 import { normaliseDomain } from './router.js';
 import { answersOn } from './selfcheck.js';
 import { parseUpstream } from './upstream/upstream.js';
+import { installProcessGuard, printable } from './guard.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -198,6 +199,9 @@ export function toOptions(raw: Raw): Options {
 
 async function run(opts: Options): Promise<void> {
   const log = new Logger(opts.logLevel);
+  let takeover: ResolvTakeover | null = null;
+  // Nothing a client or an upstream sends may end raced: see src/guard.ts for what is trusted after.
+  installProcessGuard(log, () => takeover?.restore());
   if (opts.workers > 1 && cluster.isPrimary) {
     try {
       await runPrimary(opts.workers, log, opts.metricsListen);
@@ -208,7 +212,6 @@ async function run(opts: Options): Promise<void> {
     }
   }
   let raced: Raced;
-  let takeover: ResolvTakeover | null = null;
   try {
     if (opts.defaultResolver) {
       takeover = new ResolvTakeover(RESOLV_CONF);
@@ -228,11 +231,6 @@ async function run(opts: Options): Promise<void> {
       const ns = raced.bound.find((b) => b.port === 53) ?? ep;
       takeover.install(ns.host);
       log.info(`${RESOLV_CONF} now names only raced (${ns.host}); the original is in ${takeover.backup}`);
-      process.on('uncaughtException', (err) => {
-        log.error(`fatal: ${err.stack ?? err.message}`);
-        takeover?.restore();
-        process.exit(1);
-      });
     }
     reportToPrimary({ type: 'ready' });
   } catch (err) {
@@ -282,7 +280,7 @@ function applyConfFile(program: Command, path: string): { hostsLines: string[]; 
       try {
         value = option.parseArg ? option.parseArg(v, value) : v;
       } catch (err) {
-        throw new ConfFileError(`${path}: ${option.long?.replace(/^--/, '')}=${v}: ${(err as Error).message}`);
+        throw new ConfFileError(`${path}: ${option.long?.replace(/^--/, '')}=${printable(v)}: ${(err as Error).message}`);
       }
     }
     program.setOptionValueWithSource(attr, value, 'config');
@@ -365,7 +363,8 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(2); // commander already printed the one-line reason
     }
     if (err instanceof OptionValueError || err instanceof ConfFileError) {
-      process.stderr.write(`error: ${err.message}\n`);
+      // A conf-file line can be anything (megabytes, control bytes): escaped and cut.
+      process.stderr.write(`error: ${printable(err.message, 500)}\n`);
       process.exit(2);
     }
     throw err;

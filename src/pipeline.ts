@@ -18,6 +18,7 @@ import type { Logger } from './log.js';
 import type { LocalHosts } from './hosts/local.js';
 import { localhostAnswer } from './hosts/localhost.js';
 import { searchAndAnswer, type SearchOptions } from './search.js';
+import { QueryGuard, RateLimitedLog } from './guard.js';
 
 export type ClientTransport = 'udp' | 'tcp';
 
@@ -108,6 +109,13 @@ export class Pipeline {
   private readonly deadlines = new Deadlines();
   private readonly settle: Settle = (f, reply, scan, winner, rcode, reason) => this.finish(f, reply, scan, winner, rcode, reason);
   private drainWaiters: (() => void)[] = [];
+  /** Counts and logs the exceptions that get past everything else (raced_query_errors_total). */
+  readonly guard: QueryGuard;
+  /** Lines about clients outside loopback and --allow. */
+  private readonly refusedLog: RateLimitedLog;
+  /** The client query being handled, and the race started for it, if any: what a fault must undo. */
+  private current: Waiter | null = null;
+  private currentFlight: Flight | null = null;
 
   constructor(
     private readonly opts: PipelineOptions,
@@ -116,9 +124,47 @@ export class Pipeline {
     readonly cache: AnswerCache | null,
     private readonly log: Logger,
     readonly hosts: LocalHosts | null = null,
-  ) {}
+  ) {
+    this.guard = new QueryGuard(log);
+    this.refusedLog = new RateLimitedLog((line) => log.info(line));
+  }
 
+  /**
+   * One client query in. Never throws: an unexpected exception drops this
+   * query (counted, logged at a bounded rate) and leaves the counters and the
+   * flight table as if it had never come, so no later query waits on it.
+   */
   handle(msg: Buffer, client: Client): void {
+    // Search asks its tries through here from inside an outer handle(): keep the outer's state.
+    const outer = this.current;
+    const outerFlight = this.currentFlight;
+    this.current = null;
+    this.currentFlight = null;
+    try {
+      this.handleQuery(msg, client);
+    } catch (err) {
+      this.undo();
+      this.guard.fault('pipeline', err, client.address);
+    } finally {
+      this.current = outer;
+      this.currentFlight = outerFlight;
+    }
+  }
+
+  /** After a fault: the query's waiter no longer counts in flight; a race started for it takes no one else. */
+  private undo(): void {
+    const w = this.current;
+    if (w !== null && !w.done) {
+      w.done = true;
+      if (w.staleTimer) clearTimeout(w.staleTimer);
+      this.inflight--;
+      if (this.inflight === 0 && this.drainWaiters.length > 0) for (const f of this.drainWaiters.splice(0)) f();
+    }
+    const f = this.currentFlight;
+    if (f !== null && this.flights.get(f.key) === f) this.flights.delete(f.key);
+  }
+
+  private handleQuery(msg: Buffer, client: Client): void {
     const started = performance.now();
     const v = checkQuery(msg);
     if (!v.ok) {
@@ -126,12 +172,21 @@ export class Pipeline {
         this.stats.dropped++;
         return;
       }
-      if (this.log.enabled('debug')) this.log.debug(`bad query from ${client.address} (${v.reason}): ${rcodeName(v.rcode)}`);
+      if (this.log.enabled('debug')) {
+        const line = (): string => `bad query from ${client.address} (${v.reason}): ${rcodeName(v.rcode!)}`;
+        if (this.allowed(client.address)) this.log.debug(line());
+        else this.refusedLog.log(line);
+      }
       return this.send(client, errorReply(msg, v.question, v.rcode, v.edns, this.opts.ednsPacketMax));
     }
     const pq = v.query;
+    if (!this.allowed(client.address)) {
+      // Anyone who reaches the port can send these: a bounded number of lines, not one per query.
+      if (this.opts.logQueries) this.refusedLog.log(() => `refused query[${typeName(pq.question.qtype)}] ${nameToText(msg)} from ${client.address}: not allowed`);
+      return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
+    }
     if (this.opts.logQueries) this.logQuery(msg, pq, client);
-    if (!this.allowed(client.address) || this.inflight >= this.opts.forwardMax) {
+    if (this.inflight >= this.opts.forwardMax) {
       return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
     }
     const loopback = localhostAnswer(msg, pq, this.opts.ednsPacketMax);
@@ -168,6 +223,7 @@ export class Pipeline {
       staleTimer: null,
     };
     this.inflight++;
+    this.current = w;
     if (stale !== null) {
       w.staleTimer = setTimeout(() => this.answerStale(w), Math.min(this.opts.staleAfterMs, this.opts.timeoutMs));
     }
@@ -191,6 +247,7 @@ export class Pipeline {
   private startRace(key: string, msg: Buffer, pq: ParsedQuery, waiters: Waiter[], upstreams: readonly Upstream[], now: number): Flight {
     const packet = upstreamQuery(msg, pq, 0, this.opts.ednsPacketMax);
     const flight = new Flight(key, waiters, this.settle);
+    this.currentFlight = flight;
     const race = new Race(packet, pq.question.end, upstreams, this.strategy, this.raceStats, this.deadlines, this.cache !== null, flight);
     this.flights.set(key, flight);
     race.start(this.opts.timeoutMs, now);

@@ -3,7 +3,7 @@
 import type { Options } from './config/options.js';
 import { parseResolvConf, readResolvUpstreams, watchResolv } from './config/resolv.js';
 import { readFileSync } from 'node:fs';
-import { endpointLabel, isLoopback, isWildcard, parseEndpoint, type Endpoint } from './net/address.js';
+import { endpointLabel, isLoopback, isWildcard, parseEndpoint, unmap, type Endpoint } from './net/address.js';
 import { listenFds, udpFamilyOf } from './server/systemd.js';
 import { Upstream, type StreamSettings, type UpstreamEvents, type UpstreamSpec } from './upstream/upstream.js';
 import { upstreamTlsContext } from './upstream/ca.js';
@@ -33,7 +33,7 @@ export function isSelf(up: Endpoint, listen: readonly Endpoint[]): boolean {
   return listen.some((l) => {
     if (l.port !== up.port) return false;
     if (l.host === up.host) return true;
-    return isWildcard(l.host) && (isLoopback(up.host) || isWildcard(up.host));
+    return isWildcard(l.host) && (isLoopback(unmap(up.host)) || isWildcard(up.host));
   });
 }
 
@@ -60,6 +60,7 @@ export class Raced {
           ? `upstream ${u.label}: certificate verification failed: ${message}`
           : `upstream ${u.label}: connection ${kind === 'reset' ? 'lost' : `failed (${kind})`}: ${message}`,
       ),
+    fault: (u, err) => this.pipeline.guard.fault('upstream', err, u.label),
   };
 
   constructor(

@@ -3,7 +3,7 @@
 // complete query or a reply resets (so a half-sent query cannot pin a
 // connection), and a cap on connections.
 import net from 'node:net';
-import type { Endpoint } from '../net/address.js';
+import { adoptedDualStack, clientAddress, type Endpoint } from '../net/address.js';
 import { FrameReader, frame } from '../net/framing.js';
 import type { Client, Pipeline } from '../pipeline.js';
 import type { Logger } from '../log.js';
@@ -19,6 +19,8 @@ export class TcpListener {
   readonly server: net.Server;
   private readonly conns = new Set<net.Socket>();
   private readonly shared: boolean;
+  /** See UdpListener: only an adopted socket can be dual-stack. */
+  private dualStack = false;
 
   constructor(
     readonly endpoint: Endpoint,
@@ -40,7 +42,7 @@ export class TcpListener {
     const idle = setTimeout(() => sock.destroy(), opts.idleTimeoutMs);
     const client: Client = {
       transport: 'tcp',
-      address: sock.remoteAddress ?? '',
+      address: clientAddress(sock.remoteAddress ?? '', this.dualStack),
       port: sock.remotePort ?? 0,
       respond: (reply) => {
         pending--;
@@ -53,7 +55,13 @@ export class TcpListener {
       reader.push(chunk, (msg) => {
         idle.refresh();
         pending++;
-        pipeline.handle(msg, client);
+        try {
+          pipeline.handle(msg, client);
+        } catch (err) {
+          // The last resort: this query is dropped, the connection and the listener live on.
+          pending--;
+          pipeline.guard.fault('tcp', err, client.address);
+        }
       });
     });
     sock.on('end', () => {
@@ -87,6 +95,7 @@ export class TcpListener {
       this.server.listen({ fd }, () => {
         this.server.off('error', reject);
         const a = this.server.address();
+        if (typeof a === 'object' && a) this.dualStack = adoptedDualStack(a.family, a.address);
         resolve(typeof a === 'object' && a ? { address: a.address, port: a.port } : { address: '?', port: 0 });
       });
     });
