@@ -254,7 +254,25 @@ export class Pipeline {
     return flight;
   }
 
+  /** A race ended. An exception in answering its waiters still answers each one left (SERVFAIL), so none stays in flight for ever. */
   private finish(flight: Flight, reply: Buffer | null, scan: Scan | null, winner: Upstream | null, rcode: number, reason: 'lost' | 'timeout'): void {
+    try {
+      this.answerFlight(flight, reply, scan, winner, rcode, reason);
+    } catch (err) {
+      this.guard.fault('pipeline', err);
+      if (this.flights.get(flight.key) === flight) this.flights.delete(flight.key);
+      for (const w of flight.waiters) {
+        if (w.done) continue;
+        try {
+          this.answer(w, errorReply(w.query, w.pq.question, Rcode.SERVFAIL, w.pq.edns, this.opts.ednsPacketMax));
+        } catch {
+          // answer() marked it done and out of flight before sending; the fault is counted above
+        }
+      }
+    }
+  }
+
+  private answerFlight(flight: Flight, reply: Buffer | null, scan: Scan | null, winner: Upstream | null, rcode: number, reason: 'lost' | 'timeout'): void {
     const key = flight.key;
     if (this.flights.get(key) === flight) this.flights.delete(key);
     if (flight.refreshing) flight.refreshing.refreshing = false;
