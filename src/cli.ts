@@ -21,6 +21,7 @@ import { normaliseDomain } from './router.js';
 import { answersOn } from './selfcheck.js';
 import { parseUpstream } from './upstream/upstream.js';
 import { installProcessGuard, printable } from './guard.js';
+import { PrivilegeError, dropPrivileges, plannedUser } from './privilege.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -135,6 +136,7 @@ export function buildProgram(): Command {
     .addOption(opt('--hosts-ttl <s>', 'TTL of answers from hosts files').argParser(int(0, 86400)).default(DEFAULTS.hostsTtl))
     .addOption(opt('--hostsfile-poll <s>', 're-read hosts files this often when they change; 0: never').argParser(int(0, 86400)).default(0))
     .addOption(opt('--metrics-listen <addr:port>', `serve Prometheus /metrics and /healthz here (off by default; e.g. ${DEFAULTS.metricsListen})`).argParser(arg(parse.endpoint)))
+    .addOption(opt('--user <name>', 'after binding, run as this user (started as root: default nobody; --default-resolver keeps root)'))
     .addOption(opt('--workers <n|auto>', 'processes answering queries (node:cluster), each with its own cache; auto = one per core').argParser(arg(parse.workers)).default(1))
     .showHelpAfterError(false);
   return program;
@@ -178,6 +180,7 @@ export function toOptions(raw: Raw): Options {
   o.roundRobin = raw.roundRobin === true;
   o.defaultResolver = raw.defaultResolver === true;
   o.systemd = raw.systemd === true;
+  o.user = (raw.user as string | undefined) ?? null;
   o.searchDomains = ((raw.searchDomains as string[] | undefined) ?? []).map((d) => d.replace(/\.$/, ''));
   o.enableSearch = raw.enableSearch === true;
   o.ndots = raw.ndots as number;
@@ -213,6 +216,8 @@ async function run(opts: Options): Promise<void> {
   }
   let raced: Raced;
   try {
+    // Decided before binding, so a wrong --user fails before anything is touched.
+    const become = plannedUser(opts.user, opts.defaultResolver);
     if (opts.defaultResolver) {
       takeover = new ResolvTakeover(RESOLV_CONF);
       // Upstreams come from the host's original file, never from the live one raced rewrites.
@@ -231,9 +236,15 @@ async function run(opts: Options): Promise<void> {
       const ns = raced.bound.find((b) => b.port === 53) ?? ep;
       takeover.install(ns.host);
       log.info(`${RESOLV_CONF} now names only raced (${ns.host}); the original is in ${takeover.backup}`);
+      if (process.getuid?.() === 0) log.info(`--default-resolver: raced keeps root to restore ${RESOLV_CONF} when it stops`);
+    }
+    if (become !== null) {
+      dropPrivileges(become);
+      log.info(`running as ${become.name} (uid ${become.uid}, gid ${become.gid})`);
     }
     reportToPrimary({ type: 'ready' });
   } catch (err) {
+    if (err instanceof PrivilegeError) err = new StartupError(err.message);
     if (err instanceof StartupError) {
       if (cluster.isWorker) reportToPrimary({ type: 'fatal', message: err.message });
       else process.stderr.write(`raced: ${err.message}\n`);

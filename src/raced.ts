@@ -337,8 +337,9 @@ function searchDomains(opts: Options): string[] {
 function bindError(ep: Endpoint, err: NodeJS.ErrnoException): StartupError {
   if (err.code === 'EACCES') {
     return new StartupError(
-      `cannot listen on ${ep.label}: permission denied. Ports below 1024 need root or CAP_NET_BIND_SERVICE ` +
-        `(e.g. sudo setcap cap_net_bind_service=+ep "$(command -v node)", or AmbientCapabilities= in the systemd unit), ` +
+      `cannot listen on ${ep.label}: permission denied. Ports below 1024 need CAP_NET_BIND_SERVICE: run raced from ` +
+        `the systemd unit (deploy/raced.service: DynamicUser=, AmbientCapabilities=CAP_NET_BIND_SERVICE) or with socket ` +
+        `activation (--systemd), or start it as root (it binds, then runs as --user, default nobody); ` +
         `or use another port: --listen ${ep.family === 6 ? `[${ep.host}]` : ep.host}:5353`,
     );
   }

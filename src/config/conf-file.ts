@@ -25,6 +25,7 @@ const KEYS: Record<string, [string, Kind]> = {
   'min-cache-ttl': ['minCacheTtl', 'value'],
   'max-cache-ttl': ['maxCacheTtl', 'value'],
   'log-queries': ['logQueries', 'flag'],
+  user: ['user', 'value'],
   // Handled below: listen-address + port make --listen; address=/domain/ip are local answers.
   'listen-address': ['listenAddress', 'list'],
   port: ['port', 'value'],

@@ -58,6 +58,8 @@ export interface Options {
   defaultResolver: boolean;
   /** Serve on sockets passed by systemd socket activation instead of --listen. */
   systemd: boolean;
+  /** --user: whom to become after binding; null: nobody when root, else stay. */
+  user: string | null;
   /** --search-domains; empty: the resolv-file's search line, when --enable-search. */
   searchDomains: string[];
   enableSearch: boolean;
@@ -136,6 +138,7 @@ export function defaultOptions(): Options {
     roundRobin: false,
     defaultResolver: false,
     systemd: false,
+    user: null,
     searchDomains: [],
     enableSearch: false,
     ndots: 1,
