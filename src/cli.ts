@@ -21,7 +21,7 @@ import { normaliseDomain } from './router.js';
 import { answersOn } from './selfcheck.js';
 import { parseUpstream } from './upstream/upstream.js';
 import { installProcessGuard, printable } from './guard.js';
-import { PrivilegeError, dropPrivileges, plannedUser } from './privilege.js';
+import { PrivilegeError, dropPrivileges, plannedUser, unreadable } from './privilege.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -241,6 +241,8 @@ async function run(opts: Options): Promise<void> {
     if (become !== null) {
       dropPrivileges(become);
       log.info(`running as ${become.name} (uid ${become.uid}, gid ${become.gid})`);
+      const later = [...(opts.servers.length === 0 && !opts.noResolv ? [opts.resolvFile] : []), ...opts.hostsFiles];
+      for (const f of unreadable(later)) log.warn(`${f} is not readable by ${become.name}: changes to it will not be seen (make it readable, or give --user)`);
     }
     reportToPrimary({ type: 'ready' });
   } catch (err) {

@@ -7,7 +7,7 @@
 // ephemeral ports. Hosts files and the resolv-file are re-read on change as
 // that user: they must be readable by it (they are world-readable as usual).
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 
 export class PrivilegeError extends Error {
   override name = 'PrivilegeError';
@@ -94,4 +94,16 @@ export function dropPrivileges(a: Account): void {
   if (regained || process.geteuid!() !== a.uid || process.getegid!() !== a.gid) {
     throw new PrivilegeError(`--user ${a.name}: the switch did not hold (uid ${process.geteuid!()}, gid ${process.getegid!()})`);
   }
+}
+
+/** Files raced re-reads later (resolv-file, hosts files) that the new user cannot read: said at start, not at the first reload. */
+export function unreadable(paths: readonly string[]): string[] {
+  return paths.filter((p) => {
+    try {
+      accessSync(p, constants.R_OK);
+      return false;
+    } catch {
+      return true;
+    }
+  });
 }
