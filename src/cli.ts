@@ -8,7 +8,7 @@
 // defaults. A bad value exits with status 2 and one line naming it.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { DEFAULTS, OptionValueError, defaultOptions, parse, parseIntIn, splitList, type Options, type ServerItem } from './config/options.js';
+import { DEFAULTS, OptionValueError, defaultOptions, parse, parseBytes, parseIntIn, splitList, type Options, type ServerItem } from './config/options.js';
 import { parseEndpoint } from './net/address.js';
 import { Raced, StartupError } from './raced.js';
 import { Logger } from './log.js';
@@ -103,6 +103,7 @@ export function buildProgram(): Command {
     .addOption(opt('--try-timeout <ms>', 'ordered: wait this long for one upstream before asking the next and marking it down').argParser(int(1, 60000)).default(DEFAULTS.tryTimeoutMs))
     .addOption(opt('--hedge-delay <ms>', 'hedged: ask the next upstream after this fixed delay (default: learned from latency)').argParser(int(1, 60000)))
     .addOption(opt('--cache-size <n>', 'answer cache entries; 0 disables the cache').argParser(int(0, 10_000_000)).default(DEFAULTS.cacheSize))
+    .addOption(opt('--cache-max-bytes <n>', 'bound on the bytes of cached replies, least recently used go first; k, m, g suffixes (default: 32m)').argParser(arg((v) => parseBytes(v, 65536, 2 ** 40))).default(DEFAULTS.cacheMaxBytes, '32m'))
     .addOption(opt('--min-cache-ttl <s>', 'raise cached TTLs to at least this').argParser(int(0, 604800)).default(DEFAULTS.minCacheTtl))
     .addOption(opt('--max-cache-ttl <s>', 'lower cached TTLs to at most this').argParser(int(0, 604800)).default(DEFAULTS.maxCacheTtl))
     .addOption(opt('--no-negcache', 'do not cache NXDOMAIN/NODATA answers'))
@@ -159,6 +160,7 @@ export function toOptions(raw: Raw): Options {
   o.timeoutMs = raw.timeout as number;
   o.tryTimeoutMs = raw.tryTimeout as number;
   o.cacheSize = raw.cacheSize as number;
+  o.cacheMaxBytes = raw.cacheMaxBytes as number;
   o.minCacheTtl = raw.minCacheTtl as number;
   o.maxCacheTtl = raw.maxCacheTtl as number;
   o.negCache = raw.negcache !== false;

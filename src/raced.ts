@@ -71,6 +71,7 @@ export class Raced {
       opts.cacheSize > 0
         ? new AnswerCache({
             size: opts.cacheSize,
+            maxBytes: opts.cacheMaxBytes,
             minTtl: opts.minCacheTtl,
             maxTtl: opts.maxCacheTtl,
             negCache: opts.negCache,

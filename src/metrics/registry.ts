@@ -169,6 +169,7 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
       { labels: {}, value: cache?.stats.prefetches ?? 0 },
     ]),
     new Computed('raced_cache_entries', 'Entries in the cache', 'gauge', () => [{ labels: {}, value: cache?.size ?? 0 }]),
+    new Computed('raced_cache_bytes', 'Bytes of the replies in the cache (bounded by --cache-max-bytes)', 'gauge', () => [{ labels: {}, value: cache?.bytes ?? 0 }]),
   ];
   for (const m of metrics) registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
   return registry;
