@@ -20,7 +20,7 @@ import cluster from 'node:cluster';
 import { hasReusePort } from './workers.js';
 import type { Server } from 'node:http';
 import { buildRegistry } from './metrics/registry.js';
-import { registrySource, startMetricsServer } from './metrics/server.js';
+import { exposureWarning, registrySource, startMetricsServer } from './metrics/server.js';
 import { register as globalRegistry } from 'prom-client';
 
 /** A start-up failure with a message meant for the user as it is. */
@@ -206,6 +206,8 @@ export class Raced {
       buildRegistry(this, version, globalRegistry);
       return;
     }
+    const exposed = exposureWarning(this.opts.metricsListen);
+    if (exposed) this.log.warn(exposed);
     const reg = buildRegistry(this, version);
     const unhealthy = (): string | null => (this.upstreams.some((u) => u.health.up) ? null : 'every upstream is down');
     try {

@@ -7,7 +7,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from './log.js';
 import type { Endpoint } from './net/address.js';
 import { AggregatorRegistry } from 'prom-client';
-import { startMetricsServer } from './metrics/server.js';
+import { exposureWarning, startMetricsServer } from './metrics/server.js';
 
 /** dgram's `reusePort` exists from Node 22.12 and 23.1. */
 export function hasReusePort(version = process.versions.node): boolean {
@@ -30,6 +30,8 @@ export function reportToPrimary(msg: WorkerMessage): void {
 export function runPrimary(n: number, log: Logger, metricsListen: Endpoint | null): Promise<void> {
   return new Promise((resolve, reject) => {
     if (metricsListen !== null) {
+      const exposed = exposureWarning(metricsListen);
+      if (exposed) log.warn(exposed);
       // Sums every worker's series (prom-client asks them over the cluster channel).
       const agg = new AggregatorRegistry();
       startMetricsServer(metricsListen, {
