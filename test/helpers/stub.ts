@@ -55,6 +55,8 @@ export interface Received {
   transport: 'udp' | 'tcp';
   packet: dnsPacket.Packet;
   raw: Buffer;
+  /** The sender's source port (UDP). */
+  port: number;
 }
 
 export class Stub {
@@ -132,7 +134,7 @@ export class Stub {
     }
     const question = q.questions?.[0];
     if (!question) return;
-    this.received.push({ name: question.name, type: question.type, transport, packet: q, raw: msg });
+    this.received.push({ name: question.name, type: question.type, transport, packet: q, raw: msg, port: fromPort });
     const o = this.opts;
     const out = (b: Buffer): void => {
       const m = o.mangle ? o.mangle(b, question.name, transport) : b;
