@@ -248,8 +248,7 @@ async function run(opts: Options): Promise<void> {
     }
     reportToPrimary({ type: 'ready' });
   } catch (err) {
-    if (err instanceof PrivilegeError) err = new StartupError(err.message);
-    if (err instanceof StartupError) {
+    if (err instanceof StartupError || err instanceof PrivilegeError) {
       if (cluster.isWorker) reportToPrimary({ type: 'fatal', message: err.message });
       else process.stderr.write(`raced: ${err.message}\n`);
       process.exit(1);
