@@ -22,19 +22,19 @@ export interface Account {
 /** dnsmasq's default, and what raced becomes when started as root without --user. */
 export const DEFAULT_USER = 'nobody';
 
+/** A passwd line for `name` (or, when `name` is a number, for that uid). */
 function fromPasswdLine(line: string, name: string): Account | null {
   const f = line.split(':');
-  if (f.length < 4 || f[0] !== name) return null;
+  if (f.length < 4 || (f[0] !== name && f[2] !== name)) return null;
   const uid = Number(f[2]);
   const gid = Number(f[3]);
-  if (!Number.isInteger(uid) || !Number.isInteger(gid)) return null;
-  return { name, uid, gid };
+  if (f[2] === '' || f[3] === '' || !Number.isInteger(uid) || !Number.isInteger(gid)) return null;
+  return { name: f[0]!, uid, gid };
 }
 
-/** The account's uid and primary gid: NSS first (getent), then /etc/passwd. A number is taken as a uid. */
+/** The account's uid and primary gid: NSS first (getent), then /etc/passwd. A number is looked up as a uid. */
 export function lookupUser(name: string): Account {
-  if (/^\d+$/.test(name)) return { name, uid: Number(name), gid: Number(name) };
-  if (!/^[a-z_][a-z0-9_.-]*\$?$/i.test(name) || name.length > 64) throw new PrivilegeError(`--user: not a user name: '${name.slice(0, 64)}'`);
+  if (!/^[a-z0-9_][a-z0-9_.-]*\$?$/i.test(name) || name.length > 64) throw new PrivilegeError(`--user: not a user name: '${name.slice(0, 64)}'`);
   try {
     const a = fromPasswdLine(execFileSync('getent', ['passwd', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(), name);
     if (a) return a;

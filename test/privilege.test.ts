@@ -46,6 +46,8 @@ test('the plan: default nobody as root; stays as it is otherwise; --default-reso
   assert.throws(() => plannedUser('root', false, 0), /that is root/);
   assert.throws(() => plannedUser('no-such-user-22', false, 0), PrivilegeError);
   assert.throws(() => plannedUser('daemon', false, 65534), /not running as root/);
+  assert.deepEqual(lookupUser('65534'), { name: 'nobody', uid: 65534, gid: 65534 }, 'a number is a uid, its gid from passwd');
+  assert.throws(() => lookupUser('../etc'), /not a user name/);
 });
 
 test('started as root: binds, then runs as nobody with no capability, and still answers', { skip: !root && 'needs root' }, async () => {
