@@ -261,6 +261,7 @@ export class Pipeline {
     } catch (err) {
       this.guard.fault('pipeline', err);
       if (this.flights.get(flight.key) === flight) this.flights.delete(flight.key);
+      if (flight.refreshing) flight.refreshing.refreshing = false;
       for (const w of flight.waiters) {
         if (w.done) continue;
         try {
