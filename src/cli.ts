@@ -10,7 +10,7 @@
 import { onSignal, stopRequested } from './signals.js';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { DEFAULTS, OptionValueError, defaultOptions, parse, parseIntIn, splitList, type Options, type ServerItem } from './config/options.js';
+import { DEFAULTS, OptionValueError, defaultOptions, parse, parseBytes, parseIntIn, splitList, type Options, type ServerItem } from './config/options.js';
 import { parseEndpoint } from './net/address.js';
 import { Raced, StartupError } from './raced.js';
 import { Logger, stderrIsJournal } from './log.js';
@@ -22,6 +22,8 @@ import { ConfFileError, addressRules, listenFrom, readConfFile } from './config/
 import { normaliseDomain } from './router.js';
 import { answersOn } from './selfcheck.js';
 import { parseUpstream } from './upstream/upstream.js';
+import { installProcessGuard, printable } from './guard.js';
+import { PrivilegeError, dropPrivileges, plannedUser, unreadable } from './privilege.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -111,6 +113,7 @@ export function buildProgram(): Command {
     .addOption(opt('--rebind-localhost-ok', 'with --stop-dns-rebind: let 127.0.0.0/8 and ::1 through'))
     .addOption(opt('--rebind-domain-ok <domain>', 'with --stop-dns-rebind: names under this domain may resolve to private addresses; repeatable, or /dom1/dom2/').argParser(list(parse.domains)))
     .addOption(opt('--cache-size <n>', 'answer cache entries; 0 disables the cache').argParser(int(0, 10_000_000)).default(DEFAULTS.cacheSize))
+    .addOption(opt('--cache-max-bytes <n>', 'bound on the bytes of cached replies, least recently used go first; k, m, g suffixes (default: 32m)').argParser(arg((v) => parseBytes(v, 65536, 2 ** 40))).default(DEFAULTS.cacheMaxBytes, '32m'))
     .addOption(opt('--min-cache-ttl <s>', 'raise cached TTLs to at least this').argParser(int(0, 604800)).default(DEFAULTS.minCacheTtl))
     .addOption(opt('--max-cache-ttl <s>', 'lower cached TTLs to at most this').argParser(int(0, 604800)).default(DEFAULTS.maxCacheTtl))
     .addOption(opt('--no-negcache', 'do not cache NXDOMAIN/NODATA answers'))
@@ -145,6 +148,7 @@ export function buildProgram(): Command {
     .addOption(opt('--hosts-ttl <s>', 'TTL of answers from hosts files').argParser(int(0, 86400)).default(DEFAULTS.hostsTtl))
     .addOption(opt('--hostsfile-poll <s>', 're-read hosts files this often when they change; 0: never').argParser(int(0, 86400)).default(0))
     .addOption(opt('--metrics-listen <addr:port>', `serve Prometheus /metrics and /healthz here (off by default; e.g. ${DEFAULTS.metricsListen})`).argParser(arg(parse.endpoint)))
+    .addOption(opt('--user <name>', 'after binding, run as this user (started as root: default nobody; --default-resolver keeps root)'))
     .addOption(opt('--workers <n|auto>', 'processes answering queries (node:cluster), each with its own cache; auto = one per core').argParser(arg(parse.workers)).default(1))
     .addOption(opt('--rate-limit <qps>', 'queries per second per client prefix (a bucket of one second\'s worth); off by default').argParser(int(1, 10_000_000)))
     .addOption(opt('--rate-limit-prefix <v4,v6>', 'prefix lengths that count as one client for --rate-limit').argParser(arg(parse.rateLimitPrefix)).default(DEFAULTS.rateLimitPrefix))
@@ -171,6 +175,7 @@ export function toOptions(raw: Raw): Options {
   o.timeoutMs = raw.timeout as number;
   o.tryTimeoutMs = raw.tryTimeout as number;
   o.cacheSize = raw.cacheSize as number;
+  o.cacheMaxBytes = raw.cacheMaxBytes as number;
   o.minCacheTtl = raw.minCacheTtl as number;
   o.maxCacheTtl = raw.maxCacheTtl as number;
   o.negCache = raw.negcache !== false;
@@ -193,6 +198,7 @@ export function toOptions(raw: Raw): Options {
   o.roundRobin = raw.roundRobin === true;
   o.defaultResolver = raw.defaultResolver === true;
   o.systemd = raw.systemd === true;
+  o.user = (raw.user as string | undefined) ?? null;
   o.searchDomains = ((raw.searchDomains as string[] | undefined) ?? []).map((d) => d.replace(/\.$/, ''));
   o.enableSearch = raw.enableSearch === true;
   o.ndots = raw.ndots as number;
@@ -226,6 +232,9 @@ export function toOptions(raw: Raw): Options {
 async function run(opts: Options): Promise<void> {
   // journald stamps each line itself; a file or a terminal needs the time in the line.
   const log = new Logger(opts.logLevel, undefined, { timestamps: !opts.systemd && !stderrIsJournal() });
+  let takeover: ResolvTakeover | null = null;
+  // Nothing a client or an upstream sends may end raced: see src/guard.ts for what is trusted after.
+  installProcessGuard(log, () => takeover?.restore());
   if (opts.workers > 1 && cluster.isPrimary) {
     if (stopRequested()) process.exit(0);
     try {
@@ -239,8 +248,9 @@ async function run(opts: Options): Promise<void> {
     }
   }
   let raced: Raced;
-  let takeover: ResolvTakeover | null = null;
   try {
+    // Decided before binding, so a wrong --user fails before anything is touched.
+    const become = plannedUser(opts.user, opts.defaultResolver);
     if (opts.defaultResolver) {
       takeover = new ResolvTakeover(RESOLV_CONF);
       // Upstreams come from the host's original file, never from the live one raced rewrites.
@@ -259,15 +269,17 @@ async function run(opts: Options): Promise<void> {
       const ns = raced.bound.find((b) => b.port === 53) ?? ep;
       takeover.install(ns.host);
       log.info(`${RESOLV_CONF} now names only raced (${ns.host}); the original is in ${takeover.backup}`);
-      process.on('uncaughtException', (err) => {
-        log.error(`fatal: ${err.stack ?? err.message}`);
-        takeover?.restore();
-        process.exit(1);
-      });
+      if (process.getuid?.() === 0) log.info(`--default-resolver: raced keeps root to restore ${RESOLV_CONF} when it stops`);
+    }
+    if (become !== null) {
+      dropPrivileges(become);
+      log.info(`running as ${become.name} (uid ${become.uid}, gid ${become.gid})`);
+      const later = [...(opts.servers.length === 0 && !opts.noResolv ? [opts.resolvFile] : []), ...opts.hostsFiles];
+      for (const f of unreadable(later)) log.warn(`${f} is not readable by ${become.name}: changes to it will not be seen (make it readable, or give --user)`);
     }
     reportToPrimary({ type: 'ready' });
   } catch (err) {
-    if (err instanceof StartupError) {
+    if (err instanceof StartupError || err instanceof PrivilegeError) {
       if (cluster.isWorker) reportToPrimary({ type: 'fatal', message: err.message });
       else process.stderr.write(`raced: ${err.message}\n`);
       process.exit(1);
@@ -312,7 +324,7 @@ function applyConfFile(program: Command, path: string): { hostsLines: string[]; 
       try {
         value = option.parseArg ? option.parseArg(v, value) : v;
       } catch (err) {
-        throw new ConfFileError(`${path}: ${option.long?.replace(/^--/, '')}=${v}: ${(err as Error).message}`);
+        throw new ConfFileError(`${path}: ${option.long?.replace(/^--/, '')}=${printable(v)}: ${(err as Error).message}`);
       }
     }
     program.setOptionValueWithSource(attr, value, 'config');
@@ -395,7 +407,8 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(2); // commander already printed the one-line reason
     }
     if (err instanceof OptionValueError || err instanceof ConfFileError) {
-      process.stderr.write(`error: ${err.message}\n`);
+      // A conf-file line can be anything (megabytes, control bytes): escaped and cut.
+      process.stderr.write(`error: ${printable(err.message, 500)}\n`);
       process.exit(2);
     }
     throw err;

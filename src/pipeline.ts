@@ -21,6 +21,7 @@ import type { LocalHosts } from './hosts/local.js';
 import { localhostAnswer } from './hosts/localhost.js';
 import { searchAndAnswer, type SearchOptions } from './search.js';
 import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
+import { QueryGuard, RateLimitedLog } from './guard.js';
 
 export type ClientTransport = 'udp' | 'tcp';
 
@@ -122,6 +123,13 @@ export class Pipeline {
   /** raced is stopping: queries in flight are answered, new ones REFUSED. */
   draining = false;
   readonly rateLimiter: RateLimiter | null;
+  /** Counts and logs the exceptions that get past everything else (raced_query_errors_total). */
+  readonly guard: QueryGuard;
+  /** Lines about clients outside loopback and --allow. */
+  private readonly refusedLog: RateLimitedLog;
+  /** The client query being handled, and the race started for it, if any: what a fault must undo. */
+  private current: Waiter | null = null;
+  private currentFlight: Flight | null = null;
 
   constructor(
     private readonly opts: PipelineOptions,
@@ -133,9 +141,46 @@ export class Pipeline {
   ) {
     this.rateLimiter = opts.rateLimit ? new RateLimiter(opts.rateLimit) : null;
     this.rules = { negativeGraceMs: opts.negativeGraceMs ?? -1, graces: new Deadlines(), addresses: opts.addresses ?? null, log };
+    this.guard = new QueryGuard(log);
+    this.refusedLog = new RateLimitedLog((line) => log.info(line));
   }
 
+  /**
+   * One client query in. Never throws: an unexpected exception drops this
+   * query (counted, logged at a bounded rate) and leaves the counters and the
+   * flight table as if it had never come, so no later query waits on it.
+   */
   handle(msg: Buffer, client: Client): void {
+    // Search asks its tries through here from inside an outer handle(): keep the outer's state.
+    const outer = this.current;
+    const outerFlight = this.currentFlight;
+    this.current = null;
+    this.currentFlight = null;
+    try {
+      this.handleQuery(msg, client);
+    } catch (err) {
+      this.undo();
+      this.guard.fault('pipeline', err, client.address);
+    } finally {
+      this.current = outer;
+      this.currentFlight = outerFlight;
+    }
+  }
+
+  /** After a fault: the query's waiter no longer counts in flight; a race started for it takes no one else. */
+  private undo(): void {
+    const w = this.current;
+    if (w !== null && !w.done) {
+      w.done = true;
+      if (w.staleTimer) clearTimeout(w.staleTimer);
+      this.inflight--;
+      if (this.inflight === 0 && this.drainWaiters.length > 0) for (const f of this.drainWaiters.splice(0)) f();
+    }
+    const f = this.currentFlight;
+    if (f !== null && this.flights.get(f.key) === f) this.flights.delete(f.key);
+  }
+
+  private handleQuery(msg: Buffer, client: Client): void {
     const started = performance.now();
     const v = checkQuery(msg);
     if (!v.ok) {
@@ -143,17 +188,23 @@ export class Pipeline {
         this.stats.dropped++;
         return;
       }
-      if (this.log.enabled('debug')) this.log.debug(`bad query from ${client.address} (${v.reason}): ${rcodeName(v.rcode)}`);
+      if (this.log.enabled('debug')) {
+        const line = (): string => `bad query from ${client.address} (${v.reason}): ${rcodeName(v.rcode!)}`;
+        if (this.allowed(client.address)) this.log.debug(line());
+        else this.refusedLog.log(line);
+      }
       return this.send(client, errorReply(msg, v.question, v.rcode, v.edns, this.opts.ednsPacketMax), v.rcode);
     }
     const pq = v.query;
     if (this.rateLimiter !== null && !client.internal && !this.overLimitAnswered(msg, pq, client)) return;
-    if (this.opts.logQueries) this.logQuery(msg, pq, client);
     // Stopping: REFUSED at once, so the client asks its next server now rather than after a timeout.
     if (this.draining) return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
     if (!this.allowed(client.address)) {
+      // Anyone who reaches the port can send these: a bounded number of lines, not one per query.
+      if (this.opts.logQueries) this.refusedLog.log(() => `refused query[${typeName(pq.question.qtype)}] ${nameToText(msg)} from ${client.address}: not allowed`);
       return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax, EDE.PROHIBITED));
     }
+    if (this.opts.logQueries) this.logQuery(msg, pq, client);
     if (this.inflight >= this.opts.forwardMax) {
       return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
     }
@@ -192,6 +243,7 @@ export class Pipeline {
       staleTimer: null,
     };
     this.inflight++;
+    this.current = w;
     if (stale !== null) {
       w.staleTimer = setTimeout(() => this.answerStale(w), Math.min(this.opts.staleAfterMs, this.opts.timeoutMs));
     }
@@ -215,13 +267,33 @@ export class Pipeline {
   private startRace(key: string, msg: Buffer, pq: ParsedQuery, waiters: Waiter[], upstreams: readonly Upstream[], now: number): Flight {
     const packet = upstreamQuery(msg, pq, 0, this.opts.ednsPacketMax);
     const flight = new Flight(key, waiters, this.settle);
+    this.currentFlight = flight;
     const race = new Race(packet, pq.question.end, upstreams, this.strategy, this.raceStats, this.deadlines, this.cache !== null, flight, this.rules);
     this.flights.set(key, flight);
     race.start(this.opts.timeoutMs, now);
     return flight;
   }
 
+  /** A race ended. An exception in answering its waiters still answers each one left (SERVFAIL), so none stays in flight for ever. */
   private finish(flight: Flight, reply: Buffer | null, scan: Scan | null, winner: Upstream | null, rcode: number, reason: 'lost' | 'timeout', ede: number): void {
+    try {
+      this.answerFlight(flight, reply, scan, winner, rcode, reason, ede);
+    } catch (err) {
+      this.guard.fault('pipeline', err);
+      if (this.flights.get(flight.key) === flight) this.flights.delete(flight.key);
+      if (flight.refreshing) flight.refreshing.refreshing = false;
+      for (const w of flight.waiters) {
+        if (w.done) continue;
+        try {
+          this.answer(w, errorReply(w.query, w.pq.question, Rcode.SERVFAIL, w.pq.edns, this.opts.ednsPacketMax));
+        } catch {
+          // answer() marked it done and out of flight before sending; the fault is counted above
+        }
+      }
+    }
+  }
+
+  private answerFlight(flight: Flight, reply: Buffer | null, scan: Scan | null, winner: Upstream | null, rcode: number, reason: 'lost' | 'timeout', ede: number): void {
     const key = flight.key;
     if (this.flights.get(key) === flight) this.flights.delete(key);
     if (flight.refreshing) flight.refreshing.refreshing = false;

@@ -3,7 +3,7 @@
 import type { Options } from './config/options.js';
 import { parseResolvConf, readResolvUpstreams, watchResolv } from './config/resolv.js';
 import { readFileSync } from 'node:fs';
-import { endpointLabel, isLoopback, isWildcard, parseEndpoint, type Endpoint } from './net/address.js';
+import { endpointLabel, isLoopback, isWildcard, parseEndpoint, unmap, type Endpoint } from './net/address.js';
 import { listenFds, udpFamilyOf } from './server/systemd.js';
 import { Upstream, type StreamSettings, type UpstreamEvents, type UpstreamSpec } from './upstream/upstream.js';
 import { upstreamTlsContext } from './upstream/ca.js';
@@ -24,7 +24,7 @@ import cluster from 'node:cluster';
 import { hasReusePort } from './workers.js';
 import type { Server } from 'node:http';
 import { buildRegistry } from './metrics/registry.js';
-import { registrySource, startMetricsServer } from './metrics/server.js';
+import { exposureWarning, registrySource, startMetricsServer } from './metrics/server.js';
 import { answerPrimaryScrapes } from './metrics/cluster.js';
 
 /** A start-up failure with a message meant for the user as it is. */
@@ -37,7 +37,7 @@ export function isSelf(up: Endpoint, listen: readonly Endpoint[]): boolean {
   return listen.some((l) => {
     if (l.port !== up.port) return false;
     if (l.host === up.host) return true;
-    return isWildcard(l.host) && (isLoopback(up.host) || isWildcard(up.host));
+    return isWildcard(l.host) && (isLoopback(unmap(up.host)) || isWildcard(up.host));
   });
 }
 
@@ -74,6 +74,7 @@ export class Raced {
           ? `upstream ${u.label}: certificate verification failed: ${message}`
           : `upstream ${u.label}: connection ${kind === 'reset' ? 'lost' : `failed (${kind})`}: ${message}`,
       ),
+    fault: (u, err) => this.pipeline.guard.fault('upstream', err, u.label),
   };
 
   constructor(
@@ -84,6 +85,7 @@ export class Raced {
       opts.cacheSize > 0
         ? new AnswerCache({
             size: opts.cacheSize,
+            maxBytes: opts.cacheMaxBytes,
             minTtl: opts.minCacheTtl,
             maxTtl: opts.maxCacheTtl,
             negCache: opts.negCache,
@@ -238,6 +240,8 @@ export class Raced {
       answerPrimaryScrapes(buildRegistry(this, version));
       return;
     }
+    const exposed = exposureWarning(this.opts.metricsListen);
+    if (exposed) this.log.warn(exposed);
     const reg = buildRegistry(this, version);
     const unhealthy = (): string | null => {
       const now = performance.now();
@@ -383,8 +387,9 @@ function searchDomains(opts: Options): string[] {
 function bindError(ep: Endpoint, err: NodeJS.ErrnoException): StartupError {
   if (err.code === 'EACCES') {
     return new StartupError(
-      `cannot listen on ${ep.label}: permission denied. Ports below 1024 need root or CAP_NET_BIND_SERVICE ` +
-        `(e.g. sudo setcap cap_net_bind_service=+ep "$(command -v node)", or AmbientCapabilities= in the systemd unit), ` +
+      `cannot listen on ${ep.label}: permission denied. Ports below 1024 need CAP_NET_BIND_SERVICE: run raced from ` +
+        `the systemd unit (deploy/raced.service: DynamicUser=, AmbientCapabilities=CAP_NET_BIND_SERVICE) or with socket ` +
+        `activation (--systemd), or start it as root (it binds, then runs as --user, default nobody); ` +
         `or use another port: --listen ${ep.family === 6 ? `[${ep.host}]` : ep.host}:5353`,
     );
   }

@@ -73,7 +73,7 @@ export class RateLimiter {
     const ip = ipBytes(address);
     if (ip === null) return null;
     const bits = ip.family === 4 ? this.opts.v4Prefix : this.opts.v6Prefix;
-    if (ip.family === 4 && bits === 32) return address.startsWith('::ffff:') ? address.slice(7) : address;
+    if (ip.family === 4 && bits === 32) return address;
     // The masked bytes as a short latin1 string: a few bytes of key per prefix.
     let key = ip.family === 4 ? '4' : '6';
     let left = bits;

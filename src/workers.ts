@@ -7,6 +7,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from './log.js';
 import type { Endpoint } from './net/address.js';
 import { startClusterMetrics } from './metrics/cluster.js';
+import { exposureWarning } from './metrics/server.js';
 import { parseMetrics } from './status.js';
 import { FAILING_AFTER_MS } from './upstream/health.js';
 
@@ -31,6 +32,8 @@ export function reportToPrimary(msg: WorkerMessage): void {
 export function runPrimary(n: number, log: Logger, metricsListen: Endpoint | null): Promise<void> {
   return new Promise((resolve, reject) => {
     if (metricsListen !== null) {
+      const exposed = exposureWarning(metricsListen);
+      if (exposed) log.warn(exposed);
       // Sums every worker's series (prom-client asks them over the cluster channel).
       startClusterMetrics(metricsListen, async (metrics) => {
         if (ready < n) return `${ready} of ${n} workers ready`;

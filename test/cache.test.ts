@@ -219,3 +219,38 @@ test('identical misses in flight share one upstream query', async () => {
     assert.equal(up.count(), 1);
   });
 });
+
+test('--cache-max-bytes: big replies (over TCP) are bounded by bytes, least recently used go first; raced_cache_bytes reports it', async () => {
+  // ~2,000 A records: a 32 KiB reply that comes over TCP after a truncated UDP one.
+  const max = 100 * 1024;
+  await withRaced({ bulk: 2000 }, { cacheMaxBytes: max }, async (port, up, r) => {
+    const cache = r.raced.cache!;
+    let size = 0;
+    for (let i = 0; i < 8; i++) {
+      const [reply] = await tcpExchange(port, [makeQuery(`big${i}.example`)], 1);
+      size = reply!.length;
+      assert.ok(size > 30_000, `a big reply (${size} bytes)`);
+      assert.ok(cache.bytes <= max, `${cache.bytes} cached bytes, bound ${max}`);
+    }
+    // The stored copy is the upstream's reply (with raced's OPT): a few bytes more than the client's.
+    const per = cache.bytes / cache.size;
+    assert.ok(per >= size && per < size + 64, `${per} bytes per entry`);
+    assert.equal(cache.size, Math.floor(max / per), 'as many entries as the bytes allow');
+    assert.ok(cache.stats.evictions >= 8 - cache.size);
+    // The newest is a hit; the oldest was evicted and goes upstream again.
+    up.reset();
+    await tcpExchange(port, [makeQuery('big7.example')], 1);
+    assert.equal(up.count(), 0);
+    await tcpExchange(port, [makeQuery('big0.example')], 1);
+    assert.ok(up.count() > 0);
+    const { buildRegistry } = await import('../src/metrics/registry.js');
+    const text = await buildRegistry(r.raced, 'test').metrics();
+    assert.match(text, new RegExp(`raced_cache_bytes ${cache.bytes}\\b`));
+  });
+  // Small entries are bounded by count as before; a reply bigger than the whole bound is not cached.
+  await withRaced({ bulk: 2000 }, { cacheMaxBytes: 16 * 1024 }, async (port, up, r) => {
+    await tcpExchange(port, [makeQuery('toobig.example')], 1);
+    assert.equal(r.raced.cache!.size, 0);
+    assert.equal(r.raced.cache!.bytes, 0);
+  });
+});

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Stub } from './helpers/stub.js';
@@ -78,6 +78,9 @@ test('not root and port 53: the error says how to fix it', { skip: nobodyCanRun(
   assert.match(r.stderr, /permission denied/);
   assert.match(r.stderr, /CAP_NET_BIND_SERVICE/);
   assert.match(r.stderr, /--listen 127\.0\.0\.1:5353/);
+  // Never setcap on node: that would let every Node program on the host bind low ports.
+  assert.doesNotMatch(r.stderr, /setcap/);
+  assert.match(r.stderr, /systemd unit|socket activation/);
 });
 
 test('flags win over RACED_* variables, variables over defaults', async () => {
@@ -120,6 +123,8 @@ test('the resolv-file is re-read on change and on SIGHUP, without dropping traff
   const b = await Stub.start({ address: '192.0.2.12' });
   const rc = join(dir, 'upstreams.conf');
   writeFileSync(rc, `nameserver 127.0.0.1#${a.port}\n`);
+  // Started as root, raced re-reads as nobody: the file must be readable by it, as /etc/raced/resolv.conf is.
+  chmodSync(dir, 0o755);
   const port = await freePort();
   try {
     const { child, log } = await spawnRaced(['--listen', `127.0.0.1:${port}`, '--resolv-file', rc, '--log-queries']);

@@ -140,3 +140,28 @@ test('histogram quantiles interpolate inside a bucket', () => {
   assert.ok(Math.abs(bucketQuantile(b, 0.75) - 0.0055) < 1e-9);
   assert.ok(Number.isNaN(bucketQuantile([{ le: Infinity, count: 0 }], 0.5)));
 });
+
+test('a metrics address beyond loopback is warned about at start; loopback is not', async () => {
+  const up = await Stub.start();
+  for (const [host, warned] of [
+    ['0.0.0.0', true],
+    ['127.0.0.1', false],
+  ] as const) {
+    const mport = await freeTcpPort();
+    const r = await startRaced([up.label], { metricsListen: parseEndpoint(`${host}:${mport}`, 9153) });
+    try {
+      await r.raced.startMetrics('test');
+      const line = r.logs.find((l) => l.includes('reachable beyond this host'));
+      if (warned) {
+        assert.ok(line, `a warning for ${host}`);
+        assert.match(line, /warn: /);
+        assert.match(line, /firewall|reverse proxy/);
+      } else {
+        assert.equal(line, undefined, `no warning for ${host}`);
+      }
+    } finally {
+      await r.close();
+    }
+  }
+  await up.close();
+});

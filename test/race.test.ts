@@ -262,3 +262,21 @@ test('an upstream port with nothing listening (ICMP unreachable): fails fast, ne
     await only.close();
   }
 });
+
+test('upstream legs leave from many source ports: at most 64 legs per port (RFC 5452)', async () => {
+  const up = await Stub.start();
+  const r = await startRaced([up.label], { cacheSize: 0 });
+  try {
+    for (let batch = 0; batch < 10; batch++) {
+      await Promise.all(Array.from({ length: 100 }, (_, i) => udpQuery(r.port, `sp${batch}-${i}.example`)));
+    }
+    const perPort = new Map<number, number>();
+    for (const q of up.received) perPort.set(q.port, (perPort.get(q.port) ?? 0) + 1);
+    assert.equal(up.count('udp'), 1000);
+    assert.ok(perPort.size >= Math.ceil(1000 / 64), `${perPort.size} source ports for 1,000 legs`);
+    assert.ok(Math.max(...perPort.values()) <= 64, `at most 64 legs on one port, saw ${Math.max(...perPort.values())}`);
+  } finally {
+    await r.close();
+    await up.close();
+  }
+});

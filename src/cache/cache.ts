@@ -1,15 +1,22 @@
 // The answer cache: whole upstream replies kept as bytes with the offsets of
 // their TTL fields, so a hit is a copy and a few patches, never a decode.
-// Store: mnemonist's LRUMap (typed-array LRU list, no garbage per operation).
+// Store: mnemonist's LRUMapWithDelete (typed-array LRU list, no garbage per
+// operation), bounded both by entries and by the bytes of the replies it holds.
 // Every time here is on the monotonic clock (performance.now(), ms): a step of
 // the wall clock neither keeps an answer past its TTL nor expires it early.
-import { LRUMap } from 'mnemonist';
+import { LRUMapWithDelete } from 'mnemonist';
 import { Rcode } from '../wire/constants.js';
 import type { Scan } from '../wire/message.js';
 import type { ReplyLayout } from '../wire/build.js';
 
 export interface CacheOptions {
   size: number;
+  /**
+   * Bound on the bytes of the cached replies (--cache-max-bytes): a reply over
+   * TCP can be 64 KiB, so an entry bound alone allows gigabytes. Least recently
+   * used entries go until a new one fits; a reply bigger than the bound is not cached.
+   */
+  maxBytes?: number;
   /** Clamp every TTL into [minTtl, maxTtl] seconds when storing (dnsmasq --min/--max-cache-ttl). */
   minTtl: number;
   maxTtl: number;
@@ -86,17 +93,43 @@ export type Lookup =
   | { state: 'stale'; entry: CacheEntry }
   | null;
 
+/** The default --cache-max-bytes: 32 MiB, room for 512 replies of 64 KiB, far more than 10,000 ordinary ones need. */
+export const DEFAULT_CACHE_MAX_BYTES = 32 * 1024 * 1024;
+
 export class AnswerCache {
-  private readonly map: LRUMap<string, CacheEntry>;
+  private readonly map: LRUMapWithDelete<string, CacheEntry>;
   private readonly slabs = new Slabs();
   readonly stats = new CacheStats();
+  private readonly maxBytes: number;
+  /** Bytes of the replies held now (raced_cache_bytes). */
+  bytes = 0;
 
   constructor(readonly opts: CacheOptions) {
-    this.map = new LRUMap<string, CacheEntry>(opts.size);
+    this.map = new LRUMapWithDelete<string, CacheEntry>(opts.size);
+    this.maxBytes = opts.maxBytes ?? DEFAULT_CACHE_MAX_BYTES;
   }
 
   get size(): number {
     return this.map.size;
+  }
+
+  /** The least recently used key; mnemonist keeps its list in typed arrays and has no public accessor for the tail. */
+  private oldestKey(): string | undefined {
+    if (this.map.size === 0) return undefined;
+    const m = this.map as unknown as { K: string[]; tail: number };
+    return m.K[m.tail];
+  }
+
+  /** Evicts least recently used entries until `incoming` more bytes fit. */
+  private makeRoom(incoming: number): void {
+    while (this.bytes + incoming > this.maxBytes) {
+      const key = this.oldestKey();
+      if (key === undefined) break;
+      const old = this.map.get(key);
+      this.map.delete(key);
+      if (old !== undefined) this.bytes -= old.end - old.start;
+      this.stats.evictions++;
+    }
   }
 
   lookup(key: string, now: number): Lookup {
@@ -144,7 +177,13 @@ export class AnswerCache {
    */
   store(key: string, reply: Buffer, scan: Scan, now: number): CacheEntry | null {
     const ttl = this.ttlFor(scan);
-    if (ttl < 0 || scan.ttls === null) return null;
+    if (ttl < 0 || scan.ttls === null || reply.length > this.maxBytes) return null;
+    const replaced = this.map.peek(key);
+    if (replaced !== undefined) {
+      this.map.delete(key);
+      this.bytes -= replaced.end - replaced.start;
+    }
+    this.makeRoom(reply.length);
     const [copy, start] = this.slabs.copyIn(reply);
     const o = this.opts;
     const negative = scan.rcode === Rcode.NXDOMAIN || scan.ancount === 0;
@@ -169,12 +208,17 @@ export class AnswerCache {
       refreshing: false,
     };
     const evicted = this.map.setpop(key, entry);
-    if (evicted && evicted.evicted) this.stats.evictions++;
+    if (evicted && evicted.evicted) {
+      this.stats.evictions++;
+      this.bytes -= evicted.value.end - evicted.value.start;
+    }
+    this.bytes += reply.length;
     this.stats.inserts++;
     return entry;
   }
 
   clear(): void {
     this.map.clear();
+    this.bytes = 0;
   }
 }

@@ -29,6 +29,8 @@ export interface Options {
   timeoutMs: number;
   tryTimeoutMs: number;
   cacheSize: number;
+  /** Bound on the bytes of cached replies (--cache-max-bytes). */
+  cacheMaxBytes: number;
   minCacheTtl: number;
   maxCacheTtl: number;
   negCache: boolean;
@@ -60,6 +62,8 @@ export interface Options {
   defaultResolver: boolean;
   /** Serve on sockets passed by systemd socket activation instead of --listen. */
   systemd: boolean;
+  /** --user: whom to become after binding; null: nobody when root, else stay. */
+  user: string | null;
   /** --search-domains; empty: the resolv-file's search line, when --enable-search. */
   searchDomains: string[];
   enableSearch: boolean;
@@ -100,6 +104,8 @@ export const DEFAULTS = {
   timeoutMs: 4000,
   tryTimeoutMs: 500,
   cacheSize: 10000,
+  /** 32 MiB: see DEFAULT_CACHE_MAX_BYTES in cache.ts. */
+  cacheMaxBytes: 32 * 1024 * 1024,
   minCacheTtl: 0,
   maxCacheTtl: 86400,
   negTtl: -1,
@@ -136,6 +142,7 @@ export function defaultOptions(): Options {
     timeoutMs: DEFAULTS.timeoutMs,
     tryTimeoutMs: DEFAULTS.tryTimeoutMs,
     cacheSize: DEFAULTS.cacheSize,
+    cacheMaxBytes: DEFAULTS.cacheMaxBytes,
     minCacheTtl: DEFAULTS.minCacheTtl,
     maxCacheTtl: DEFAULTS.maxCacheTtl,
     negCache: true,
@@ -160,6 +167,7 @@ export function defaultOptions(): Options {
     roundRobin: false,
     defaultResolver: false,
     systemd: false,
+    user: null,
     searchDomains: [],
     enableSearch: false,
     ndots: 1,
@@ -199,6 +207,15 @@ export function parseIntIn(value: string, min: number, max: number): number {
   if (!/^-?\d+$/.test(value.trim())) throw new OptionValueError(`expected a whole number, got '${value}'`);
   const n = Number(value);
   if (n < min || n > max) throw new OptionValueError(`must be between ${min} and ${max}`);
+  return n;
+}
+
+/** A byte count: a whole number, optionally with k, m or g (KiB, MiB, GiB). */
+export function parseBytes(value: string, min: number, max: number): number {
+  const m = /^\s*(\d+)\s*([kmg]?)i?b?\s*$/i.exec(value);
+  if (!m) throw new OptionValueError(`expected a byte count such as 33554432 or 32m, got '${value}'`);
+  const n = Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase());
+  if (n < min || n > max) throw new OptionValueError(`must be between ${min} and ${max} bytes`);
   return n;
 }
 

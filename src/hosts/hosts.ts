@@ -3,6 +3,7 @@
 // types of a known name, PTR for the addresses. Never raced upstream.
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { printable } from '../guard.js';
 
 export interface HostRecord {
   v4: Buffer[];
@@ -77,14 +78,14 @@ export function parseHosts(text: string, file: string, table: HostsTable): Hosts
     if (!line) return;
     const [addr, ...names] = line.split(/\s+/);
     const fam = isIP(addr!);
-    if (fam === 0) return problems.push({ file, line: i + 1, message: `not an IP address: '${addr}'` });
+    if (fam === 0) return problems.push({ file, line: i + 1, message: `not an IP address: '${printable(addr!, 80)}'` });
     if (names.length === 0) return problems.push({ file, line: i + 1, message: `no name after ${addr}` });
     const bytes = fam === 4 ? ipv4Bytes(addr!) : ipv6Bytes(addr!);
     let first: string | null = null;
     for (const n of names) {
       const name = n.toLowerCase().replace(/\.$/, '');
       if (!validName(name)) {
-        problems.push({ file, line: i + 1, message: `bad name '${n}'` });
+        problems.push({ file, line: i + 1, message: `bad name '${printable(n, 80)}'` });
         continue;
       }
       const wildcard = name.startsWith('*.');

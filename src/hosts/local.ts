@@ -7,6 +7,10 @@ import { nameToText, type ParsedQuery } from '../wire/message.js';
 import { clientUdpLimit, localAnswer, shapeReply, textToWire } from '../wire/build.js';
 import { loadHostsFiles, lookupHosts, type HostsTable } from './hosts.js';
 import type { Logger } from '../log.js';
+import { printable } from '../guard.js';
+
+/** Skipped lines logged one by one per load; the rest are counted in one line. */
+const MAX_PROBLEM_LINES = 20;
 
 export interface HostsOptions {
   files: readonly string[];
@@ -42,7 +46,9 @@ export class LocalHosts {
 
   private load(): HostsTable {
     const { table, problems } = loadHostsFiles(this.opts.files, this.opts.inline);
-    for (const p of problems) this.log.warn(`${p.file}:${p.line}: ${p.message}; line skipped`);
+    // Values in the messages are escaped and cut (hosts.ts); a file of a million bad lines is still one screen.
+    for (const p of problems.slice(0, MAX_PROBLEM_LINES)) this.log.warn(`${printable(p.file)}:${p.line}: ${p.message}; line skipped`);
+    if (problems.length > MAX_PROBLEM_LINES) this.log.warn(`${problems.length - MAX_PROBLEM_LINES} more hosts lines skipped`);
     return table;
   }
 

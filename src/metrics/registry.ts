@@ -9,6 +9,7 @@ import { ERROR_KINDS, LATENCY_BUCKETS, OVERRULED_KINDS, bucketsQuantile } from '
 import type { Raced } from '../raced.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { FANOUT_BUCKETS } from '../race.js';
+import { FAULT_STAGES, processFaults } from '../guard.js';
 import { CONN_ERROR_KINDS, QUERIES_PER_CONN_BUCKETS, type StreamStats } from '../upstream/stream-pool.js';
 
 /** A sample; histograms name their series (_bucket, _sum, _count) in metricName, as prom-client does. */
@@ -106,6 +107,16 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
     new Computed('raced_queries_dropped_total', 'Client datagrams dropped without a reply (shorter than a header, or QR=1)', 'counter', () => [
       { labels: {}, value: p.stats.dropped },
     ]),
+    new Computed(
+      'raced_query_errors_total',
+      'Queries dropped after an unexpected exception (a bug, caught so raced lives on), by stage: udp, tcp, pipeline, upstream (a lost leg)',
+      'counter',
+      () => FAULT_STAGES.map((stage) => ({ labels: { stage }, value: p.guard.counts[stage] })),
+    ),
+    new Computed('raced_uncaught_errors_total', 'Exceptions and promise rejections nothing else caught, by kind: exception, rejection (logged; raced goes on)', 'counter', () => [
+      { labels: { kind: 'exception' }, value: processFaults.exception },
+      { labels: { kind: 'rejection' }, value: processFaults.rejection },
+    ]),
     new Computed('raced_inflight', 'Client queries waiting for an upstream answer', 'gauge', () => [{ labels: {}, value: p.inflight }]),
     new Computed('raced_request_duration_seconds', 'Time from a client query to raced sending its reply', 'histogram', () =>
       histogram('raced_request_duration_seconds', p.stats.duration),
@@ -201,6 +212,7 @@ export function buildRegistry(raced: Raced, version: string, registry = new Regi
     new Computed('raced_log_dropped_total', 'Log lines that could not be written (full disk, stderr reader gone or not reading) and were dropped', 'counter', () => [
       { labels: {}, value: raced.log.dropped },
     ]),
+    new Computed('raced_cache_bytes', 'Bytes of the replies in the cache (bounded by --cache-max-bytes)', 'gauge', () => [{ labels: {}, value: cache?.bytes ?? 0 }]),
   ];
   for (const m of metrics) registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
   return registry;

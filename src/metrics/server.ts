@@ -1,7 +1,20 @@
 // The metrics HTTP endpoint: /metrics (Prometheus text) and /healthz.
 import http from 'node:http';
 import type { Registry } from 'prom-client';
-import type { Endpoint } from '../net/address.js';
+import { isLoopback, type Endpoint } from '../net/address.js';
+
+/**
+ * /metrics names the upstreams, their TLS names and the Node version, and
+ * anyone who reaches it can scrape it: said at start when it listens beyond
+ * loopback (the wildcard included).
+ */
+export function exposureWarning(ep: Endpoint): string | null {
+  if (isLoopback(ep.host)) return null;
+  return (
+    `metrics on ${ep.label} are reachable beyond this host: /metrics shows upstream addresses, TLS names and the Node version; ` +
+    `allow only your Prometheus in the host firewall, or put a reverse proxy with authentication in front`
+  );
+}
 
 export interface MetricsSource {
   /** Prometheus text exposition. */

@@ -1,6 +1,7 @@
 // The one definition of an address raced talks to or listens on, and of the
 // client allow-list. Accepts ADDR, ADDR:PORT, ADDR#PORT (dnsmasq), [V6]:PORT.
 import { isIP } from 'node:net';
+import { readFileSync } from 'node:fs';
 
 export interface Endpoint {
   host: string;
@@ -54,9 +55,33 @@ export function parseEndpoint(spec: string, defaultPort: number, anyPort = false
   return { host, port, family: family as 4 | 6, label: endpointLabel(host, port) };
 }
 
+/**
+ * 127.0.0.0/8 or ::1. An IPv4-mapped address (::ffff:127.0.0.1) is not
+ * loopback here: a client's address reaches this check already unmapped by
+ * the listener when, and only when, the kernel could have made it (clientAddress).
+ */
 export function isLoopback(host: string): boolean {
-  if (host.startsWith('::ffff:')) host = host.slice(7);
   return host.startsWith('127.') || host === '::1';
+}
+
+const MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
+
+/** ::ffff:a.b.c.d → a.b.c.d; anything else as it is. */
+export function unmap(host: string): string {
+  const m = MAPPED.exec(host);
+  return m ? m[1]! : host;
+}
+
+/**
+ * The address a query is checked and logged under. Only a dual-stack IPv6
+ * socket receives IPv4 traffic, and the kernel then writes its source as
+ * ::ffff:a.b.c.d: there, and only there, that is the IPv4 client. On an
+ * IPv6-only socket the same source can only come in a forged IPv6 packet
+ * (RFC 4291 §2.5.5.2: mapped addresses are not used on the wire), so it
+ * stays the IPv6 address it is and matches neither loopback nor an IPv4 --allow.
+ */
+export function clientAddress(source: string, dualStack: boolean): string {
+  return dualStack ? unmap(source) : source;
 }
 
 export function isWildcard(host: string): boolean {
@@ -72,8 +97,29 @@ export interface Cidr {
   text: string;
 }
 
+/**
+ * A socket systemd passed: raced cannot ask it for IPV6_V6ONLY (Node has no
+ * getsockopt), so an IPv6 socket on the wildcard or on a mapped address is
+ * taken as dual-stack unless the host's default is IPv6-only
+ * (net.ipv6.bindv6only=1), which systemd's BindIPv6Only=default follows.
+ * A unit with BindIPv6Only=ipv6-only on a bindv6only=0 host is the one case
+ * this gets wrong: use a specific address there, or bindv6only=1.
+ */
+export function adoptedDualStack(family: string | number, address: string, bindv6only = readBindV6Only()): boolean {
+  if (family !== 'IPv6' && family !== 6) return false;
+  return !bindv6only && (address === '::' || MAPPED.test(address));
+}
+
+function readBindV6Only(): boolean {
+  try {
+    return readFileSync('/proc/sys/net/ipv6/bindv6only', 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
+/** A mapped address (::ffff:a.b.c.d) is an IPv6 address here: see clientAddress. */
 export function ipBytes(host: string): { family: 4 | 6; bytes: Uint8Array } | null {
-  if (host.startsWith('::ffff:') && isIP(host.slice(7)) === 4) host = host.slice(7);
   const fam = isIP(host);
   if (fam === 4) return { family: 4, bytes: Uint8Array.from(host.split('.').map(Number)) };
   if (fam !== 6) return null;

@@ -5,7 +5,7 @@
 // partial query) makes room for a new one instead of the new one being
 // refused. One sweep timer per listener checks every connection's clocks.
 import net from 'node:net';
-import type { Endpoint } from '../net/address.js';
+import { adoptedDualStack, clientAddress, type Endpoint } from '../net/address.js';
 import { FrameReader, frame } from '../net/framing.js';
 import type { Client, Pipeline } from '../pipeline.js';
 import type { Logger } from '../log.js';
@@ -69,6 +69,8 @@ export class TcpListener {
   private readonly sweeper: NodeJS.Timeout;
   /** raced is stopping: each connection is closed after its last reply. */
   private draining = false;
+  /** See UdpListener: only an adopted socket can be dual-stack. */
+  private dualStack = false;
 
   constructor(
     readonly endpoint: Endpoint,
@@ -90,7 +92,7 @@ export class TcpListener {
 
   private accept(sock: net.Socket): void {
     const now = Date.now();
-    const address = sock.remoteAddress ?? '';
+    const address = clientAddress(sock.remoteAddress ?? '', this.dualStack);
     if ((this.perClient.get(address) ?? 0) >= this.opts.maxPerClient && !this.shed(now, address, 'per_client')) {
       this.stats.shed.refused++;
       return void sock.destroy();
@@ -129,7 +131,13 @@ export class TcpListener {
       c.reader.push(chunk, (msg) => {
         c.active = Date.now();
         c.pending++;
-        this.pipeline.handle(msg, client);
+        try {
+          this.pipeline.handle(msg, client);
+        } catch (err) {
+          // The last resort: this query is dropped, the connection and the listener live on.
+          c.pending--;
+          this.pipeline.guard.fault('tcp', err, client.address);
+        }
       });
       if (!c.reader.partial) c.partialSince = 0;
       else if (c.partialSince === 0) c.partialSince = Date.now();
@@ -205,6 +213,7 @@ export class TcpListener {
       this.server.listen({ fd }, () => {
         this.server.off('error', reject);
         const a = this.server.address();
+        if (typeof a === 'object' && a) this.dualStack = adoptedDualStack(a.family, a.address);
         resolve(typeof a === 'object' && a ? { address: a.address, port: a.port } : { address: '?', port: 0 });
       });
     });

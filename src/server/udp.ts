@@ -1,6 +1,6 @@
 // UDP listener: raw datagrams in, replies out to the same address and port.
 import dgram from 'node:dgram';
-import type { Endpoint } from '../net/address.js';
+import { adoptedDualStack, clientAddress, type Endpoint } from '../net/address.js';
 import { literalLookup } from '../net/lookup.js';
 import type { Client, Pipeline } from '../pipeline.js';
 import type { Logger } from '../log.js';
@@ -8,19 +8,26 @@ import type { Logger } from '../log.js';
 /** A UDP client: one small object per query, no closure. */
 class UdpClient implements Client {
   readonly transport = 'udp' as const;
+  readonly address: string;
   constructor(
     private readonly sock: dgram.Socket,
-    readonly address: string,
+    /** The source as the socket gave it; replies go there. */
+    private readonly source: string,
     readonly port: number,
-  ) {}
+    dualStack: boolean,
+  ) {
+    this.address = clientAddress(source, dualStack);
+  }
 
   respond(reply: Buffer): void {
-    this.sock.send(reply, this.port, this.address);
+    this.sock.send(reply, this.port, this.source);
   }
 }
 
 export class UdpListener {
   readonly socket: dgram.Socket;
+  /** Whether IPv4 clients arrive here as ::ffff:a.b.c.d; never on raced's own sockets (IPv6 ones are IPv6-only). */
+  private dualStack = false;
 
   /**
    * `sharing`: 'none' for one process; 'cluster' for a cluster worker on Node
@@ -44,7 +51,12 @@ export class UdpListener {
     const sock = this.socket;
     // While raced stops, the pipeline answers new queries REFUSED and the socket stays open for the replies still owed.
     sock.on('message', (msg, rinfo) => {
-      pipeline.handle(msg, new UdpClient(sock, rinfo.address, rinfo.port));
+      try {
+        pipeline.handle(msg, new UdpClient(sock, rinfo.address, rinfo.port, this.dualStack));
+      } catch (err) {
+        // The last resort: this datagram is dropped, the socket keeps serving.
+        pipeline.guard.fault('udp', err, rinfo.address);
+      }
     });
     // A failed send (e.g. the client's port went away) must not stop the listener.
     sock.on('error', (err) => log.warn(`udp ${endpoint.label}: ${err.message}`));
@@ -68,7 +80,9 @@ export class UdpListener {
       this.socket.once('error', reject);
       this.socket.bind({ fd }, () => {
         this.socket.off('error', reject);
-        resolve(this.socket.address());
+        const a = this.socket.address();
+        this.dualStack = adoptedDualStack(a.family, a.address);
+        resolve(a);
       });
     });
   }

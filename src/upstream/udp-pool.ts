@@ -2,14 +2,15 @@
 // unpredictable source port and ID per query. A socket per query costs a
 // bind and a close per leg (dnsmasq does that), so raced keeps, per upstream,
 // a socket on a kernel-chosen ephemeral port, gives each leg a fresh random
-// ID on it, and retires the socket after USES_PER_SOCKET legs or
-// MAX_SOCKET_AGE_MS, whichever comes first: the port in use keeps moving, under
-// load far faster than it can be found by probing (the SADDNS side channel
-// needs seconds per port), and no socket older than a second takes a new leg.
-// A socket's life costs ~45 µs of CPU in Node (measured): retiring every 128
-// legs was a measurable share of the forward path, every 1024 is not; and two
-// sockets per upstream instead of one cost ~2 % of forward-path throughput
-// (side-by-side runs) for no gain in unpredictability per query.
+// ID on it, and retires the socket after 64 legs or a second, whichever comes
+// first: the port in use keeps moving, under load far faster than it can be
+// found by probing (the SADDNS side channel needs seconds per port), no
+// socket older than a second takes a new leg, and at most 64 IDs are ever
+// valid on one port at once, so a spoofer who learns a port still faces ten
+// of the ID's 16 bits or more (with 1,024 legs per port it was six).
+// Measured (bench/source-ports.ts, README "Security"): a port per leg costs
+// about three times the pool's CPU per leg (a socket's life is ~35 µs in
+// Node); 64 legs per port costs within the noise of 1,024.
 // The sockets are connect()ed to their upstream: the kernel then drops
 // datagrams from any other address or port before raced sees them, and a
 // send skips the per-packet address lookup and route resolution.
@@ -19,8 +20,15 @@ import type { Endpoint } from '../net/address.js';
 import { literalLookup } from '../net/lookup.js';
 import { u16, put16 } from '../wire/bytes.js';
 
-const USES_PER_SOCKET = 1024;
-const MAX_SOCKET_AGE_MS = 1000;
+/** How a pool rotates its sockets; the defaults are raced's (see the measurement in README "Security"). */
+export interface RotationOptions {
+  /** Legs a socket takes before it is retired. */
+  usesPerSocket: number;
+  /** A socket takes no new leg after this many ms. */
+  maxAgeMs: number;
+}
+
+export const DEFAULT_ROTATION: RotationOptions = { usesPerSocket: 64, maxAgeMs: 1000 };
 
 /** A leg waiting for its reply on a pooled socket. */
 export interface PendingUdp {
@@ -119,6 +127,10 @@ export class UdpPool {
   private readonly current = new Map<string, PooledSocket>();
   /** Datagrams that matched no pending leg (late replies of released legs, spoofs). */
   stray = 0;
+  /** Sockets opened so far (one source port each). */
+  opened = 0;
+
+  constructor(private readonly rotation: RotationOptions = DEFAULT_ROTATION) {}
 
   /**
    * Registers the leg under a fresh random ID on the upstream's current socket, writes the
@@ -131,7 +143,7 @@ export class UdpPool {
     while (sock.pending.has(id)) id = random16();
     put16(packet, 0, id);
     sock.pending.set(id, leg);
-    if (++sock.uses >= USES_PER_SOCKET || now >= sock.retireAt) this.retire(sock, leg.endpoint);
+    if (++sock.uses >= this.rotation.usesPerSocket || now >= sock.retireAt) this.retire(sock, leg.endpoint);
     // No send callback: it costs an allocation per packet; a failed send
     // surfaces as the socket's 'error' event, which fails its legs.
     try {
@@ -148,9 +160,10 @@ export class UdpPool {
   private pick(ep: Endpoint, now: number): PooledSocket {
     const cur = this.current.get(ep.label);
     if (cur !== undefined) return cur;
+    this.opened++;
     const s = new PooledSocket(
       ep,
-      now + MAX_SOCKET_AGE_MS,
+      now + this.rotation.maxAgeMs,
       () => this.stray++,
       (broken) => this.drop(broken, ep),
     );

@@ -73,9 +73,11 @@ export interface UpstreamEvents {
   /** It answers, but only SERVFAIL/REFUSED for a while (true), or a valid answer again (false). */
   failing?(u: Upstream, failing: boolean): void;
   connError(u: Upstream, kind: ConnErrorKind, message: string): void;
+  /** An exception while handling a reply: the leg is lost, raced goes on. */
+  fault(u: Upstream, err: unknown): void;
 }
 
-const QUIET: UpstreamEvents = { health: () => {}, connError: () => {} };
+const QUIET: UpstreamEvents = { health: () => {}, connError: () => {}, fault: () => {} };
 
 /** Legs whose connection went away are sent again at most this often. */
 const MAX_RESENDS = 2;
@@ -86,6 +88,7 @@ export class Upstream {
   readonly label: string;
   /** Pooled connections for tcp:// and tls:// upstreams; null for UDP. */
   readonly stream: StreamPool | null;
+  readonly events: UpstreamEvents;
 
   constructor(
     readonly spec: UpstreamSpec,
@@ -94,6 +97,7 @@ export class Upstream {
     streamOpts: StreamSettings | null = null,
   ) {
     this.label = spec.label;
+    this.events = events;
     this.health = new Health(
       (done) => this.probe(done),
       (up) => events.health(this, up),
@@ -199,25 +203,41 @@ export class Leg implements PendingUdp, StreamWaiter {
     return !this.done;
   }
 
+  // The reply handlers (UDP, pooled stream, one-shot TCP) are the last resort
+  // for what upstream data can do: an exception in one loses this leg (counted
+  // as malformed and as a fault), never the socket, the connection or raced.
   onDatagram(msg: Buffer): void {
     if (this.done) return;
-    const m = this.check(msg);
-    if (m === null) return;
-    if (u16(msg, 2) & FLAG_TC) {
-      this.releaseUdp();
-      this.overTcp();
-      return;
+    try {
+      const m = this.check(msg);
+      if (m === null) return;
+      if (u16(msg, 2) & FLAG_TC) {
+        this.releaseUdp();
+        this.overTcp();
+        return;
+      }
+      this.accept(msg, m);
+    } catch (err) {
+      this.faulted(err);
     }
-    this.accept(msg, m);
   }
 
   onMessage(msg: Buffer, conn: StreamConn): void {
     if (this.done) return;
-    const m = this.check(msg);
-    if (m === null) return;
-    const k = takeStreamOptions(msg, m);
-    if (k.keepalive >= 0) conn.serverKeepalive(k.keepalive);
-    this.accept(k.msg, k.scan);
+    try {
+      const m = this.check(msg);
+      if (m === null) return;
+      const k = takeStreamOptions(msg, m);
+      if (k.keepalive >= 0) conn.serverKeepalive(k.keepalive);
+      this.accept(k.msg, k.scan);
+    } catch (err) {
+      this.faulted(err);
+    }
+  }
+
+  private faulted(err: unknown): void {
+    this.upstream.events.fault(this.upstream, err);
+    this.fail('malformed');
   }
 
   onLost(established: boolean): void {
@@ -296,8 +316,12 @@ export class Leg implements PendingUdp, StreamWaiter {
       this.endpoint,
       this.packet,
       (msg) => {
-        const m = this.check(msg);
-        if (m !== null) this.accept(msg, m);
+        try {
+          const m = this.check(msg);
+          if (m !== null) this.accept(msg, m);
+        } catch (err) {
+          this.faulted(err);
+        }
       },
       () => this.fail('tcp'),
     );

@@ -45,6 +45,8 @@ export interface StubOptions {
   tls?: { key: string; cert: string };
   /** Stream side: on the Nth query of a connection, close it without answering that query. */
   closeAfter?: number;
+  /** Rewrites each reply on its way out (crafted or fuzzed upstream data); null: send nothing. */
+  mangle?: (reply: Buffer, name: string, transport: 'udp' | 'tcp') => Buffer | null;
   /** Where to listen; default 127.0.0.1 on a free port. */
   host?: string;
   port?: number;
@@ -56,6 +58,8 @@ export interface Received {
   transport: 'udp' | 'tcp';
   packet: dnsPacket.Packet;
   raw: Buffer;
+  /** The sender's source port (UDP). */
+  port: number;
 }
 
 export class Stub {
@@ -133,11 +137,13 @@ export class Stub {
     }
     const question = q.questions?.[0];
     if (!question) return;
-    this.received.push({ name: question.name, type: question.type, transport, packet: q, raw: msg });
+    this.received.push({ name: question.name, type: question.type, transport, packet: q, raw: msg, port: fromPort });
     const o = this.opts;
     const out = (b: Buffer): void => {
-      this.bytesOut += b.length;
-      send(b);
+      const m = o.mangle ? o.mangle(b, question.name, transport) : b;
+      if (m === null) return;
+      this.bytesOut += m.length;
+      send(m);
     };
     this.later(o.delayFor ? o.delayFor(question.name) : (o.delayMs ?? 0), () => {
       const good = (): Buffer => this.reply(q);
