@@ -1,5 +1,5 @@
 // One client query's way through raced, top to bottom:
-//   checks → access → in-flight cap → localhost (RFC 6761) → search → hosts files → cache → route → coalescing → race → shape → reply.
+//   checks → access → localhost (RFC 6761) → search → hosts files → cache → in-flight cap → route → coalescing → race → shape → reply.
 import { performance } from 'node:perf_hooks';
 import { Rcode, rcodeName } from './wire/constants.js';
 import { checkQuery, nameToText, readQuestion, typeName, type ParsedQuery, type Scan } from './wire/message.js';
@@ -34,13 +34,15 @@ export interface Client {
 export interface PipelineOptions {
   /** Deadline for one client query. */
   timeoutMs: number;
-  /** Cap on client queries in flight; beyond it: REFUSED. */
+  /** Cap on client queries waiting on upstreams; beyond it: REFUSED (or a stale answer). */
   forwardMax: number;
   /** Clients allowed besides loopback. */
   allow: readonly Cidr[];
   /** Largest UDP reply to a client, and the EDNS size raced advertises upstream. */
   ednsPacketMax: number;
   logQueries: boolean;
+  /** Where query and reply lines go when the main log's level would hide them (--log-level warn/error). */
+  queryLog?: Logger;
   /** Rotate A/AAAA records per reply (--round-robin). */
   roundRobin?: boolean;
   /** Search domains for clients that do not search (--enable-search). */
@@ -108,6 +110,10 @@ export class Pipeline {
   private readonly deadlines = new Deadlines();
   private readonly settle: Settle = (f, reply, scan, winner, rcode, reason) => this.finish(f, reply, scan, winner, rcode, reason);
   private drainWaiters: (() => void)[] = [];
+  /** Query and reply lines: with --log-queries (whatever the level) or at --log-level debug. */
+  private readonly logging: boolean;
+  private readonly qlog: Logger;
+  private readonly resolveInternal = (q: Buffer, c: Client): void => this.handle(q, c);
 
   constructor(
     private readonly opts: PipelineOptions,
@@ -116,7 +122,10 @@ export class Pipeline {
     readonly cache: AnswerCache | null,
     private readonly log: Logger,
     readonly hosts: LocalHosts | null = null,
-  ) {}
+  ) {
+    this.logging = opts.logQueries || log.enabled('debug');
+    this.qlog = opts.queryLog ?? log;
+  }
 
   handle(msg: Buffer, client: Client): void {
     const started = performance.now();
@@ -130,17 +139,21 @@ export class Pipeline {
       return this.send(client, errorReply(msg, v.question, v.rcode, v.edns, this.opts.ednsPacketMax));
     }
     const pq = v.query;
-    if (this.opts.logQueries) this.logQuery(msg, pq, client);
-    if (!this.allowed(client.address) || this.inflight >= this.opts.forwardMax) {
-      return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
+    const logging = this.logging && !client.internal;
+    if (logging) this.logQuery(msg, pq, client);
+    if (!this.allowed(client.address)) {
+      return this.reply(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax), started, logging, 'not allowed');
     }
     const loopback = localhostAnswer(msg, pq, this.opts.ednsPacketMax);
-    if (loopback !== null) return this.send(client, loopback);
+    if (loopback !== null) return this.reply(client, loopback, started, logging, 'localhost');
     const search = this.opts.search;
-    if (search && !client.internal && searchAndAnswer(msg, pq, client, search, (q, c) => this.handle(q, c), this.opts.ednsPacketMax)) return;
+    if (search && !client.internal) {
+      const ctx = { resolve: this.resolveInternal, reply: (r: Buffer) => this.reply(client, r, started, logging, 'search'), transport: client.transport, ednsPacketMax: this.opts.ednsPacketMax };
+      if (searchAndAnswer(msg, pq, search, ctx)) return;
+    }
     if (this.hosts !== null) {
       const local = this.hosts.answer(msg, pq, client.transport === 'udp', this.opts.ednsPacketMax);
-      if (local !== null) return this.send(client, local);
+      if (local !== null) return this.reply(client, local, started, logging, 'hosts');
     }
     const maxSize = client.transport === 'udp' ? clientUdpLimit(pq, this.opts.ednsPacketMax) : 65535;
     const key = questionKey(msg, pq);
@@ -150,12 +163,20 @@ export class Pipeline {
       const now = Date.now();
       const hit = cache.lookup(key, now);
       if (hit !== null && hit.state === 'fresh') {
-        this.send(client, shapeReply(hit.entry.reply, hit.entry, msg, pq, maxSize, hit.age));
-        this.stats.duration.observe((performance.now() - started) / 1000);
+        this.reply(client, shapeReply(hit.entry.reply, hit.entry, msg, pq, maxSize, hit.age), started, logging, 'cache');
         if (cache.wantsPrefetch(hit.entry, now)) this.prefetch(key, msg, pq, hit.entry);
         return;
       }
       if (hit !== null) stale = hit.entry;
+    }
+    // The cap counts only queries that would wait on upstreams: local and
+    // cached answers go on, and a stale entry is the answer when it is full.
+    if (this.inflight >= this.opts.forwardMax) {
+      if (stale !== null) {
+        cache!.stats.stale++;
+        return this.reply(client, shapeReply(stale.reply, stale, msg, pq, maxSize, 0, 30), started, logging, 'stale, --dns-forward-max reached');
+      }
+      return this.reply(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax), started, logging, '--dns-forward-max reached');
     }
     const w: Waiter = {
       query: msg,
@@ -202,9 +223,9 @@ export class Pipeline {
     if (this.flights.get(key) === flight) this.flights.delete(key);
     if (flight.refreshing) flight.refreshing.refreshing = false;
     const stored = reply !== null && this.cache !== null ? this.cache.store(key, reply, scan!, Date.now()) : null;
-    if (this.opts.logQueries) {
+    if (this.logging) {
       const what = winner !== null ? `${rcodeName(rcode)} from ${winner.label}` : `${rcodeName(rcode)} (${reason})`;
-      this.log.info(`reply ${flight.waiters[0] ? nameToText(flight.waiters[0].query) : '(prefetch)'} is ${what}`);
+      this.qlog.info(`reply ${flight.waiters[0] ? nameToText(flight.waiters[0].query) : '(prefetch)'} is ${what}`);
     }
     const waiters = flight.waiters;
     for (let i = 0; i < waiters.length; i++) {
@@ -244,7 +265,7 @@ export class Pipeline {
     w.done = true;
     if (w.staleTimer) clearTimeout(w.staleTimer);
     this.inflight--;
-    this.stats.duration.observe((performance.now() - w.started) / 1000);
+    if (!w.client.internal) this.stats.duration.observe((performance.now() - w.started) / 1000);
     this.send(w.client, reply);
     if (this.inflight === 0 && this.drainWaiters.length > 0) {
       for (const f of this.drainWaiters.splice(0)) f();
@@ -252,9 +273,17 @@ export class Pipeline {
   }
 
   private send(client: Client, reply: Buffer): void {
-    if (!client.internal) this.stats.replies[client.transport][reply[3]! & 0x0f]!++;
+    if (client.internal) return client.respond(reply);
+    this.stats.replies[client.transport][reply[3]! & 0x0f]!++;
     if (this.opts.roundRobin && reply.readUInt16BE(6) > 1) rotateAnswers(reply, questionEnd(reply), this.turn++);
     client.respond(reply);
+  }
+
+  /** A reply that waited on no upstream (local, cache, search): timed, logged and sent. */
+  private reply(client: Client, reply: Buffer, started: number, logging: boolean, source: string): void {
+    if (!client.internal) this.stats.duration.observe((performance.now() - started) / 1000);
+    if (logging) this.qlog.info(`reply ${nameToText(reply)} is ${rcodeName(reply[3]! & 0x0f)} (${source})`);
+    this.send(client, reply);
   }
 
   private allowed(address: string): boolean {
@@ -264,7 +293,7 @@ export class Pipeline {
   }
 
   private logQuery(msg: Buffer, pq: ParsedQuery, client: Client): void {
-    this.log.info(`query[${typeName(pq.question.qtype)}] ${nameToText(msg)} from ${client.address}`);
+    this.qlog.info(`query[${typeName(pq.question.qtype)}] ${nameToText(msg)} from ${client.address}`);
   }
 
   /** Resolves when no client query is in flight, or after `ms`. */

@@ -87,6 +87,8 @@ export class Raced {
         allow: opts.allow,
         ednsPacketMax: opts.ednsPacketMax,
         logQueries: opts.logQueries,
+        // --log-queries is asked for explicitly: its lines do not depend on --log-level.
+        queryLog: opts.logQueries && !this.log.enabled('info') ? new Logger('info') : undefined,
         roundRobin: opts.roundRobin,
         search: opts.enableSearch ? { domains: searchDomains(opts), ndots: opts.ndots } : null,
         fwdNdots: opts.fwdNdots,
