@@ -214,7 +214,10 @@ async function run(opts: Options): Promise<void> {
       takeover = new ResolvTakeover(RESOLV_CONF);
       // Upstreams come from the host's original file, never from the live one raced rewrites.
       opts.noResolv = true;
-      if (opts.servers.length === 0) opts.servers = upstreamsFrom(takeover, log);
+      if (opts.servers.length === 0) {
+        opts.servers = upstreamsFrom(takeover, log);
+        opts.serversFrom = RESOLV_CONF;
+      }
       if (opts.enableSearch && opts.searchDomains.length === 0) opts.searchDomains = takeover.original().search;
     }
     raced = new Raced(opts, log);
@@ -227,10 +230,10 @@ async function run(opts: Options): Promise<void> {
       });
       const ns = raced.bound.find((b) => b.port === 53) ?? ep;
       takeover.install(ns.host);
-      log.info(`${RESOLV_CONF} now names only raced (${ns.host}); the original is in ${takeover.backup}`);
+      log.info(`${RESOLV_CONF} now names only raced (${ns.host}); the original (${takeover.describeOriginal()}) is in ${takeover.backup}`);
       process.on('uncaughtException', (err) => {
         log.error(`fatal: ${err.stack ?? err.message}`);
-        takeover?.restore();
+        if (takeover) logRestore(takeover, log);
         process.exit(1);
       });
     }
@@ -249,10 +252,7 @@ async function run(opts: Options): Promise<void> {
     stopping = true;
     log.info(`${sig}: stopping; letting queries in flight finish`);
     void raced.stop(Math.min(opts.timeoutMs, 5000)).then(() => {
-      if (takeover) {
-        takeover.restore();
-        log.info(`${RESOLV_CONF} restored`);
-      }
+      if (takeover) logRestore(takeover, log);
       process.exit(0);
     });
   };
@@ -265,6 +265,18 @@ async function run(opts: Options): Promise<void> {
 }
 
 const RESOLV_CONF = '/etc/resolv.conf';
+
+/** Gives resolv.conf back and says truly what happened. */
+function logRestore(takeover: ResolvTakeover, log: Logger): void {
+  const what = takeover.describeOriginal();
+  try {
+    const r = takeover.restore();
+    if (r === 'restored') log.info(`${RESOLV_CONF} restored (${what})`);
+    else if (r === 'kept') log.warn(`${RESOLV_CONF} was rewritten by another program while raced ran: left as it is`);
+  } catch (err) {
+    log.error(`cannot restore ${RESOLV_CONF} from ${takeover.backup}: ${(err as Error).message}`);
+  }
+}
 
 /**
  * Fills every option still at its default from the file (flags and

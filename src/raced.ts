@@ -229,7 +229,7 @@ export class Raced {
 
   private loadUpstreams(initial: boolean): void {
     let specs: UpstreamSpec[] = this.opts.servers;
-    let from = '--server';
+    let from = this.opts.serversFrom;
     const routes = this.opts.routes;
     if (specs.length === 0 && !this.opts.noResolv) {
       from = this.opts.resolvFile;

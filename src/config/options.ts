@@ -21,6 +21,8 @@ export interface Options {
   listen: Endpoint[];
   /** Default upstreams; empty: read the resolv-file. */
   servers: UpstreamSpec[];
+  /** Where `servers` came from, for messages: --server, or the resolv.conf --default-resolver read. */
+  serversFrom: string;
   routes: DomainRoute[];
   resolvFile: string;
   noResolv: boolean;
@@ -106,6 +108,7 @@ export function defaultOptions(): Options {
   return {
     listen: [parseEndpoint(DEFAULTS.listen, 53)],
     servers: [],
+    serversFrom: '--server',
     routes: [],
     resolvFile: DEFAULTS.resolvFile,
     noResolv: false,
