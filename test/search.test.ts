@@ -12,6 +12,7 @@ import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, udpRaw, makeQuery, decode, firstData, tcpExchange } from './helpers/client.js';
 import { spawnRaced, freePort } from './helpers/process.js';
 import { candidates } from '../src/search.js';
+import { expandName } from '../src/wire/alias.js';
 
 const hasDig = spawnSync('sh', ['-c', 'command -v dig']).status === 0;
 
@@ -189,4 +190,39 @@ test('search: a crafted client query and a crafted upstream reply do not kill ra
     child.kill('SIGTERM');
     bad.close();
   }
+});
+
+test('search with --round-robin: the qualified name\'s records are compressed behind the CNAME and rotate', async () => {
+  const hosts = join(mkdtempSync(join(tmpdir(), 'raced-search-')), 'hosts');
+  writeFileSync(hosts, '10.0.0.1 pool.lan\n10.0.0.2 pool.lan\n10.0.0.3 pool.lan\n');
+  const up = await Stub.start({ zone: 'nowhere.invalid' });
+  const r = await startRaced([up.label], { enableSearch: true, searchDomains: ['lan'], hostsFiles: [hosts], roundRobin: true });
+  try {
+    const firsts = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const { raw, packet } = await udpQuery(r.port, 'pool');
+      assert.deepEqual(packet.answers!.map((a) => a.type), ['CNAME', 'A', 'A', 'A']);
+      assert.ok(packet.answers!.slice(1).every((a) => a.name === 'pool.lan'));
+      // Header 12 + question "pool" 10 + CNAME 12+10: the A records' owners point at the CNAME's RDATA (offset 34).
+      assert.equal(raw.readUInt16BE(44), 0xc000 | 34);
+      firsts.add(firstData(packet)!);
+    }
+    assert.equal(firsts.size, 3, 'each reply starts with another address');
+  } finally {
+    await r.close();
+    await up.close();
+  }
+});
+
+test('expandName: pointers followed backwards only; loops, forward pointers and overlong names are malformed', () => {
+  const msg = Buffer.concat([Buffer.alloc(12), Buffer.from([3, 0x77, 0x77, 0x77, 0, 1, 0x61, 0xc0, 12, 0xc0, 21])]);
+  assert.deepEqual(expandName(msg, 17, msg.length)?.name, Buffer.from([1, 0x61, 3, 0x77, 0x77, 0x77, 0]));
+  assert.equal(expandName(msg, 17, msg.length)?.next, 21);
+  assert.equal(expandName(msg, 21, msg.length), null, 'a pointer to itself');
+  const loop = Buffer.concat([Buffer.alloc(12), Buffer.from([1, 0x61, 0xc0, 12])]);
+  assert.equal(expandName(loop, 12, loop.length), null, 'a label then a pointer back to it');
+  const fwd = Buffer.concat([Buffer.alloc(12), Buffer.from([0xc0, 0xff])]);
+  assert.equal(expandName(fwd, 12, fwd.length), null);
+  const long = Buffer.concat([Buffer.alloc(12), ...Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([63]), Buffer.alloc(63, 0x61)])), Buffer.from([0])]);
+  assert.equal(expandName(long, 12, long.length), null, 'over 255 bytes');
 });

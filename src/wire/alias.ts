@@ -81,10 +81,29 @@ function rdataLayout(type: number): { before: number; names: number; after: numb
   }
 }
 
-/** One record of `reply` at `off`, rewritten without compression pointers; null when malformed. */
-function expandRecord(reply: Buffer, off: number, end: number): { bytes: Buffer; next: number } | null {
+/** Wire names equal but for ASCII case (RFC 4343). */
+function sameWire(a: Buffer, b: Buffer): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x === y) continue;
+    const lower = x | 0x20;
+    if (lower !== (y | 0x20) || lower < 0x61 || lower > 0x7a) return false;
+  }
+  return true;
+}
+
+/**
+ * One record of `reply` at `off`, rewritten without compression pointers
+ * but one: an owner equal to `target` becomes a pointer to `targetAt` (the
+ * CNAME's RDATA), so the records stay small and --round-robin can rotate
+ * them. Null when malformed.
+ */
+function expandRecord(reply: Buffer, off: number, end: number, target: Buffer, targetAt: number): { bytes: Buffer; next: number } | null {
   const owner = expandName(reply, off, end);
   if (owner === null || owner.next + 10 > end) return null;
+  const ownerBytes = sameWire(owner.name, target) ? Buffer.from([0xc0 | (targetAt >> 8), targetAt & 0xff]) : owner.name;
   const fixed = owner.next;
   const type = u16(reply, fixed);
   const rdlen = u16(reply, fixed + 8);
@@ -115,7 +134,7 @@ function expandRecord(reply: Buffer, off: number, end: number): { bytes: Buffer;
   const head = Buffer.alloc(10);
   reply.copy(head, 0, fixed, fixed + 8); // TYPE, CLASS, TTL
   put16(head, 8, rdata.length);
-  return { bytes: Buffer.concat([owner.name, head, rdata]), next: rdEnd };
+  return { bytes: Buffer.concat([ownerBytes, head, rdata]), next: rdEnd };
 }
 
 /**
@@ -143,10 +162,11 @@ export function aliasReply(reply: Buffer, scan: Scan, query: Buffer, pq: ParsedQ
   put32(cname, 6, scan.minTtl < 0 ? 0 : Math.min(scan.minTtl, 300));
   put16(cname, 10, target.length);
   parts.push(cname, target);
+  const targetAt = pq.question.end + cname.length;
   let off = scan.qEnd;
   const total = scan.ancount + scan.nscount + scan.arcount;
   for (let i = 0; i < total; i++) {
-    const r = expandRecord(reply, off, scan.end);
+    const r = expandRecord(reply, off, scan.end, target, targetAt);
     if (r === null) return null;
     parts.push(r.bytes);
     off = r.next;
