@@ -10,7 +10,7 @@
 import { onSignal, stopRequested } from './signals.js';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { DEFAULTS, OptionValueError, defaultOptions, parse, parseBytes, parseIntIn, splitList, type Options, type ServerItem } from './config/options.js';
+import { DEFAULTS, OptionValueError, defaultOptions, parse, parseBytes, parseIntIn, resolveStrategy, splitList, type Options, type ServerItem, type ValueSource } from './config/options.js';
 import { parseEndpoint } from './net/address.js';
 import { Raced, StartupError } from './raced.js';
 import { Logger, stderrIsJournal } from './log.js';
@@ -73,6 +73,16 @@ const BOOLEAN_FLAGS = [
 ];
 const FALSE_WORDS = new Set(['', '0', 'false', 'no', 'off']);
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
+/** Flags with an optional value: RACED_X=on|yes|true is the flag alone (its default value), off|no|false|empty is not given. */
+const OPTIONAL_VALUE_FLAGS = ['--serve-stale'];
+const ON_WORDS = new Set(['true', 'yes', 'on']);
+const OFF_WORDS = new Set(['', 'false', 'no', 'off']);
+
+/** --serve-stale's value: seconds, or on/yes/true for the default (a bare --serve-stale). */
+function parseServeStale(v: string): number | true {
+  if (ON_WORDS.has(v.trim().toLowerCase())) return true;
+  return parseIntIn(v, 1, 604800);
+}
 
 /**
  * Commander treats a boolean flag's variable as set whatever its value;
@@ -86,6 +96,11 @@ function normaliseBooleanEnv(env: NodeJS.ProcessEnv): string | null {
     const w = v.trim().toLowerCase();
     if (FALSE_WORDS.has(w)) delete env[name];
     else if (!TRUE_WORDS.has(w)) return `error: environment variable ${name}='${v}' is invalid: expected 1/0, true/false, yes/no or on/off`;
+  }
+  for (const flag of OPTIONAL_VALUE_FLAGS) {
+    const name = envName(flag);
+    const v = env[name];
+    if (v !== undefined && OFF_WORDS.has(v.trim().toLowerCase())) delete env[name];
   }
   return null;
 }
@@ -118,7 +133,7 @@ export function buildProgram(): Command {
     .addOption(opt('--max-cache-ttl <s>', 'lower cached TTLs to at most this').argParser(int(0, 604800)).default(DEFAULTS.maxCacheTtl))
     .addOption(opt('--no-negcache', 'do not cache NXDOMAIN/NODATA answers'))
     .addOption(opt('--neg-ttl <s>', 'cache negative answers without an SOA for this long (default: not at all)').argParser(int(0, 86400)))
-    .addOption(opt('--serve-stale [s]', 'answer from expired entries for up to s seconds (default 86400) when upstreams fail').argParser(int(1, 604800)))
+    .addOption(opt('--serve-stale [s]', 'answer from expired entries for up to s seconds (default 86400) when upstreams fail; RACED_SERVE_STALE=on: the default').argParser(arg(parseServeStale)))
     .addOption(opt('--prefetch', 'refresh popular cache entries shortly before they expire'))
     .addOption(opt('--log-queries', 'log every query and its reply'))
     .addOption(opt('--log-level <level>', 'error | warn | info | debug').argParser(arg(parse.logLevel)).default(DEFAULTS.logLevel))
@@ -160,7 +175,8 @@ export function buildProgram(): Command {
 
 type Raw = Record<string, unknown>;
 
-export function toOptions(raw: Raw): Options {
+/** `source`: where each value came from (flag, environment, --conf-file), for the rules that weigh them. */
+export function toOptions(raw: Raw, source: (attr: string) => ValueSource = () => 'cli'): Options {
   const o = defaultOptions();
   // The same address twice would fail to bind the second time: keep one.
   if (raw.listen) o.listen = [...new Map((raw.listen as Options['listen']).map((l) => [l.label, l])).values()];
@@ -171,7 +187,7 @@ export function toOptions(raw: Raw): Options {
   o.hedgeDelayMs = (raw.hedgeDelay as number | undefined) ?? null;
   o.resolvFile = raw.resolvFile as string;
   o.noResolv = raw.resolv === false;
-  o.strategy = raw.strictOrder ? 'ordered' : raw.allServers ? 'all' : (raw.strategy as Options['strategy']);
+  o.strategy = resolveStrategy({ strategy: raw.strategy as Options['strategy'], strictOrder: raw.strictOrder === true, allServers: raw.allServers === true }, source);
   o.timeoutMs = raw.timeout as number;
   o.tryTimeoutMs = raw.tryTimeout as number;
   o.cacheSize = raw.cacheSize as number;
@@ -234,7 +250,9 @@ async function run(opts: Options): Promise<void> {
   const log = new Logger(opts.logLevel, undefined, { timestamps: !opts.systemd && !stderrIsJournal() });
   let takeover: ResolvTakeover | null = null;
   // Nothing a client or an upstream sends may end raced: see src/guard.ts for what is trusted after.
-  installProcessGuard(log, () => takeover?.restore());
+  installProcessGuard(log, () => {
+    if (takeover) logRestore(takeover, log);
+  });
   if (opts.workers > 1 && cluster.isPrimary) {
     if (stopRequested()) process.exit(0);
     try {
@@ -255,7 +273,10 @@ async function run(opts: Options): Promise<void> {
       takeover = new ResolvTakeover(RESOLV_CONF);
       // Upstreams come from the host's original file, never from the live one raced rewrites.
       opts.noResolv = true;
-      if (opts.servers.length === 0) opts.servers = upstreamsFrom(takeover, log);
+      if (opts.servers.length === 0) {
+        opts.servers = upstreamsFrom(takeover, log);
+        opts.serversFrom = RESOLV_CONF;
+      }
       if (opts.enableSearch && opts.searchDomains.length === 0) opts.searchDomains = takeover.original().search;
     }
     raced = new Raced(opts, log);
@@ -268,7 +289,7 @@ async function run(opts: Options): Promise<void> {
       });
       const ns = raced.bound.find((b) => b.port === 53) ?? ep;
       takeover.install(ns.host);
-      log.info(`${RESOLV_CONF} now names only raced (${ns.host}); the original is in ${takeover.backup}`);
+      log.info(`${RESOLV_CONF} now names only raced (${ns.host}); the original (${takeover.describeOriginal()}) is in ${takeover.backup}`);
       if (process.getuid?.() === 0) log.info(`--default-resolver: raced keeps root to restore ${RESOLV_CONF} when it stops`);
     }
     if (become !== null) {
@@ -292,10 +313,7 @@ async function run(opts: Options): Promise<void> {
     stopping = true;
     log.info(`${sig}: stopping; letting queries in flight finish`);
     void raced.stop(Math.min(opts.timeoutMs, 5000)).then(() => {
-      if (takeover) {
-        takeover.restore();
-        log.info(`${RESOLV_CONF} restored`);
-      }
+      if (takeover) logRestore(takeover, log);
       process.exit(0);
     });
   };
@@ -308,6 +326,18 @@ async function run(opts: Options): Promise<void> {
 
 const RESOLV_CONF = '/etc/resolv.conf';
 
+/** Gives resolv.conf back and says truly what happened. */
+function logRestore(takeover: ResolvTakeover, log: Logger): void {
+  const what = takeover.describeOriginal();
+  try {
+    const r = takeover.restore();
+    if (r === 'restored') log.info(`${RESOLV_CONF} restored (${what})`);
+    else if (r === 'kept') log.warn(`${RESOLV_CONF} was rewritten by another program while raced ran: left as it is`);
+  } catch (err) {
+    log.error(`cannot restore ${RESOLV_CONF} from ${takeover.backup}: ${(err as Error).message}`);
+  }
+}
+
 /**
  * Fills every option still at its default from the file (flags and
  * environment win), through the same parsers as the flags.
@@ -315,16 +345,17 @@ const RESOLV_CONF = '/etc/resolv.conf';
 function applyConfFile(program: Command, path: string): { hostsLines: string[]; localDomains: string[] } {
   const values = readConfFile(path);
   const fromUser = (attr: string): boolean => ['cli', 'env'].includes(program.getOptionValueSource(attr) ?? '');
-  const set = (attr: string, raw: string | boolean | string[]): void => {
+  /** `where(i)`: the file and line of the i-th value, for messages. */
+  const set = (attr: string, raw: string | boolean | string[], where: (i: number) => string = (i) => values.where(attr, i)): void => {
     if (fromUser(attr)) return;
     const option = program.options.find((o) => o.attributeName() === attr)!;
     if (typeof raw === 'boolean') return void program.setOptionValueWithSource(attr, raw, 'config');
     let value: unknown = undefined;
-    for (const v of Array.isArray(raw) ? raw : [raw]) {
+    for (const [i, v] of (Array.isArray(raw) ? raw : [raw]).entries()) {
       try {
         value = option.parseArg ? option.parseArg(v, value) : v;
       } catch (err) {
-        throw new ConfFileError(`${path}: ${option.long?.replace(/^--/, '')}=${printable(v)}: ${(err as Error).message}`);
+        throw new ConfFileError(`${where(i)}: ${option.long?.replace(/^--/, '')}=${printable(v)}: ${(err as Error).message}`);
       }
     }
     program.setOptionValueWithSource(attr, value, 'config');
@@ -334,7 +365,13 @@ function applyConfFile(program: Command, path: string): { hostsLines: string[]; 
     set(attr, v);
   }
   const listen = listenFrom(values, '127.0.0.1');
-  if (listen) set('listen', listen);
+  if (listen) {
+    set(
+      'listen',
+      listen.map((l) => l.value),
+      (i) => (listen[i]!.line === undefined ? values.where('port') : `${path}:${listen[i]!.line}`),
+    );
+  }
   return addressRules(values);
 }
 
@@ -396,7 +433,7 @@ export async function main(argv: string[]): Promise<void> {
     program.parse(argv);
     const confFile = program.opts().confFile as string | undefined;
     const conf = confFile ? applyConfFile(program, confFile) : null;
-    opts = toOptions(program.opts());
+    opts = toOptions(program.opts(), (attr) => program.getOptionValueSource(attr) as ValueSource);
     if (conf) {
       opts.hostsText = conf.hostsLines.join('\n');
       opts.routes.push(...conf.localDomains.map((domain) => ({ domain: normaliseDomain(domain), spec: null })));

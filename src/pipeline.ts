@@ -1,5 +1,5 @@
 // One client query's way through raced, top to bottom:
-//   checks → access → in-flight cap → localhost (RFC 6761) → search → hosts files → cache → route → coalescing → race → shape → reply.
+//   checks → access → localhost (RFC 6761) → search → hosts files → cache → in-flight cap → route → coalescing → race → shape → reply.
 import { performance } from 'node:perf_hooks';
 import { Rcode, rcodeName } from './wire/constants.js';
 import { checkQuery, nameToText, readQuestion, typeName, type ParsedQuery, type Scan } from './wire/message.js';
@@ -38,13 +38,15 @@ export interface Client {
 export interface PipelineOptions {
   /** Deadline for one client query. */
   timeoutMs: number;
-  /** Cap on client queries in flight; beyond it: REFUSED. */
+  /** Cap on client queries waiting on upstreams; beyond it: REFUSED (or a stale answer). */
   forwardMax: number;
   /** Clients allowed besides loopback. */
   allow: readonly Cidr[];
   /** Largest UDP reply to a client, and the EDNS size raced advertises upstream. */
   ednsPacketMax: number;
   logQueries: boolean;
+  /** Where query and reply lines go when the main log's level would hide them (--log-level warn/error). */
+  queryLog?: Logger;
   /** Rotate A/AAAA records per reply (--round-robin). */
   roundRobin?: boolean;
   /** Search domains for clients that do not search (--enable-search). */
@@ -130,6 +132,10 @@ export class Pipeline {
   /** The client query being handled, and the race started for it, if any: what a fault must undo. */
   private current: Waiter | null = null;
   private currentFlight: Flight | null = null;
+  /** Query and reply lines: with --log-queries (whatever the level) or at --log-level debug. */
+  private readonly logging: boolean;
+  private readonly qlog: Logger;
+  private readonly resolveInternal = (q: Buffer, c: Client): void => this.handle(q, c);
 
   constructor(
     private readonly opts: PipelineOptions,
@@ -143,6 +149,8 @@ export class Pipeline {
     this.rules = { negativeGraceMs: opts.negativeGraceMs ?? -1, graces: new Deadlines(), addresses: opts.addresses ?? null, log };
     this.guard = new QueryGuard(log);
     this.refusedLog = new RateLimitedLog((line) => log.info(line));
+    this.logging = opts.logQueries || log.enabled('debug');
+    this.qlog = opts.queryLog ?? log;
   }
 
   /**
@@ -196,25 +204,26 @@ export class Pipeline {
       return this.send(client, errorReply(msg, v.question, v.rcode, v.edns, this.opts.ednsPacketMax), v.rcode);
     }
     const pq = v.query;
+    const logging = this.logging && !client.internal;
     if (this.rateLimiter !== null && !client.internal && !this.overLimitAnswered(msg, pq, client)) return;
     // Stopping: REFUSED at once, so the client asks its next server now rather than after a timeout.
-    if (this.draining) return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
+    if (this.draining) return this.reply(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax), started, logging, 'stopping');
     if (!this.allowed(client.address)) {
       // Anyone who reaches the port can send these: a bounded number of lines, not one per query.
-      if (this.opts.logQueries) this.refusedLog.log(() => `refused query[${typeName(pq.question.qtype)}] ${nameToText(msg)} from ${client.address}: not allowed`);
+      if (logging) this.refusedLog.log(() => `refused query[${typeName(pq.question.qtype)}] ${nameToText(msg)} from ${client.address}: not allowed`);
       return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax, EDE.PROHIBITED));
     }
-    if (this.opts.logQueries) this.logQuery(msg, pq, client);
-    if (this.inflight >= this.opts.forwardMax) {
-      return this.send(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax));
-    }
+    if (logging) this.logQuery(msg, pq, client);
     const loopback = localhostAnswer(msg, pq, this.opts.ednsPacketMax);
-    if (loopback !== null) return this.send(client, loopback);
+    if (loopback !== null) return this.reply(client, loopback, started, logging, 'localhost');
     const search = this.opts.search;
-    if (search && !client.internal && searchAndAnswer(msg, pq, client, search, (q, c) => this.handle(q, c), this.opts.ednsPacketMax)) return;
+    if (search && !client.internal) {
+      const ctx = { resolve: this.resolveInternal, reply: (r: Buffer) => this.reply(client, r, started, logging, 'search'), transport: client.transport, ednsPacketMax: this.opts.ednsPacketMax };
+      if (searchAndAnswer(msg, pq, search, ctx)) return;
+    }
     if (this.hosts !== null) {
       const local = this.hosts.answer(msg, pq, client.transport === 'udp', this.opts.ednsPacketMax);
-      if (local !== null) return this.send(client, local);
+      if (local !== null) return this.reply(client, local, started, logging, 'hosts');
     }
     const maxSize = client.transport === 'udp' ? clientUdpLimit(pq, this.opts.ednsPacketMax) : 65535;
     const key = questionKey(msg, pq);
@@ -225,12 +234,20 @@ export class Pipeline {
       const now = performance.now();
       const hit = cache.lookup(key, now);
       if (hit !== null && hit.state === 'fresh') {
-        this.send(client, shapeReply(hit.entry.reply, hit.entry, msg, pq, maxSize, hit.age));
-        this.stats.duration.observe((performance.now() - started) / 1000);
+        this.reply(client, shapeReply(hit.entry.reply, hit.entry, msg, pq, maxSize, hit.age), started, logging, 'cache');
         if (cache.wantsPrefetch(hit.entry, now)) this.prefetch(key, msg, pq, hit.entry);
         return;
       }
       if (hit !== null) stale = hit.entry;
+    }
+    // The cap counts only queries that would wait on upstreams: local and
+    // cached answers go on, and a stale entry is the answer when it is full.
+    if (this.inflight >= this.opts.forwardMax) {
+      if (stale !== null) {
+        cache!.stats.stale++;
+        return this.reply(client, this.staleReply(stale, msg, pq, maxSize), started, logging, 'stale, --dns-forward-max reached');
+      }
+      return this.reply(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax), started, logging, '--dns-forward-max reached');
     }
     const w: Waiter = {
       query: msg,
@@ -299,9 +316,9 @@ export class Pipeline {
     if (flight.refreshing) flight.refreshing.refreshing = false;
     if (reply !== null) ownOptSize(reply, scan!, this.opts.ednsPacketMax);
     const stored = reply !== null && this.cache !== null ? this.cache.store(key, reply, scan!, performance.now()) : null;
-    if (this.opts.logQueries) {
+    if (this.logging) {
       const what = winner !== null ? `${rcodeName(rcode)} from ${winner.label}` : `${rcodeName(rcode)} (${reason})`;
-      this.log.info(`reply ${flight.waiters[0] ? nameToText(flight.waiters[0].query) : '(prefetch)'} is ${what}`);
+      this.qlog.info(`reply ${flight.waiters[0] ? nameToText(flight.waiters[0].query) : '(prefetch)'} is ${what}`);
     }
     const waiters = flight.waiters;
     for (let i = 0; i < waiters.length; i++) {
@@ -324,10 +341,14 @@ export class Pipeline {
   private answerStale(w: Waiter): void {
     if (w.done || w.stale === null) return;
     if (this.cache) this.cache.stats.stale++;
-    const reply = shapeReply(w.stale.reply, w.stale, w.query, w.pq, w.maxSize, 0, 30);
-    // RFC 8914: say it is stale (code 19 for a stale NXDOMAIN), to EDNS clients only.
+    this.answer(w, this.staleReply(w.stale, w.query, w.pq, w.maxSize));
+  }
+
+  /** RFC 8767 TTL 30 and, to EDNS clients only, RFC 8914's word that it is stale (19 for a stale NXDOMAIN). */
+  private staleReply(entry: CacheEntry, query: Buffer, pq: ParsedQuery, maxSize: number): Buffer {
+    const reply = shapeReply(entry.reply, entry, query, pq, maxSize, 0, 30);
     const ede = (reply[3]! & 0x0f) === Rcode.NXDOMAIN ? EDE.STALE_NXDOMAIN : EDE.STALE_ANSWER;
-    this.answer(w, w.pq.edns && (reply[2]! & 0x02) === 0 ? addEde(reply, ede, w.maxSize, this.opts.ednsPacketMax) : reply);
+    return pq.edns && (reply[2]! & 0x02) === 0 ? addEde(reply, ede, maxSize, this.opts.ednsPacketMax) : reply;
   }
 
   private prefetch(key: string, msg: Buffer, pq: ParsedQuery, entry: CacheEntry): void {
@@ -344,7 +365,7 @@ export class Pipeline {
     w.done = true;
     if (w.staleTimer) clearTimeout(w.staleTimer);
     this.inflight--;
-    this.stats.duration.observe((performance.now() - w.started) / 1000);
+    if (!w.client.internal) this.stats.duration.observe((performance.now() - w.started) / 1000);
     this.send(w.client, reply);
     if (this.inflight === 0 && this.drainWaiters.length > 0) {
       for (const f of this.drainWaiters.splice(0)) f();
@@ -353,7 +374,8 @@ export class Pipeline {
 
   /** `rcode`: the whole RCODE where it has extended bits (BADVERS), which the header alone does not show. */
   private send(client: Client, reply: Buffer, rcode = reply[3]! & 0x0f): void {
-    if (!client.internal) this.stats.replies[client.transport][rcode]!++;
+    if (client.internal) return client.respond(reply);
+    this.stats.replies[client.transport][rcode]!++;
     if (this.opts.roundRobin && reply.readUInt16BE(6) > 1) rotateAnswers(reply, questionEnd(reply), this.turn++);
     client.respond(reply);
   }
@@ -378,6 +400,13 @@ export class Pipeline {
     return false;
   }
 
+  /** A reply that waited on no upstream (local, cache, search): timed, logged and sent. */
+  private reply(client: Client, reply: Buffer, started: number, logging: boolean, source: string): void {
+    if (!client.internal) this.stats.duration.observe((performance.now() - started) / 1000);
+    if (logging) this.qlog.info(`reply ${nameToText(reply)} is ${rcodeName(reply[3]! & 0x0f)} (${source})`);
+    this.send(client, reply);
+  }
+
   private allowed(address: string): boolean {
     if (isLoopback(address)) return true;
     for (const c of this.opts.allow) if (cidrContains(c, address)) return true;
@@ -385,7 +414,7 @@ export class Pipeline {
   }
 
   private logQuery(msg: Buffer, pq: ParsedQuery, client: Client): void {
-    this.log.info(`query[${typeName(pq.question.qtype)}] ${nameToText(msg)} from ${client.address}`);
+    this.qlog.info(`query[${typeName(pq.question.qtype)}] ${nameToText(msg)} from ${client.address}`);
   }
 
   /** Resolves when no client query is in flight, or after `ms`. */

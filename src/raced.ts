@@ -103,6 +103,8 @@ export class Raced {
         allow: opts.allow,
         ednsPacketMax: opts.ednsPacketMax,
         logQueries: opts.logQueries,
+        // --log-queries is asked for explicitly: its lines do not depend on --log-level.
+        queryLog: opts.logQueries && !this.log.enabled('info') ? new Logger('info') : undefined,
         roundRobin: opts.roundRobin,
         search: opts.enableSearch ? { domains: searchDomains(opts), ndots: opts.ndots } : null,
         fwdNdots: opts.fwdNdots,
@@ -270,7 +272,7 @@ export class Raced {
 
   private loadUpstreams(initial: boolean): void {
     let specs: UpstreamSpec[] = this.opts.servers;
-    let from = '--server';
+    let from = this.opts.serversFrom;
     const routes = this.opts.routes;
     if (specs.length === 0 && !this.opts.noResolv) {
       from = this.opts.resolvFile;

@@ -1,82 +1,125 @@
 // Search domains for stubs that do not search (musl), with go-dnsmasq's
-// semantics: a name with fewer than ndots dots is tried with each search
-// domain first and as asked last; one with at least ndots dots as asked
-// first. The answer carries the question as asked and, when a qualified name
-// answered, a CNAME from the asked name to it followed by its records, so any
-// stub accepts it. Each try goes through the whole pipeline (hosts, cache,
-// coalescing, race) as an internal query. Slow path: dns-packet is used here.
-import dnsPacket from 'dns-packet';
+// order: a name with fewer than ndots dots is tried with each search domain
+// first and as asked last; one with at least ndots dots as asked first. Each
+// try is an internal query through the whole pipeline (hosts, cache,
+// coalescing, race). The client gets its question as asked; when a qualified
+// name answered, a CNAME from the asked name to it in front of its records.
+//
+// Which answer (glibc's res_search): the first try with records wins; else,
+// if any try found the name (NOERROR without records), NODATA — never
+// NXDOMAIN for a name that exists, or musl fails a whole getaddrinfo; else
+// the first error other than NXDOMAIN (SERVFAIL...); else NXDOMAIN.
+// All by bytes; malformed input never throws: a reply that cannot be read
+// makes SERVFAIL.
 import { randomInt } from 'node:crypto';
-import { scanMessage, nameToText, type ParsedQuery } from './wire/message.js';
-import { clientUdpLimit, shapeReply } from './wire/build.js';
-import type { Client } from './pipeline.js';
+import { HEADER_LEN, Rcode } from './wire/constants.js';
+import { scanMessage, type ParsedQuery } from './wire/message.js';
+import { clientUdpLimit, errorReply, shapeReply, textToWire } from './wire/build.js';
+import { aliasReply, internalQuery } from './wire/alias.js';
+import type { Client, ClientTransport } from './pipeline.js';
 
 export interface SearchOptions {
   domains: readonly string[];
   ndots: number;
 }
 
-/** The names to try, in order, for a name (no trailing dot) with `dots` dots. */
-export function candidates(name: string, o: SearchOptions): string[] {
-  const dots = name === '' ? 0 : name.split('.').length - 1;
-  const qualified = o.domains.map((d) => `${name}.${d}`);
-  return dots >= o.ndots ? [name, ...qualified] : [...qualified, name];
+/** The order of tries: the qualified names, and the name as asked first or last by its dots. */
+function order<T>(asked: T, qualified: T[], dots: number, ndots: number): T[] {
+  return dots >= ndots ? [asked, ...qualified] : [...qualified, asked];
 }
 
-type Resolve = (query: Buffer, client: Client) => void;
+/** The names to try, in order, for a name (text, no trailing dot). */
+export function candidates(name: string, o: SearchOptions): string[] {
+  const dots = name === '' ? 0 : name.split('.').length - 1;
+  return order(name, o.domains.map((d) => `${name}.${d}`), dots, o.ndots);
+}
 
-/** An internal client: the reply comes back to us, not to a socket. */
-function ask(resolve: Resolve, name: string, type: string, pq: ParsedQuery): Promise<Buffer> {
-  const query = dnsPacket.encode({
-    type: 'query',
-    id: randomInt(65536),
-    flags: (pq.rd ? dnsPacket.RECURSION_DESIRED : 0) | (pq.cd ? dnsPacket.CHECKING_DISABLED : 0),
-    questions: [{ name, type: type as dnsPacket.RecordType, class: 'IN' }],
-    additionals: pq.edns ? [{ name: '.', type: 'OPT', udpPayloadSize: 1232, flags: pq.ednsDo ? dnsPacket.DNSSEC_OK : 0 } as unknown as dnsPacket.Answer] : [],
-  });
-  return new Promise((res) => resolve(query, { transport: 'tcp', address: '127.0.0.1', port: 0, internal: true, respond: res }));
+interface Try {
+  name: Buffer;
+  asked: boolean;
+}
+
+/** The tries for the question name of `msg` (wire, validated), names over 255 bytes left out. */
+function tries(msg: Buffer, nameEnd: number, o: SearchOptions): Try[] {
+  const asked = msg.subarray(HEADER_LEN, nameEnd);
+  let labels = 0;
+  for (let off = HEADER_LEN; msg[off]! !== 0; off += msg[off]! + 1) labels++;
+  const qualified: Try[] = [];
+  for (const d of o.domains) {
+    const suffix = textToWire(d);
+    if (suffix.length <= 1 || asked.length - 1 + suffix.length > 255) continue;
+    qualified.push({ name: Buffer.concat([asked.subarray(0, asked.length - 1), suffix]), asked: false });
+  }
+  return order({ name: asked, asked: true }, qualified, labels - 1, o.ndots);
+}
+
+/** How the pipeline runs an internal query, and how the searched reply leaves (Pipeline.send). */
+export interface SearchContext {
+  resolve(query: Buffer, client: Client): void;
+  reply(reply: Buffer): void;
+  transport: ClientTransport;
+  ednsPacketMax: number;
+}
+
+function ask(ctx: SearchContext, name: Buffer, pq: ParsedQuery): Promise<Buffer> {
+  const query = internalQuery(name, pq.question.qtype, pq, randomInt(65536));
+  return new Promise((respond) => ctx.resolve(query, { transport: 'tcp', address: '127.0.0.1', port: 0, internal: true, respond }));
+}
+
+interface Outcome {
+  reply: Buffer;
+  try: Try;
 }
 
 /**
- * Answers `msg` by trying each candidate name; returns false when the query
- * is not one that searching applies to (then the caller goes on as usual).
+ * Answers `msg` by trying each candidate name; returns false when searching
+ * does not apply (no domains, not class IN, the root), and the caller goes on as usual.
  */
-export function searchAndAnswer(msg: Buffer, pq: ParsedQuery, client: Client, o: SearchOptions, resolve: Resolve, ednsPacketMax: number): boolean {
-  if (o.domains.length === 0 || pq.question.qclass !== 1) return false;
-  const asked = nameToText(msg).replace(/\.$/, '');
-  if (asked === '' || asked.includes('\\')) return false;
-  const type = dnsPacket.decode(msg).questions?.[0]?.type ?? 'A';
+export function searchAndAnswer(msg: Buffer, pq: ParsedQuery, o: SearchOptions, ctx: SearchContext): boolean {
+  if (o.domains.length === 0 || pq.question.qclass !== 1 || msg[HEADER_LEN] === 0) return false;
+  const list = tries(msg, pq.question.nameEnd, o);
+  const limit = ctx.transport === 'udp' ? clientUdpLimit(pq, ctx.ednsPacketMax) : 65535;
+  let done = false;
+  const reply = (out: Buffer): void => {
+    if (done) return;
+    done = true;
+    ctx.reply(out);
+  };
+  const fail = (): void => reply(errorReply(msg, pq.question, Rcode.SERVFAIL, pq.edns, ctx.ednsPacketMax));
   void (async () => {
-    let last: Buffer | null = null;
-    for (const name of candidates(asked, o)) {
-      const reply = await ask(resolve, name, type, pq);
-      last = reply;
-      const rcode = reply[3]! & 0x0f;
-      if (rcode === 0 && (reply.readUInt16BE(6) > 0 || name === asked)) return respond(reply, name);
+    let nodata: Outcome | null = null;
+    let error: Outcome | null = null;
+    let nxdomain: Outcome | null = null;
+    for (const t of list) {
+      const got = await ask(ctx, t.name, pq);
+      const scan = scanMessage(got, false);
+      if (scan === null) return fail();
+      if (scan.rcode === Rcode.NOERROR) {
+        if (scan.ancount > 0) return reply(shaped({ reply: got, try: t }));
+        nodata ??= { reply: got, try: t };
+      } else if (scan.rcode === Rcode.NXDOMAIN) {
+        if (nxdomain === null || t.asked) nxdomain = { reply: got, try: t };
+      } else {
+        error ??= { reply: got, try: t };
+      }
     }
-    respond(last!, asked);
-  })();
+    reply(shaped((nodata ?? error ?? nxdomain)!));
+  })().catch(fail);
   return true;
 
-  function respond(reply: Buffer, answered: string): void {
-    let out: Buffer;
-    if (answered.toLowerCase() === asked.toLowerCase()) {
-      out = reply;
-    } else {
-      const p = dnsPacket.decode(reply);
-      out = dnsPacket.encode({
-        type: 'response',
-        id: 0,
-        flags: p.flags,
-        questions: [{ name: asked, type: type as dnsPacket.RecordType, class: 'IN' }],
-        answers: [{ name: asked, type: 'CNAME', class: 'IN', ttl: Math.min(...(p.answers ?? []).map((a) => (a as { ttl?: number }).ttl ?? 0), 300), data: answered }, ...(p.answers ?? [])],
-        authorities: p.authorities,
-        additionals: p.additionals,
-      } as dnsPacket.Packet);
+  /** The outcome for the client: as it came when the name as asked answered, else behind a CNAME. */
+  function shaped(out: Outcome): Buffer {
+    let got = out.reply;
+    if (!out.try.asked) {
+      // An error for a qualified name says nothing about the asked one: only the RCODE is passed on.
+      const rcode = got[3]! & 0x0f;
+      if (rcode !== Rcode.NOERROR) return errorReply(msg, pq.question, rcode, pq.edns, ctx.ednsPacketMax);
+      const alias = aliasReply(got, scanMessage(got, false)!, msg, pq, out.try.name);
+      if (alias === null) return errorReply(msg, pq.question, Rcode.SERVFAIL, pq.edns, ctx.ednsPacketMax);
+      got = alias;
     }
-    const scan = scanMessage(out, false);
-    if (scan === null) return client.respond(out);
-    const limit = client.transport === 'udp' ? clientUdpLimit(pq, ednsPacketMax) : 65535;
-    client.respond(shapeReply(out, scan, msg, pq, limit, 0));
+    const scan = scanMessage(got, false);
+    if (scan === null || scan.qEnd < 0) return errorReply(msg, pq.question, Rcode.SERVFAIL, pq.edns, ctx.ednsPacketMax);
+    return shapeReply(got, scan, msg, pq, limit, 0);
   }
 }

@@ -88,7 +88,7 @@ test('config-file errors: exit 2 with the file, the line and the key', () => {
   writeFileSync(bad, 'cache-size=-4\n');
   r = spawnSync(process.execPath, [CLI, '--conf-file', bad], { encoding: 'utf8' });
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /bad\.conf: cache-size=-4: must be between/);
+  assert.match(r.stderr, /bad\.conf:1: cache-size=-4: must be between/);
   r = spawnSync(process.execPath, [CLI, '--conf-file', join(dir, 'missing.conf')], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /cannot read --conf-file .*missing\.conf: ENOENT/);

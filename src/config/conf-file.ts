@@ -3,8 +3,22 @@
 // not support is an error naming it and its line, never silently ignored.
 import { readFileSync } from 'node:fs';
 
-/** What the file sets, as values of raced's own flags (commander attribute names). */
-export type ConfValues = Map<string, string | boolean | string[]>;
+/** What the file sets, as values of raced's own flags (commander attribute names), and the line of each value. */
+export class ConfValues extends Map<string, string | boolean | string[]> {
+  /** attribute → the line numbers of its values, in order (one for a single value). */
+  readonly lines = new Map<string, number[]>();
+
+  constructor(readonly file: string) {
+    super();
+  }
+
+  /** "file:line" of the `i`-th value of `attr`, for messages. */
+  where(attr: string, i = 0): string {
+    const lines = this.lines.get(attr);
+    const line = lines?.[Math.min(i, lines.length - 1)];
+    return line === undefined ? this.file : `${this.file}:${line}`;
+  }
+}
 
 export class ConfFileError extends Error {
   override name = 'ConfFileError';
@@ -42,7 +56,7 @@ const KEYS: Record<string, [string, Kind]> = {
 const NEGATED = new Set(['no-negcache', 'no-resolv']);
 
 export function parseConfFile(text: string, file: string): ConfValues {
-  const out: ConfValues = new Map();
+  const out = new ConfValues(file);
   text.split('\n').forEach((raw, i) => {
     const line = raw.trim();
     if (!line || line.startsWith('#')) return;
@@ -55,11 +69,17 @@ export function parseConfFile(text: string, file: string): ConfValues {
     if (kind === 'flag') {
       if (value !== null) throw new ConfFileError(`${file}:${i + 1}: '${key}' takes no value`);
       out.set(attr, !NEGATED.has(key));
+      out.lines.set(attr, [i + 1]);
       return;
     }
     if (value === null || value === '') throw new ConfFileError(`${file}:${i + 1}: '${key}' needs a value`);
-    if (kind === 'value') out.set(attr, value);
-    else out.set(attr, [...((out.get(attr) as string[] | undefined) ?? []), value]);
+    if (kind === 'value') {
+      out.set(attr, value);
+      out.lines.set(attr, [i + 1]);
+    } else {
+      out.set(attr, [...((out.get(attr) as string[] | undefined) ?? []), value]);
+      out.lines.set(attr, [...(out.lines.get(attr) ?? []), i + 1]);
+    }
   });
   return out;
 }
@@ -74,22 +94,33 @@ export function readConfFile(path: string): ConfValues {
   return parseConfFile(text, path);
 }
 
-/** listen-address (repeatable) and port, as --listen values. */
-export function listenFrom(values: ConfValues, defaultHost: string): string[] | null {
+/**
+ * listen-address (repeatable, each a comma list as dnsmasq takes it) and
+ * port, as --listen values: every address gets the port. The line of each
+ * value comes along for messages.
+ */
+export function listenFrom(values: ConfValues, defaultHost: string): { value: string; line: number | undefined }[] | null {
   const addrs = values.get('listenAddress') as string[] | undefined;
   const port = values.get('port') as string | undefined;
   if (!addrs && port === undefined) return null;
   const p = port ?? '53';
-  return (addrs ?? [defaultHost]).map((a) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`));
+  if (!/^\d{1,5}$/.test(p) || Number(p) > 65535) throw new ConfFileError(`${values.where('port')}: port=${p}: expected a port number (0-65535)`);
+  const lines = values.lines.get('listenAddress') ?? [];
+  return (addrs ?? [defaultHost]).flatMap((list, i) =>
+    list
+      .split(/[\s,]+/)
+      .filter(Boolean)
+      .map((a) => ({ value: a.includes(':') && !a.startsWith('[') ? `[${a}]:${p}` : `${a}:${p}`, line: lines[i] })),
+  );
 }
 
 /** address=/domain/ip → hosts-file lines (domain and every subdomain); address=/domain/ → a local domain. */
 export function addressRules(values: ConfValues): { hostsLines: string[]; localDomains: string[] } {
   const hostsLines: string[] = [];
   const localDomains: string[] = [];
-  for (const v of (values.get('address') as string[] | undefined) ?? []) {
+  for (const [i, v] of ((values.get('address') as string[] | undefined) ?? []).entries()) {
     const parts = v.split('/');
-    if (parts[0] !== '' || parts.length < 3) throw new ConfFileError(`address=${v}: expected /domain/[address]`);
+    if (parts[0] !== '' || parts.length < 3) throw new ConfFileError(`${values.where('address', i)}: address=${v}: expected /domain/[address]`);
     const ip = parts.pop()!;
     const domains = parts.slice(1).filter(Boolean);
     for (const d of domains) {

@@ -22,6 +22,8 @@ export interface Options {
   listen: Endpoint[];
   /** Default upstreams; empty: read the resolv-file. */
   servers: UpstreamSpec[];
+  /** Where `servers` came from, for messages: --server, or the resolv.conf --default-resolver read. */
+  serversFrom: string;
   routes: DomainRoute[];
   resolvFile: string;
   noResolv: boolean;
@@ -135,6 +137,7 @@ export function defaultOptions(): Options {
   return {
     listen: [parseEndpoint(DEFAULTS.listen, 53)],
     servers: [],
+    serversFrom: '--server',
     routes: [],
     resolvFile: DEFAULTS.resolvFile,
     noResolv: false,
@@ -237,6 +240,38 @@ export function parseServerItem(s: string): ServerItem {
   for (const d of domains) if (!/^[a-z0-9_*.-]+$/.test(d)) throw new OptionValueError(`bad domain '${d}' in '${s}'`);
   const spec = addr === '' ? null : parseUpstream(addr);
   return { routes: domains.map((domain) => ({ domain, spec })) };
+}
+
+/** Where a value came from (commander's names); a higher rank wins: flags, then environment, then the file. */
+export type ValueSource = 'cli' | 'env' | 'config' | 'default' | 'implied' | undefined;
+const RANK: Record<string, number> = { cli: 3, env: 2, config: 1 };
+
+/**
+ * The strategy from --strategy, --strict-order and --all-servers, each from
+ * wherever it came: the most precedent source wins whichever flag it set;
+ * two that disagree at the same level are an error. None set: the default.
+ */
+export function resolveStrategy(
+  given: { strategy?: StrategyName; strictOrder?: boolean; allServers?: boolean },
+  source: (attr: 'strategy' | 'strictOrder' | 'allServers') => ValueSource,
+): StrategyName {
+  const said: { name: StrategyName; rank: number; flag: string }[] = [];
+  const add = (attr: 'strategy' | 'strictOrder' | 'allServers', name: StrategyName | undefined, flag: string): void => {
+    const rank = RANK[source(attr) ?? ''] ?? 0;
+    if (name !== undefined && rank > 0) said.push({ name, rank, flag });
+  };
+  add('strategy', given.strategy, `--strategy ${given.strategy}`);
+  add('strictOrder', given.strictOrder ? 'ordered' : undefined, '--strict-order');
+  add('allServers', given.allServers ? 'all' : undefined, '--all-servers');
+  if (said.length === 0) return given.strategy ?? DEFAULTS.strategy;
+  const top = Math.max(...said.map((s) => s.rank));
+  const winners = said.filter((s) => s.rank === top);
+  const names = new Set(winners.map((s) => s.name));
+  if (names.size > 1) {
+    const where = top === 3 ? 'flags' : top === 2 ? 'environment' : '--conf-file';
+    throw new OptionValueError(`${winners.map((w) => w.flag).join(' and ')} (${where}) ask for different strategies: give one`);
+  }
+  return winners[0]!.name;
 }
 
 export const parse = {

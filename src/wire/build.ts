@@ -134,7 +134,7 @@ export function shapeReply(
   const strip = !pq.edns && layout.opt >= 0;
   const optLen = strip ? layout.optEnd - layout.opt : 0;
   const len = layout.end - base - optLen;
-  if (len > maxSize) return truncated(reply, base, query, pq);
+  if (len > maxSize) return truncated(reply, base, query, pq, maxSize);
   // In place: only the header and the name change, or also an OPT at the very end goes (most clients' case).
   if (inPlace && base === 0 && layout.end === reply.length && age <= 0 && fixedTtl < 0 && (!strip || layout.optEnd === layout.end)) {
     patchClient(reply, query, pq);
@@ -168,8 +168,12 @@ function patchClient(out: Buffer, query: Buffer, pq: ParsedQuery): void {
   copyBytes(query, out, HEADER_LEN, HEADER_LEN, pq.question.nameEnd);
 }
 
-/** Header and question only, TC=1, plus an OPT when the client uses EDNS. */
-function truncated(reply: Buffer, base: number, query: Buffer, pq: ParsedQuery): Buffer {
+/**
+ * Header and question only, TC=1, plus an OPT when the client uses EDNS. The
+ * OPT's size is raced's own limit for this client (--edns-packet-max, or
+ * less if the client asked for less), never an echo of the client's.
+ */
+function truncated(reply: Buffer, base: number, query: Buffer, pq: ParsedQuery, maxSize: number): Buffer {
   const qEnd = pq.question.end;
   const out = Buffer.alloc(qEnd + (pq.edns ? OPT_LEN : 0));
   copyBytes(reply, out, 0, base, base + 4);
@@ -178,7 +182,7 @@ function truncated(reply: Buffer, base: number, query: Buffer, pq: ParsedQuery):
   copyBytes(query, out, HEADER_LEN, HEADER_LEN, qEnd);
   if (pq.edns) {
     put16(out, 10, 1);
-    writeOpt(out, qEnd, Math.max(pq.ednsUdpSize, 512), 0, pq.ednsDo);
+    writeOpt(out, qEnd, Math.max(maxSize, 512), 0, pq.ednsDo);
   }
   patchClient(out, query, pq);
   return out;

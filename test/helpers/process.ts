@@ -60,3 +60,23 @@ export function namespaceCommand(conf: string, script: string): string[] {
       `ip link set rv0 up && mount --bind "${conf}" /etc/resolv.conf && exec "${process.execPath}" "${script}"`,
   ];
 }
+
+/**
+ * Like namespaceCommand, but the whole of /etc is `etc` (a scratch copy,
+ * bind-mounted) and /run a fresh tmpfs, so a test that writes /etc/resolv.conf
+ * and files beside it touches nothing of the host's. `script` gets `args`.
+ */
+export function privateEtcCommand(etc: string, script: string, args: string[] = []): string[] {
+  return [
+    '--mount',
+    '--net',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    'ip link set lo up && ip link add rv0 type veth peer name rv1 && ip addr add 198.18.0.1/24 dev rv0 && ' +
+      `ip link set rv0 up && mount --bind "${etc}" /etc && mount -t tmpfs tmpfs /run && ` +
+      'if [ -n "$RACED_TEST_LINK" ]; then mkdir -p /run/systemd/resolve && cp "$RACED_TEST_LINK" /run/systemd/resolve/stub-resolv.conf; fi && ' +
+      `exec "${process.execPath}" "${script}" ${args.map((a) => `"${a}"`).join(' ')}`,
+  ];
+}
