@@ -23,7 +23,7 @@ import { normaliseDomain } from './router.js';
 import { answersOn } from './selfcheck.js';
 import { parseUpstream } from './upstream/upstream.js';
 import { installProcessGuard, printable } from './guard.js';
-import { PrivilegeError, dropPrivileges, plannedUser, unreadable } from './privilege.js';
+import { PrivilegeError, dropPrivileges, plannedUser, unreadable, type Account } from './privilege.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -292,8 +292,7 @@ async function run(opts: Options): Promise<void> {
       log.info(`${RESOLV_CONF} now names only raced (${ns.host}); the original (${takeover.describeOriginal()}) is in ${takeover.backup}`);
       if (process.getuid?.() === 0) log.info(`--default-resolver: raced keeps root to restore ${RESOLV_CONF} when it stops`);
     }
-    if (become !== null) {
-      dropPrivileges(become);
+    if (become !== null && dropOrStay(become, opts.user !== null, log)) {
       log.info(`running as ${become.name} (uid ${become.uid}, gid ${become.gid})`);
       const later = [...(opts.servers.length === 0 && !opts.noResolv ? [opts.resolvFile] : []), ...opts.hostsFiles];
       for (const f of unreadable(later)) log.warn(`${f} is not readable by ${become.name}: changes to it will not be seen (make it readable, or give --user)`);
@@ -325,6 +324,25 @@ async function run(opts: Options): Promise<void> {
 }
 
 const RESOLV_CONF = '/etc/resolv.conf';
+
+/**
+ * Drops to `a`; false when raced stays as it is. Root inside a user namespace
+ * (a container, `unshare -r`) may be unable to switch to a user the namespace
+ * does not map: with the implicit default (no --user) raced then says so and
+ * runs on as it is, rather than not at all; an explicit --user is an error.
+ */
+function dropOrStay(a: Account, explicit: boolean, log: Logger): boolean {
+  const gid = process.getegid?.();
+  try {
+    dropPrivileges(a);
+    return true;
+  } catch (err) {
+    const unchanged = process.geteuid?.() === 0 && process.getegid?.() === gid;
+    if (explicit || !unchanged) throw err;
+    log.warn(`${(err as Error).message}; running on as uid 0 (give --user to make this an error)`);
+    return false;
+  }
+}
 
 /** Gives resolv.conf back and says truly what happened. */
 function logRestore(takeover: ResolvTakeover, log: Logger): void {

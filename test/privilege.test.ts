@@ -145,3 +145,16 @@ test('--systemd as root: the passed sockets keep serving after the drop', { skip
     await up.close();
   }
 });
+
+test('root of a user namespace that maps no nobody (a container, unshare -r): without --user raced warns and runs on; with --user it is an error', { skip: !root && 'needs root' }, () => {
+  const script = (user: string): string =>
+    `ip link set lo up; "${process.execPath}" "${CLI}" --listen 127.0.0.1:5300 --server 127.0.0.1:9 --no-resolv ${user} & p=$!; ` +
+    `for i in $(seq 1 40); do dig +short +tries=1 +time=1 @127.0.0.1 -p 5300 localhost && break; sleep 0.1; done; kill $p 2>/dev/null; wait $p; echo "rc=$?"`;
+  const implicit = spawnSync('unshare', ['-rn', 'sh', '-c', script('')], { encoding: 'utf8', timeout: 20_000 });
+  assert.match(implicit.stdout, /^127\.0\.0\.1$/m, implicit.stdout + implicit.stderr);
+  assert.match(implicit.stderr, /cannot switch to uid \d+.*running on as uid 0/);
+  const explicit = spawnSync('unshare', ['-rn', 'sh', '-c', script('--user nobody')], { encoding: 'utf8', timeout: 20_000 });
+  assert.doesNotMatch(explicit.stdout, /^127\.0\.0\.1$/m);
+  assert.match(explicit.stdout, /rc=1/);
+  assert.match(explicit.stderr, /raced: --user nobody: cannot switch/);
+});
