@@ -1,6 +1,7 @@
 // One client query's way through raced, top to bottom:
 //   checks → access → localhost (RFC 6761) → search → hosts files → cache → in-flight cap → route → coalescing → race → shape → reply.
 import { performance } from 'node:perf_hooks';
+import type { Client, ClientTransport } from './client.js';
 import { Rcode, rcodeName } from './wire/constants.js';
 import { checkQuery, nameToText, readQuestion, typeName, type ParsedQuery, type Scan } from './wire/message.js';
 import { clientUdpLimit, errorReply, ownOptSize, shapeReply, upstreamQuery } from './wire/build.js';
@@ -22,18 +23,6 @@ import { localhostAnswer } from './hosts/localhost.js';
 import { searchAndAnswer, type SearchOptions } from './search.js';
 import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
 import { QueryGuard, RateLimitedLog } from './guard.js';
-
-export type ClientTransport = 'udp' | 'tcp';
-
-/** Who asked, and how to answer them (one object per query on UDP, per connection on TCP). */
-export interface Client {
-  readonly transport: ClientTransport;
-  readonly address: string;
-  readonly port: number;
-  /** A query raced asks itself (search domains): not counted, not searched again. */
-  readonly internal?: boolean;
-  respond(reply: Buffer): void;
-}
 
 export interface PipelineOptions {
   /** Deadline for one client query. */

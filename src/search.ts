@@ -16,7 +16,7 @@ import { HEADER_LEN, Rcode } from './wire/constants.js';
 import { scanMessage, type ParsedQuery } from './wire/message.js';
 import { clientUdpLimit, errorReply, shapeReply, textToWire } from './wire/build.js';
 import { aliasReply, internalQuery } from './wire/alias.js';
-import type { Client, ClientTransport } from './pipeline.js';
+import type { Client, ClientTransport } from './client.js';
 
 export interface SearchOptions {
   domains: readonly string[];

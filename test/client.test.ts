@@ -193,6 +193,8 @@ test('TCP: a half-sent query does not pin the connection past the idle timeout',
     await new Promise((res) => sock.on('connect', res));
     const t0 = Date.now();
     const closed = new Promise<number>((res) => sock.on('close', () => res(Date.now() - t0)));
+    // raced closes a connection with unread bytes in it: the kernel sends a reset, which is fine here.
+    sock.on('error', () => {});
     // Two bytes of length and a trickle that never completes the message.
     sock.write(Buffer.from([0, 40, 1]));
     const trickle = setInterval(() => !sock.destroyed && sock.write(Buffer.from([1])), 50);

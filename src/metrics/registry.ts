@@ -6,7 +6,9 @@ import { rcodeName } from '../wire/constants.js';
 import { RATE_LIMIT_ACTIONS } from '../ratelimit.js';
 import { SHED_REASONS } from '../server/tcp.js';
 import { ERROR_KINDS, LATENCY_BUCKETS, OVERRULED_KINDS, bucketsQuantile } from '../upstream/stats.js';
-import type { Raced } from '../raced.js';
+import type { Pipeline } from '../pipeline.js';
+import type { AnswerCache } from '../cache/cache.js';
+import type { TcpStats } from '../server/tcp.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { FANOUT_BUCKETS } from '../race.js';
 import { FAULT_STAGES, processFaults } from '../guard.js';
@@ -89,7 +91,22 @@ function streamMetrics(ups: () => readonly Upstream[]): Computed[] {
   ];
 }
 
-export function buildRegistry(raced: Raced, version: string, registry = new Registry()): Registry {
+/**
+ * What the metrics read: the few parts of the running program they count
+ * from (Raced has this shape). An interface, not Raced itself, so metrics
+ * depend on the parts and not on the program that assembles them.
+ */
+export interface MetricsSources {
+  readonly pipeline: Pipeline;
+  readonly upstreams: readonly Upstream[];
+  readonly cache: AnswerCache | null;
+  readonly opts: { readonly strategy: string };
+  readonly tcpConnections: number;
+  readonly tcpStats: TcpStats;
+  readonly log: { readonly dropped: number };
+}
+
+export function buildRegistry(raced: MetricsSources, version: string, registry = new Registry()): Registry {
   const p = raced.pipeline;
   const rs = p.raceStats;
   const ups = (): readonly Upstream[] => raced.upstreams;

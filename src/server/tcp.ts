@@ -7,7 +7,8 @@
 import net from 'node:net';
 import { adoptedDualStack, clientAddress, type Endpoint } from '../net/address.js';
 import { FrameReader, frame } from '../net/framing.js';
-import type { Client, Pipeline } from '../pipeline.js';
+import type { Pipeline } from '../pipeline.js';
+import type { Client } from '../client.js';
 import type { Logger } from '../log.js';
 
 export interface TcpOptions {

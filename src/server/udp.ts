@@ -2,7 +2,8 @@
 import dgram from 'node:dgram';
 import { adoptedDualStack, clientAddress, type Endpoint } from '../net/address.js';
 import { literalLookup } from '../net/lookup.js';
-import type { Client, Pipeline } from '../pipeline.js';
+import type { Pipeline } from '../pipeline.js';
+import type { Client } from '../client.js';
 import type { Logger } from '../log.js';
 
 /** A UDP client: one small object per query, no closure. */

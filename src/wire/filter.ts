@@ -6,7 +6,6 @@
 import { HEADER_LEN, Rcode, Type } from './constants.js';
 import { sameName, skipName, type Scan } from './message.js';
 import { copyBytes, put16, u16 } from './bytes.js';
-import type { Cidr } from '../net/address.js';
 
 export const ADDR_OK = 0;
 export const ADDR_IGNORE = 1;
@@ -26,6 +25,13 @@ export interface AddressRuleOptions {
 interface Prefix {
   bytes: Uint8Array;
   bits: number;
+}
+
+/** An address range (net/address.ts's Cidr has this shape): wire/ imports nothing of raced. */
+interface Cidr {
+  readonly family: 4 | 6;
+  readonly bytes: Uint8Array;
+  readonly bits: number;
 }
 
 function prefixes(list: readonly Cidr[], family: 4 | 6): Prefix[] {

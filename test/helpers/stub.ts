@@ -96,16 +96,24 @@ export class Stub {
   }
 
   static async start(opts: StubOptions = {}): Promise<Stub> {
-    const s = new Stub(opts);
-    const host = opts.host ?? '127.0.0.1';
-    await new Promise<void>((r) => s.udp.bind(opts.port ?? 0, host, r));
-    s.port = s.udp.address().port;
-    s.host = host;
-    await new Promise<void>((r, j) => {
-      s.tcp.once('error', j);
-      s.tcp.listen(s.port, host, r);
-    });
-    return s;
+    // A free UDP port may be taken on TCP (another program's outgoing connection): pick again.
+    for (let attempt = 1; ; attempt++) {
+      const s = new Stub(opts);
+      const host = opts.host ?? '127.0.0.1';
+      await new Promise<void>((r) => s.udp.bind(opts.port ?? 0, host, r));
+      s.port = s.udp.address().port;
+      s.host = host;
+      try {
+        await new Promise<void>((r, j) => {
+          s.tcp.once('error', j);
+          s.tcp.listen(s.port, host, r);
+        });
+        return s;
+      } catch (err) {
+        s.udp.close();
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || opts.port !== undefined || attempt >= 10) throw err;
+      }
+    }
   }
 
   host = '127.0.0.1';

@@ -1,0 +1,92 @@
+// The cache on its own, on an injected clock: lifetimes, clamps, negative
+// caching, serve-stale and the prefetch window without waiting real seconds.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dnsPacket from 'dns-packet';
+import { AnswerCache, type CacheOptions } from '../src/cache/cache.js';
+import { scanMessage } from '../src/wire/message.js';
+
+const base: CacheOptions = { size: 100, minTtl: 0, maxTtl: 86400, negCache: true, negTtl: -1, serveStale: 0, prefetch: false };
+const cache = (o: Partial<CacheOptions> = {}): AnswerCache => new AnswerCache({ ...base, ...o });
+
+function reply(o: { ttl?: number; rcode?: number; soa?: number; answers?: number } = {}): Buffer {
+  const answers = Array.from({ length: o.answers ?? 1 }, (_, i) => ({ name: 'x.example', type: 'A', ttl: (o.ttl ?? 300) + i, data: `192.0.2.${i + 1}` }) as dnsPacket.Answer);
+  return dnsPacket.encode({
+    type: 'response',
+    id: 1,
+    flags: o.rcode ?? 0,
+    questions: [{ name: 'x.example', type: 'A', class: 'IN' }],
+    answers: o.rcode === 3 ? [] : answers,
+    authorities: o.soa !== undefined ? [{ name: 'example', type: 'SOA', ttl: o.soa, data: { mname: 'ns', rname: 'h', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: o.soa } }] : [],
+  } as dnsPacket.Packet);
+}
+
+function put(c: AnswerCache, r: Buffer, now: number, key = 'k'): ReturnType<AnswerCache['store']> {
+  return c.store(key, r, scanMessage(r, true)!, now);
+}
+
+test('an entry lives its smallest TTL on the clock it was given, and reports its age', () => {
+  const c = cache();
+  put(c, reply({ ttl: 60, answers: 3 }), 1000); // TTLs 60, 61, 62
+  const hit = c.lookup('k', 1000 + 59_999);
+  assert.equal(hit?.state, 'fresh');
+  assert.equal(hit?.state === 'fresh' && hit.age, 59);
+  assert.equal(c.lookup('k', 1000 + 60_000), null);
+  assert.equal(c.stats.hits, 1);
+  assert.equal(c.stats.misses, 1);
+});
+
+test('--min-cache-ttl and --max-cache-ttl clamp both the life and the stored TTL fields', () => {
+  const lo = cache({ minTtl: 30 });
+  const e = put(lo, reply({ ttl: 5 }), 0)!;
+  assert.equal(e.expiresAt, 30_000);
+  assert.equal(e.reply.readUInt32BE(e.start + e.ttls![0]!), 30);
+  const hi = cache({ maxTtl: 10 });
+  const f = put(hi, reply({ ttl: 5000 }), 0)!;
+  assert.equal(f.expiresAt, 10_000);
+  assert.equal(f.reply.readUInt32BE(f.start + f.ttls![0]!), 10);
+});
+
+test('negative answers: min(SOA TTL, MINIMUM) (RFC 2308), not without an SOA unless --neg-ttl, never with --no-negcache; SERVFAIL never', () => {
+  assert.equal(put(cache(), reply({ rcode: 3, soa: 120 }), 0)!.expiresAt, 120_000);
+  assert.equal(put(cache(), reply({ rcode: 3 }), 0), null);
+  assert.equal(put(cache({ negTtl: 15 }), reply({ rcode: 3 }), 0)!.expiresAt, 15_000);
+  assert.equal(put(cache({ negCache: false }), reply({ rcode: 3, soa: 120 }), 0), null);
+  assert.equal(put(cache(), reply({ rcode: 2 }), 0), null);
+});
+
+test('serve-stale keeps an expired entry as stale for its window only', () => {
+  const c = cache({ serveStale: 3600 });
+  put(c, reply({ ttl: 10 }), 0);
+  assert.equal(c.lookup('k', 10_000)?.state, 'stale');
+  assert.equal(c.lookup('k', 10_000 + 3_599_999)?.state, 'stale');
+  assert.equal(c.lookup('k', 10_000 + 3_600_000), null);
+});
+
+test('prefetch is wanted in the last tenth of the life, once', () => {
+  const c = cache({ prefetch: true });
+  const e = put(c, reply({ ttl: 100 }), 0)!;
+  assert.equal(c.wantsPrefetch(e, 89_999), false);
+  assert.equal(c.wantsPrefetch(e, 90_000), true);
+  e.refreshing = true;
+  assert.equal(c.wantsPrefetch(e, 95_000), false);
+  assert.equal(cache().wantsPrefetch(put(cache(), reply({ ttl: 100 }), 0)!, 95_000), false, 'not without --prefetch');
+});
+
+test('bounded by entries (LRU) and by bytes', () => {
+  const c = cache({ size: 2 });
+  put(c, reply(), 0, 'a');
+  put(c, reply(), 0, 'b');
+  c.lookup('a', 1);
+  put(c, reply(), 0, 'c');
+  assert.equal(c.lookup('b', 1), null, 'the least recently used went');
+  assert.equal(c.lookup('a', 1)?.state, 'fresh');
+  const r = reply({ answers: 20 });
+  const small = cache({ maxBytes: r.length * 2 });
+  put(small, r, 0, 'a');
+  put(small, r, 0, 'b');
+  put(small, r, 0, 'c');
+  assert.equal(small.size, 2);
+  assert.ok(small.bytes <= r.length * 2);
+  assert.equal(put(cache({ maxBytes: r.length - 1 }), r, 0), null, 'a reply over the bound is not cached');
+});
