@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { DEFAULTS, OptionValueError, defaultOptions, parse, parseBytes, parseIntIn, resolveStrategy, splitList, type Options, type ServerItem, type ValueSource } from './config/options.js';
 import { parseEndpoint } from './net/address.js';
 import { Raced, StartupError } from './raced.js';
+import { ERROR_CODES, RacedError, exitStatus } from './errors.js';
 import { Logger, stderrIsJournal } from './log.js';
 import cluster from 'node:cluster';
 import { reportToPrimary, runPrimary } from './workers.js';
@@ -23,7 +24,7 @@ import { normaliseDomain } from './router.js';
 import { answersOn } from './selfcheck.js';
 import { parseUpstream } from './upstream/upstream.js';
 import { installProcessGuard, printable } from './guard.js';
-import { PrivilegeError, dropPrivileges, plannedUser, unreadable, type Account } from './privilege.js';
+import { dropPrivileges, plannedUser, unreadable, type Account } from './privilege.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -169,7 +170,9 @@ export function buildProgram(): Command {
     .addOption(opt('--rate-limit-prefix <v4,v6>', 'prefix lengths that count as one client for --rate-limit').argParser(arg(parse.rateLimitPrefix)).default(DEFAULTS.rateLimitPrefix))
     .addOption(opt('--rate-limit-action <action>', 'over the limit: refuse (REFUSED) | drop (no reply) | truncate (TC=1 over UDP; TCP then not limited)').argParser(arg(parse.rateLimitAction)).default(DEFAULTS.rateLimitAction))
     .addOption(opt('--rate-limit-exempt <cidr>', 'clients never rate-limited; repeatable').argParser(list(parse.allow)))
-    .showHelpAfterError(false);
+    .showHelpAfterError(false)
+    // Every commander error is about what was typed: it ends with the same code as ours.
+    .configureOutput({ outputError: (text, write) => write(text.replace(/\n?$/, ` (${ERROR_CODES.OPTION})\n`)) });
   return program;
 }
 
@@ -285,7 +288,7 @@ async function run(opts: Options): Promise<void> {
     if (takeover) {
       // Only once raced is seen answering does the host's resolv.conf change.
       const ep = await answersOn(raced.bound).catch(() => {
-        throw new StartupError(`raced does not answer on ${raced.bound.map((b) => b.label).join(', ')}; ${RESOLV_CONF} left as it was`);
+        throw new StartupError(ERROR_CODES.TAKEOVER, `raced does not answer on ${raced.bound.map((b) => b.label).join(', ')}; ${RESOLV_CONF} left as it was`);
       });
       const ns = raced.bound.find((b) => b.port === 53) ?? ep;
       takeover.install(ns.host);
@@ -299,10 +302,12 @@ async function run(opts: Options): Promise<void> {
     }
     reportToPrimary({ type: 'ready' });
   } catch (err) {
-    if (err instanceof StartupError || err instanceof PrivilegeError) {
-      if (cluster.isWorker) reportToPrimary({ type: 'fatal', message: err.message });
-      else process.stderr.write(`raced: ${err.message}\n`);
-      process.exit(1);
+    if (err instanceof RacedError) {
+      // The code closes the line: scripts match it, people read the rest.
+      const line = `${err.message} (${err.code})`;
+      if (cluster.isWorker) reportToPrimary({ type: 'fatal', message: line });
+      else process.stderr.write(`raced: ${line}\n`);
+      process.exit(exitStatus(err.code));
     }
     throw err;
   }
@@ -403,7 +408,7 @@ function upstreamsFrom(takeover: ResolvTakeover, log: Logger): Options['servers'
       log.warn(`${RESOLV_CONF}: skipping nameserver '${ns}': ${(err as Error).message}`);
     }
   }
-  if (out.length === 0) throw new StartupError(`no nameserver in ${RESOLV_CONF} to use as upstream; give --server`);
+  if (out.length === 0) throw new StartupError(ERROR_CODES.TAKEOVER, `no nameserver in ${RESOLV_CONF} to use as upstream; give --server`);
   return out;
 }
 
@@ -463,8 +468,8 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (err instanceof OptionValueError || err instanceof ConfFileError) {
       // A conf-file line can be anything (megabytes, control bytes): escaped and cut.
-      process.stderr.write(`error: ${printable(err.message, 500)}\n`);
-      process.exit(2);
+      process.stderr.write(`error: ${printable(err.message, 500)} (${err.code})\n`);
+      process.exit(exitStatus(err.code));
     }
     throw err;
   }

@@ -7,10 +7,14 @@
 // ephemeral ports. Hosts files and the resolv-file are re-read on change as
 // that user: they must be readable by it (they are world-readable as usual).
 import { execFileSync } from 'node:child_process';
+import { ERROR_CODES, RacedError } from './errors.js';
 import { accessSync, constants, readFileSync } from 'node:fs';
 
-export class PrivilegeError extends Error {
+export class PrivilegeError extends RacedError {
   override name = 'PrivilegeError';
+  constructor(message: string) {
+    super(ERROR_CODES.USER, message);
+  }
 }
 
 export interface Account {

@@ -20,6 +20,7 @@ import { UdpListener } from './server/udp.js';
 import { TcpListener, TcpStats, type TcpOptions } from './server/tcp.js';
 import { Logger } from './log.js';
 import { LocalHosts } from './hosts/local.js';
+import { ERROR_CODES, RacedError } from './errors.js';
 import cluster from 'node:cluster';
 import { hasReusePort } from './workers.js';
 import type { Server } from 'node:http';
@@ -28,7 +29,7 @@ import { exposureWarning, registrySource, startMetricsServer } from './metrics/s
 import { answerPrimaryScrapes } from './metrics/cluster.js';
 
 /** A start-up failure with a message meant for the user as it is. */
-export class StartupError extends Error {
+export class StartupError extends RacedError {
   override name = 'StartupError';
 }
 
@@ -135,7 +136,7 @@ export class Raced {
     try {
       return new LocalHosts({ files: this.opts.hostsFiles, ttl: this.opts.hostsTtl, pollSeconds: this.opts.hostsPoll, inline: this.opts.hostsText }, this.log);
     } catch (err) {
-      throw new StartupError((err as Error).message);
+      throw new StartupError(ERROR_CODES.FILE, (err as Error).message);
     }
   }
 
@@ -207,7 +208,7 @@ export class Raced {
 
   private async adoptSystemd(): Promise<void> {
     const fds = listenFds();
-    if (typeof fds === 'string') throw new StartupError(`--systemd: ${fds}`);
+    if (typeof fds === 'string') throw new StartupError(ERROR_CODES.SYSTEMD, `--systemd: ${fds}`);
     const tcpOpts = this.tcpOptions(false);
     for (const fd of fds) {
       try {
@@ -226,7 +227,7 @@ export class Raced {
         const ep = parseEndpoint(endpointLabel(addr.address, addr.port), 53, true);
         if (!this.bound.some((b) => b.label === ep.label)) this.bound.push(ep);
       } catch (err) {
-        throw new StartupError(`--systemd: cannot use descriptor ${fd}: ${(err as Error).message}`);
+        throw new StartupError(ERROR_CODES.SYSTEMD, `--systemd: cannot use descriptor ${fd}: ${(err as Error).message}`);
       }
     }
     this.opts.listen = [...this.bound];
@@ -255,7 +256,7 @@ export class Raced {
       this.metricsServer = await startMetricsServer(this.opts.metricsListen, registrySource(reg, unhealthy));
     } catch (err) {
       await this.stop(0);
-      throw new StartupError(`cannot serve metrics on ${this.opts.metricsListen.label}: ${(err as Error).message}`);
+      throw new StartupError(ERROR_CODES.METRICS, `cannot serve metrics on ${this.opts.metricsListen.label}: ${(err as Error).message}`);
     }
     this.log.info(`metrics on http://${this.opts.metricsListen.label}/metrics`);
   }
@@ -279,7 +280,7 @@ export class Raced {
       try {
         specs = readResolvUpstreams(this.opts.resolvFile, (m) => this.log.warn(m));
       } catch (err) {
-        throw new StartupError(`cannot read --resolv-file ${this.opts.resolvFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw new StartupError(ERROR_CODES.UPSTREAMS, `cannot read --resolv-file ${this.opts.resolvFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
     }
     const used = new Set<Upstream>();
@@ -314,6 +315,7 @@ export class Raced {
     }
     if (defaults.length === 0 && rules.size === 0) {
       throw new StartupError(
+        ERROR_CODES.UPSTREAMS,
         this.opts.noResolv && this.opts.servers.length === 0
           ? 'no upstream servers: give --server, or drop --no-resolv'
           : `no upstream servers left from ${from} (every one is raced itself or none is listed)`,
@@ -336,7 +338,7 @@ export class Raced {
     try {
       context = upstreamTlsContext(o.tlsCa);
     } catch (err) {
-      throw new StartupError((err as Error).message);
+      throw new StartupError(ERROR_CODES.FILE, (err as Error).message);
     }
     this.streamOpts = {
       size: o.tlsPool,
@@ -389,13 +391,14 @@ function searchDomains(opts: Options): string[] {
 function bindError(ep: Endpoint, err: NodeJS.ErrnoException): StartupError {
   if (err.code === 'EACCES') {
     return new StartupError(
+      ERROR_CODES.LISTEN,
       `cannot listen on ${ep.label}: permission denied. Ports below 1024 need CAP_NET_BIND_SERVICE: run raced from ` +
         `the systemd unit (deploy/raced.service: DynamicUser=, AmbientCapabilities=CAP_NET_BIND_SERVICE) or with socket ` +
         `activation (--systemd), or start it as root (it binds, then runs as --user, default nobody); ` +
         `or use another port: --listen ${ep.family === 6 ? `[${ep.host}]` : ep.host}:5353`,
     );
   }
-  if (err.code === 'EADDRINUSE') return new StartupError(`cannot listen on ${ep.label}: address already in use`);
-  if (err.code === 'EADDRNOTAVAIL') return new StartupError(`cannot listen on ${ep.label}: no such local address`);
-  return new StartupError(`cannot listen on ${ep.label}: ${err.message}`);
+  if (err.code === 'EADDRINUSE') return new StartupError(ERROR_CODES.LISTEN, `cannot listen on ${ep.label}: address already in use`);
+  if (err.code === 'EADDRNOTAVAIL') return new StartupError(ERROR_CODES.LISTEN, `cannot listen on ${ep.label}: no such local address`);
+  return new StartupError(ERROR_CODES.LISTEN, `cannot listen on ${ep.label}: ${err.message}`);
 }

@@ -182,3 +182,23 @@ test('reusePort is used from Node 22.12 / 23.1 on', () => {
   assert.equal(hasReusePort('23.1.0'), true);
   assert.equal(hasReusePort('24.0.0'), true);
 });
+
+test('start-up errors end with a stable code, and the exit status its kind gives', () => {
+  const dir2 = mkdtempSync(join(tmpdir(), 'raced-codes-'));
+  const conf = join(dir2, 'bad.conf');
+  writeFileSync(conf, 'cache-size=abc\n');
+  const cases: [string[], number, string][] = [
+    [['--listen', '127.0.0.1:70000'], 2, 'RACED_ERR_OPTION'],
+    [['--no-such-flag'], 2, 'RACED_ERR_OPTION'],
+    [['--conf-file', conf], 2, 'RACED_ERR_CONF_FILE'],
+    [['--listen', '192.0.2.254:5353', '--server', '127.0.0.1:9'], 1, 'RACED_ERR_LISTEN'],
+    [['--listen', '127.0.0.1:0', '--no-resolv'], 1, 'RACED_ERR_UPSTREAMS'],
+    [['--listen', '127.0.0.1:0', '--server', '127.0.0.1:9', '--hostsfile', join(dir2, 'missing')], 1, 'RACED_ERR_FILE'],
+    [['--listen', '127.0.0.1:0', '--server', '127.0.0.1:9', '--user', 'no-such-user-here'], 1, 'RACED_ERR_USER'],
+  ];
+  for (const [args, status, code] of cases) {
+    const r = run(args);
+    assert.equal(r.status, status, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr.trim().split('\n').at(-1)!, new RegExp(`\\(${code}\\)$`), `${args.join(' ')}: ${r.stderr}`);
+  }
+});

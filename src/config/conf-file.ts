@@ -1,6 +1,7 @@
 // --conf-file: dnsmasq's `key=value` format, for the options raced shares
 // with dnsmasq, so raced can be pointed at a dnsmasq.conf. A key raced does
 // not support is an error naming it and its line, never silently ignored.
+import { ERROR_CODES, RacedError } from '../errors.js';
 import { readFileSync } from 'node:fs';
 
 /** What the file sets, as values of raced's own flags (commander attribute names), and the line of each value. */
@@ -20,8 +21,11 @@ export class ConfValues extends Map<string, string | boolean | string[]> {
   }
 }
 
-export class ConfFileError extends Error {
+export class ConfFileError extends RacedError {
   override name = 'ConfFileError';
+  constructor(message: string) {
+    super(ERROR_CODES.CONF_FILE, message);
+  }
 }
 
 type Kind = 'flag' | 'value' | 'list';

@@ -1,6 +1,7 @@
 // The one options object raced runs on, its defaults, and the parsers that
 // turn flag and environment values into it. No commander here: cli.ts wires
 // these to flags.
+import { ERROR_CODES, RacedError } from '../errors.js';
 import { parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../net/address.js';
 import { parseUpstream, type UpstreamSpec } from '../upstream/upstream.js';
 import { STRATEGY_NAMES, type StrategyName } from '../strategy/index.js';
@@ -197,8 +198,11 @@ export function defaultOptions(): Options {
 }
 
 /** A value that does not parse; the message names what was wrong with it. */
-export class OptionValueError extends Error {
+export class OptionValueError extends RacedError {
   override name = 'OptionValueError';
+  constructor(message: string) {
+    super(ERROR_CODES.OPTION, message);
+  }
 }
 
 /** Items of a repeatable flag; an environment variable may hold several, comma or space separated. */
