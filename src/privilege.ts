@@ -8,6 +8,7 @@
 // that user: they must be readable by it (they are world-readable as usual).
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export class PrivilegeError extends Error {
   override name = 'PrivilegeError';
@@ -106,4 +107,14 @@ export function unreadable(paths: readonly string[]): string[] {
       return true;
     }
   });
+}
+
+/** --cache-file is written (temporary file, then rename) by the user raced runs as: its directory must be writable by it. */
+export function unwritableDir(file: string): boolean {
+  try {
+    accessSync(dirname(file), constants.W_OK | constants.X_OK);
+    return false;
+  } catch {
+    return true;
+  }
 }
