@@ -180,7 +180,8 @@ export class AnswerCache {
     if (ttl < 0 || scan.ttls === null || reply.length > this.maxBytes) return null;
     const o = this.opts;
     const negative = scan.rcode === Rcode.NXDOMAIN || scan.ancount === 0;
-    const entry = this.insert(key, reply, scan, now, now + ttl * 1000);
+    // slice(): an exact-size copy; the scan's array was grown by push and has spare room.
+    const entry = this.insert(key, reply, scan, now, now + ttl * 1000, scan.ttls.slice());
     const { reply: copy, start } = entry;
     for (const at of scan.ttls) {
       const t = copy.readUInt32BE(start + at);
@@ -197,10 +198,11 @@ export class AnswerCache {
    */
   restore(key: string, reply: Buffer, scan: Scan, storedAt: number, expiresAt: number): void {
     if (scan.ttls === null || reply.length > this.maxBytes) return;
-    this.insert(key, reply, scan, storedAt, expiresAt);
+    // The scan's TTL array is this entry's alone (each scan makes a new one): kept as it is.
+    this.insert(key, reply, scan, storedAt, expiresAt, scan.ttls);
   }
 
-  private insert(key: string, reply: Buffer, scan: Scan, storedAt: number, expiresAt: number): CacheEntry {
+  private insert(key: string, reply: Buffer, scan: Scan, storedAt: number, expiresAt: number, ttls: number[]): CacheEntry {
     const replaced = this.map.peek(key);
     if (replaced !== undefined) {
       this.map.delete(key);
@@ -214,8 +216,7 @@ export class AnswerCache {
       end: start + reply.length,
       opt: scan.opt,
       optEnd: scan.optEnd,
-      // slice(): an exact-size copy; the scan's array was grown by push and has spare room.
-      ttls: scan.ttls!.slice(),
+      ttls,
       storedAt,
       expiresAt,
       staleUntil: expiresAt + this.opts.serveStale * 1000,

@@ -22,7 +22,7 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { AnswerCache, CacheEntry } from './cache.js';
-import { scanMessage, type Scan } from '../wire/message.js';
+import { newScan, scanMessage, type Scan } from '../wire/message.js';
 import { ownOptSize } from '../wire/build.js';
 import { HEADER_LEN } from '../wire/constants.js';
 import type { Logger } from '../log.js';
@@ -85,14 +85,25 @@ export async function encodeEntries(entries: readonly (readonly [string, CacheEn
   return [header, ...parts];
 }
 
-export interface Decoded {
-  savedAt: number;
-  /** Every record, least recently used first; `scan` read from the reply again. */
-  records: { key: string; reply: Buffer; scan: Scan; storedAgo: number; expiresIn: number }[];
+export interface Record {
+  key: string;
+  /** A view of the file's bytes. */
+  reply: Buffer;
+  /** The reply read again; reused from one record to the next, its `ttls` array is the record's own. */
+  scan: Scan;
+  /** Milliseconds before the save that the entry was stored. */
+  storedAgo: number;
+  /** Milliseconds of life it had left at the save; negative: already stale. */
+  expiresIn: number;
 }
 
-/** Checks and parses a whole file; throws CacheFileError saying what is wrong. */
-export function decodeFile(buf: Buffer): Decoded {
+/**
+ * Checks a whole file and hands over its records one by one, least recently
+ * used first; returns the wall-clock time of the save. Throws CacheFileError
+ * saying what is wrong — possibly after some records went out, so a caller
+ * that keeps them must drop them again.
+ */
+export function readRecords(buf: Buffer, each: (r: Record) => void): number {
   if (buf.length < HEADER_SIZE) {
     if (buf.length >= 8 && !buf.subarray(0, 8).equals(MAGIC)) throw new CacheFileError('not a raced cache file');
     throw new CacheFileError(`truncated (${buf.length} bytes, shorter than the header)`);
@@ -108,28 +119,35 @@ export function decodeFile(buf: Buffer): Decoded {
   if (buf.length - HEADER_SIZE > bodyLen) throw new CacheFileError(`corrupt (${buf.length - HEADER_SIZE - bodyLen} bytes after the last entry)`);
   if (crc32(buf.subarray(16, HEADER_SIZE), crc32(buf.subarray(HEADER_SIZE))) !== buf.readUInt32BE(12)) throw new CacheFileError('corrupt (checksum mismatch)');
   if (!Number.isFinite(savedAt)) throw new CacheFileError('corrupt header');
-  const records: Decoded['records'] = [];
+  const scan = newScan();
+  const rec: Record = { key: '', reply: buf, scan, storedAgo: 0, expiresIn: 0 };
   let off = HEADER_SIZE;
   for (let i = 0; i < count; i++) {
     if (off + RECORD_FIXED > buf.length) throw new CacheFileError(`corrupt (entry ${i + 1} of ${count} runs past the end)`);
     const keyLen = buf.readUInt16BE(off);
     const replyLen = buf.readUInt16BE(off + 2);
-    const storedAgo = buf.readDoubleBE(off + 4);
-    const expiresIn = buf.readDoubleBE(off + 12);
+    rec.storedAgo = buf.readDoubleBE(off + 4);
+    rec.expiresIn = buf.readDoubleBE(off + 12);
     off += RECORD_FIXED;
     if (off + keyLen + replyLen > buf.length) throw new CacheFileError(`corrupt (entry ${i + 1} of ${count} runs past the end)`);
-    const key = buf.toString('latin1', off, off + keyLen);
+    rec.key = buf.toString('latin1', off, off + keyLen);
     off += keyLen;
-    const reply = buf.subarray(off, off + replyLen);
+    rec.reply = buf.subarray(off, off + replyLen);
     off += replyLen;
-    const scan = scanMessage(reply, true);
-    if (!Number.isFinite(storedAgo) || !Number.isFinite(expiresIn) || scan === null || !replyMatchesKey(reply, scan, key)) {
+    if (!Number.isFinite(rec.storedAgo) || !Number.isFinite(rec.expiresIn) || scanMessage(rec.reply, true, scan) === null || !replyMatchesKey(rec.reply, scan, rec.key)) {
       throw new CacheFileError(`corrupt (entry ${i + 1} of ${count} is not a reply to its question)`);
     }
-    records.push({ key, reply, scan, storedAgo, expiresIn });
+    each(rec);
   }
   if (off !== buf.length) throw new CacheFileError(`corrupt (${buf.length - off} bytes after the last entry)`);
-  return { savedAt, records };
+  return savedAt;
+}
+
+/** Every record's key, for tests and tools; throws as readRecords does. */
+export function fileKeys(buf: Buffer): string[] {
+  const keys: string[] = [];
+  readRecords(buf, (r) => keys.push(r.key));
+  return keys;
 }
 
 /** A whole reply (QR=1, one question, nothing after the last record) whose question is the key's. */
@@ -160,23 +178,30 @@ export interface LoadResult {
  * raced's --edns-packet-max, as replies stored now do.
  */
 export function loadInto(cache: AnswerCache, buf: Buffer, ednsPacketMax: number, wallNow = Date.now(), monoNow = performance.now()): LoadResult {
-  const { savedAt, records } = decodeFile(buf);
-  const since = Math.max(0, wallNow - savedAt);
-  const res: LoadResult = { loaded: 0, expired: 0, refused: 0, savedAt };
+  const res: LoadResult = { loaded: 0, expired: 0, refused: 0, savedAt: 0 };
   const staleMs = cache.opts.serveStale * 1000;
-  for (const r of records) {
-    const expiresAt = monoNow - since + r.expiresIn;
-    if (expiresAt + staleMs <= monoNow) {
-      res.expired++;
-      continue;
-    }
-    if (cache.ttlFor(r.scan) < 0) {
-      res.refused++;
-      continue;
-    }
-    ownOptSize(r.reply, r.scan, ednsPacketMax);
-    cache.restore(r.key, r.reply, r.scan, monoNow - since - r.storedAgo, expiresAt);
-    res.loaded++;
+  // Known only once the file is read: the first pass (readRecords) says when, entries come in the same pass.
+  const savedAt = buf.length >= HEADER_SIZE ? buf.readDoubleBE(24) : 0;
+  const since = Number.isFinite(savedAt) ? Math.max(0, wallNow - savedAt) : 0;
+  try {
+    res.savedAt = readRecords(buf, (r) => {
+      const expiresAt = monoNow - since + r.expiresIn;
+      if (expiresAt + staleMs <= monoNow) {
+        res.expired++;
+        return;
+      }
+      if (cache.ttlFor(r.scan) < 0) {
+        res.refused++;
+        return;
+      }
+      ownOptSize(r.reply, r.scan, ednsPacketMax);
+      cache.restore(r.key, r.reply, r.scan, monoNow - since - r.storedAgo, expiresAt);
+      res.loaded++;
+    });
+  } catch (err) {
+    // Nothing of a file that fails a check stays.
+    cache.clear();
+    throw err;
   }
   return res;
 }
