@@ -453,8 +453,10 @@ export async function main(argv: string[]): Promise<void> {
       }
     });
   const socketOption = (): Option => opt('--control-socket <path>', 'the --control-socket of the running raced');
-  const command = (line: string) => async (o: { controlSocket?: string }) => {
+  const command = (line: string) => async (sub: { controlSocket?: string }) => {
     const name = `raced ${line.split(' ').slice(0, 2).join(' ')}`;
+    // Given before or after the subcommand's name, --control-socket may land on the program or on the subcommand.
+    const o = { controlSocket: sub.controlSocket || (program.opts().controlSocket as string | undefined) };
     if (!o.controlSocket) {
       process.stderr.write(`${name}: give --control-socket PATH (or RACED_CONTROL_SOCKET), the socket raced runs with\n`);
       process.exit(2);

@@ -134,7 +134,8 @@ function serve(sock: net.Socket, h: ControlHandlers, log: Logger): void {
         writeLines(sock, out);
       },
       (err: Error) => {
-        sock.end(`error: ${printable(err.message, 500)}\n`);
+        // Messages are raced's own (a client's bytes in them are escaped already): one line.
+        sock.end(`error: ${err.message.replace(/[\r\n]+/g, ' ')}\n`);
       },
     );
   });
