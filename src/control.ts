@@ -53,7 +53,10 @@ export function nameToWire(text: string): Buffer {
 export function dumpLines(cache: AnswerCache, now: number): string[] {
   const lines: string[] = [];
   const scratch = Buffer.alloc(12 + 260);
-  for (const [key, e] of cache.snapshot()) {
+  const { keys, entries } = cache.snapshot();
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const e = entries[i]!;
     const n = scratch.write(key, 12, 'latin1');
     const nameEnd = 12 + n - 5;
     const type = scratch.readUInt16BE(nameEnd);

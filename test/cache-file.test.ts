@@ -222,12 +222,12 @@ test('format: least recently used first, so a load keeps recency; bounded by --c
   const res = loadInto(back, file, 1232, wall, 50_000);
   const loadMs = performance.now() - t1;
   assert.equal(res.loaded, 100_000);
-  assert.deepEqual(back.snapshot().map(([k]) => k), cache.snapshot().map(([k]) => k), 'recency order survives');
+  assert.deepEqual(back.snapshot().keys, cache.snapshot().keys, 'recency order survives');
   const small = new AnswerCache({ ...opts, size: 10 });
   loadInto(small, file, 1232, Date.now(), 50_000);
-  assert.deepEqual(small.snapshot().map(([k]) => k), cache.snapshot().slice(-10).map(([k]) => k), 'bounded by --cache-size: the 10 most recent stay');
+  assert.deepEqual(small.snapshot().keys, cache.snapshot().keys.slice(-10), 'bounded by --cache-size: the 10 most recent stay');
   // Ages survive: stored 5 s before the save, 3600 s TTL.
-  const [, e] = back.snapshot()[0]!;
+  const e = back.snapshot().entries[0]!;
   assert.equal(Math.round(e.expiresAt - 50_000), 3600_000 - 5000);
   // The figures for README come from bench/cache-file.ts on a quiet machine; here only a bound that a loaded
   // shared CI runner keeps (the tests run beside others).

@@ -32,7 +32,7 @@ export const FORMAT_VERSION = 1;
 export const HEADER_SIZE = 40;
 const RECORD_FIXED = 20;
 /** Records encoded between two turns of the event loop while saving: a few milliseconds of work. */
-const CHUNK = 4000;
+const CHUNK = 1000;
 
 export class CacheFileError extends Error {
   override name = 'CacheFileError';
@@ -45,7 +45,8 @@ const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
  * recently used first. With `yieldEvery`, gives the event loop a turn every
  * that many records, so answering goes on during a save.
  */
-export async function encodeEntries(entries: readonly (readonly [string, CacheEntry])[], wallNow: number, monoNow: number, yieldEvery = CHUNK): Promise<Buffer[]> {
+export async function encodeEntries(snap: { keys: readonly string[]; entries: readonly CacheEntry[] }, wallNow: number, monoNow: number, yieldEvery = CHUNK): Promise<Buffer[]> {
+  const { keys, entries } = snap;
   const parts: Buffer[] = [];
   let crc = 0;
   let bodyLen = 0;
@@ -54,13 +55,14 @@ export async function encodeEntries(entries: readonly (readonly [string, CacheEn
     const to = Math.min(entries.length, from + yieldEvery);
     let size = 0;
     for (let i = from; i < to; i++) {
-      const [key, e] = entries[i]!;
-      size += RECORD_FIXED + key.length + (e.end - e.start);
+      const e = entries[i]!;
+      size += RECORD_FIXED + keys[i]!.length + (e.end - e.start);
     }
     const buf = Buffer.allocUnsafe(size);
     let off = 0;
     for (let i = from; i < to; i++) {
-      const [key, e] = entries[i]!;
+      const key = keys[i]!;
+      const e = entries[i]!;
       const len = e.end - e.start;
       buf.writeUInt16BE(key.length, off);
       buf.writeUInt16BE(len, off + 2);
@@ -300,16 +302,16 @@ export class CacheFile {
 
   private async write(): Promise<number> {
     const t0 = performance.now();
-    const entries = this.cache.snapshot();
+    const snap = this.cache.snapshot();
     try {
-      await writeAtomic(this.path, await encodeEntries(entries, Date.now(), performance.now()));
+      await writeAtomic(this.path, await encodeEntries(snap, Date.now(), performance.now()));
     } catch (err) {
       const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       this.log.warn(`cache file ${this.path}: cannot write it (${why})`);
       throw new Error(`cannot write ${this.path}: ${why}`);
     }
-    this.log.debug(`cache file ${this.path}: saved ${entries.length} entries in ${Math.round(performance.now() - t0)} ms`);
-    return entries.length;
+    this.log.debug(`cache file ${this.path}: saved ${snap.keys.length} entries in ${Math.round(performance.now() - t0)} ms`);
+    return snap.keys.length;
   }
 
   /** The final save, after the drain: the timer stops first. */
