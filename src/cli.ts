@@ -15,7 +15,7 @@ import { parseEndpoint } from './net/address.js';
 import { Raced, StartupError } from './raced.js';
 import { Logger, stderrIsJournal } from './log.js';
 import cluster from 'node:cluster';
-import { reportToPrimary, runPrimary } from './workers.js';
+import { reportToPrimary, runPrimary, type ControlRequest, type WorkerMessage } from './workers.js';
 import { status } from './status.js';
 import { ResolvTakeover } from './config/takeover.js';
 import { ConfFileError, addressRules, listenFrom, readConfFile } from './config/conf-file.js';
@@ -24,7 +24,7 @@ import { answersOn } from './selfcheck.js';
 import { parseUpstream } from './upstream/upstream.js';
 import { installProcessGuard, printable } from './guard.js';
 import { PrivilegeError, dropPrivileges, plannedUser, unreadable, unwritableDir } from './privilege.js';
-import { ControlError, localHandlers, sendCommand, startControl } from './control.js';
+import { ControlError, localHandlers, runCommand, sendCommand, startControl } from './control.js';
 import { performance } from 'node:perf_hooks';
 import { unlinkSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
@@ -268,7 +268,7 @@ async function run(opts: Options): Promise<void> {
   if (opts.workers > 1 && cluster.isPrimary) {
     if (stopRequested()) process.exit(0);
     try {
-      const running = runPrimary(opts.workers, log, opts.metricsListen);
+      const running = runPrimary(opts.workers, log, opts.metricsListen, opts.controlSocket);
       onSignal(() => {}); // the primary's own handlers are installed now
       await running;
       process.exit(0);
@@ -295,7 +295,17 @@ async function run(opts: Options): Promise<void> {
     raced = new Raced(opts, log);
     await raced.start();
     await raced.startMetrics(VERSION);
-    if (opts.controlSocket !== null) {
+    if (opts.controlSocket !== null && cluster.isWorker) {
+      // The primary holds the socket and passes each command on.
+      const handlers = localHandlers(raced.cache, raced.cacheFile, () => performance.now());
+      process.on('message', (m: ControlRequest) => {
+        if (m?.type !== 'control') return;
+        runCommand(m.line, handlers).then(
+          (lines) => process.send!({ type: 'control-reply', seq: m.seq, lines, error: null } satisfies WorkerMessage),
+          (err: Error) => process.send!({ type: 'control-reply', seq: m.seq, lines: null, error: err.message } satisfies WorkerMessage),
+        );
+      });
+    } else if (opts.controlSocket !== null) {
       // Bound before the privilege drop, owned by the user raced was started as.
       control = await startControl(opts.controlSocket, localHandlers(raced.cache, raced.cacheFile, () => performance.now()), log).catch(async (err: Error) => {
         await raced.stop(0);

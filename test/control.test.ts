@@ -204,3 +204,45 @@ test('the line protocol: unknown commands and overlong lines get an error line, 
     await up.close();
   }
 });
+
+test('--workers 2: the primary holds the socket, a command reaches every worker', { skip: !hasDig && 'dig not installed' }, async () => {
+  const dir = tmp();
+  const sock = join(dir, 'ctl');
+  const up = await Stub.start({ ttl: 300, address: '192.0.2.8' });
+  const port = await freePort();
+  const r = await spawnRaced(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--server', up.label, '--control-socket', sock]);
+  try {
+    const t0 = Date.now();
+    while (!(r.log().includes('2 workers ready') && r.log().includes('control socket on')) && Date.now() - t0 < 10000) await sleep(50);
+    assert.match(r.log(), /control socket on .* \(commands go to all 2 workers\)/);
+    assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
+    // Enough queries that both workers (each with its own cache) hold the name.
+    for (let i = 0; i < 20; i++) assert.equal(await dig(port, 'w.ctl.example'), '192.0.2.8');
+    const dump = await raced(['cache', 'dump', '--control-socket', sock]);
+    assert.equal(dump.status, 0, dump.err);
+    const lines = dump.out.trim().split('\n');
+    assert.ok(lines.length >= 1 && lines.length <= 2, dump.out);
+    for (const l of lines) assert.match(l, /^w\.ctl\.example\. A NOERROR \d+$/);
+    const flush = await raced(['cache', 'flush', 'w.ctl.example', '--control-socket', sock]);
+    assert.equal(flush.status, 0, flush.err);
+    const said = flush.out.trim().split('\n');
+    assert.equal(said.length, 2, flush.out);
+    assert.match(said[0]!, /^worker 1 \(pid \d+\): flushed [01] entries$/);
+    assert.match(said[1]!, /^worker 2 \(pid \d+\): flushed [01] entries$/);
+    assert.equal(said.reduce((n, l) => n + Number(/flushed (\d)/.exec(l)![1]), 0), lines.length, 'every entry the dump showed went');
+    assert.equal((await raced(['cache', 'dump', '--control-socket', sock])).out, '');
+    const reload = await raced(['reload', '--control-socket', sock]);
+    assert.equal(reload.status, 0, reload.err);
+    const t1 = Date.now();
+    while ((r.log().match(/SIGHUP: reloading upstreams/g) ?? []).length < 2 && Date.now() - t1 < 5000) await sleep(50);
+    assert.equal((r.log().match(/SIGHUP: reloading upstreams/g) ?? []).length, 2, 'both workers reloaded');
+    const save = await raced(['cache', 'save', '--control-socket', sock]);
+    assert.equal(save.status, 1);
+    assert.match(save.err, /--cache-file works with --workers 1 only/);
+  } finally {
+    r.child.kill('SIGTERM');
+    await exited(r.child);
+    await up.close();
+  }
+  assert.ok(!fs.existsSync(sock), 'the primary removes the socket when it stops');
+});
