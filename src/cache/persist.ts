@@ -45,13 +45,20 @@ const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
  * recently used first. With `yieldEvery`, gives the event loop a turn every
  * that many records, so answering goes on during a save.
  */
-export async function encodeEntries(snap: { keys: readonly string[]; entries: readonly CacheEntry[] }, wallNow: number, monoNow: number, yieldEvery = CHUNK): Promise<Buffer[]> {
+export async function encodeEntries(
+  snap: { keys: readonly string[]; entries: readonly CacheEntry[] },
+  wallNow: number,
+  monoNow: number,
+  yieldEvery = CHUNK,
+  steps: { longest: number } = { longest: 0 },
+): Promise<Buffer[]> {
   const { keys, entries } = snap;
   const parts: Buffer[] = [];
   let crc = 0;
   let bodyLen = 0;
   for (let from = 0; from < entries.length; from += yieldEvery) {
     if (from > 0) await nextTurn();
+    const began = performance.now();
     const to = Math.min(entries.length, from + yieldEvery);
     let size = 0;
     for (let i = from; i < to; i++) {
@@ -75,6 +82,7 @@ export async function encodeEntries(snap: { keys: readonly string[]; entries: re
     crc = crc32(buf, crc);
     bodyLen += size;
     parts.push(buf);
+    steps.longest = Math.max(steps.longest, performance.now() - began);
   }
   const header = Buffer.alloc(HEADER_SIZE);
   MAGIC.copy(header, 0);
@@ -268,12 +276,15 @@ export class CacheFile {
       return;
     }
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     try {
       const r = loadInto(this.cache, buf, this.ednsPacketMax);
+      const cpu = process.cpuUsage(cpu0);
       const ago = Math.round(Math.max(0, Date.now() - r.savedAt) / 1000);
       const dropped = [r.expired > 0 ? `${r.expired} expired` : '', r.refused > 0 ? `${r.refused} not cacheable with these options` : ''].filter(Boolean).join(', ');
       this.log.info(
-        `cache file ${this.path}: loaded ${r.loaded} entries saved ${ago} s ago in ${Math.round(performance.now() - t0)} ms` + (dropped ? ` (dropped ${dropped})` : ''),
+        `cache file ${this.path}: loaded ${r.loaded} entries saved ${ago} s ago in ${Math.round(performance.now() - t0)} ms (${Math.round((cpu.user + cpu.system) / 1000)} ms CPU)` +
+          (dropped ? ` (dropped ${dropped})` : ''),
       );
     } catch (err) {
       if (!(err instanceof CacheFileError)) throw err;
@@ -303,14 +314,16 @@ export class CacheFile {
   private async write(): Promise<number> {
     const t0 = performance.now();
     const snap = this.cache.snapshot();
+    // The longest stretch that held up answering: the snapshot, or one chunk of records.
+    const steps = { longest: performance.now() - t0 };
     try {
-      await writeAtomic(this.path, await encodeEntries(snap, Date.now(), performance.now()));
+      await writeAtomic(this.path, await encodeEntries(snap, Date.now(), performance.now(), CHUNK, steps));
     } catch (err) {
       const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       this.log.warn(`cache file ${this.path}: cannot write it (${why})`);
       throw new Error(`cannot write ${this.path}: ${why}`);
     }
-    this.log.debug(`cache file ${this.path}: saved ${snap.keys.length} entries in ${Math.round(performance.now() - t0)} ms`);
+    this.log.debug(`cache file ${this.path}: saved ${snap.keys.length} entries in ${Math.round(performance.now() - t0)} ms (longest step ${steps.longest.toFixed(1)} ms)`);
     return snap.keys.length;
   }
 
