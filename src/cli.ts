@@ -497,8 +497,13 @@ export async function main(argv: string[]): Promise<void> {
     }
     // Without a subcommand the program itself runs raced; an action keeps
     // commander from showing help because subcommands exist.
-    program.action(() => {});
+    let serve = false;
+    program.action(() => {
+      serve = true;
+    });
     program.parse(argv);
+    // A subcommand after the program's options (`raced --control-socket P cache dump`) ran its own action: no raced to start.
+    if (!serve) return;
     const confFile = program.opts().confFile as string | undefined;
     const conf = confFile ? applyConfFile(program, confFile) : null;
     opts = toOptions(program.opts(), (attr) => program.getOptionValueSource(attr) as ValueSource);

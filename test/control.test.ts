@@ -138,6 +138,10 @@ test('a clear error when nothing listens, when no socket is named, and for a fil
   const gone = await raced(['reload', '--control-socket', stale]);
   assert.equal(gone.status, 1);
   assert.match(gone.err, /^raced reload: nothing listens on /);
+  // The socket named before the subcommand: the same, and no raced starts on the side.
+  const before = await raced(['--control-socket', join(dir, 'nothing'), 'cache', 'dump']);
+  assert.equal(before.status, 1);
+  assert.equal(before.err, none.err);
   const unnamed = await raced(['cache', 'save'], { RACED_CONTROL_SOCKET: '' });
   assert.equal(unnamed.status, 2);
   assert.match(unnamed.err, /raced cache save: give --control-socket PATH/);
