@@ -233,3 +233,29 @@ test('format: least recently used first, so a load keeps recency; bounded by --c
   // shared CI runner keeps (the tests run beside others).
   assert.ok(saveMs < 5000 && loadMs < 5000, `100,000 entries: save ${saveMs.toFixed(0)} ms, load ${loadMs.toFixed(0)} ms`);
 });
+
+test('cache-file=, cache-save-interval= and control-socket= in --conf-file, RACED_CACHE_FILE in the environment; bad values exit 2', async () => {
+  const dir = tmp();
+  const up = await Stub.start({});
+  const conf = join(dir, 'raced.conf');
+  fs.writeFileSync(conf, `cache-file=${join(dir, 'from-conf')}\ncache-save-interval=1\ncontrol-socket=${join(dir, 'ctl')}\n`);
+  const port = await freePort();
+  const r = await spawnRaced(['--listen', `127.0.0.1:${port}`, '--server', up.label, '--conf-file', conf]);
+  const t0 = Date.now();
+  while (!fs.existsSync(join(dir, 'from-conf')) && Date.now() - t0 < 5000) await sleep(100);
+  assert.ok(fs.existsSync(join(dir, 'from-conf')), 'saved within a second or so (cache-save-interval=1)');
+  assert.ok(fs.statSync(join(dir, 'ctl')).isSocket());
+  r.child.kill('SIGTERM');
+  await exited(r.child);
+  const p2 = await freePort();
+  const e = await spawnRaced(['--listen', `127.0.0.1:${p2}`, '--server', up.label], { RACED_CACHE_FILE: join(dir, 'from-env') });
+  assert.match(e.log(), new RegExp(`cache file ${join(dir, 'from-env')}: none yet`));
+  e.child.kill('SIGTERM');
+  await exited(e.child);
+  assert.ok(fs.existsSync(join(dir, 'from-env')));
+  await up.close();
+  fs.writeFileSync(conf, 'cache-save-interval=soon\n');
+  const bad = spawnSync(process.execPath, [join(import.meta.dirname, '../src/main.js'), '--server', '127.0.0.1:1', '--conf-file', conf], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /raced\.conf:1: cache-save-interval=soon: /);
+});
