@@ -13,6 +13,9 @@ import { Stub } from './helpers/stub.js';
 import { CLI, freePort, exited, spawnRaced } from './helpers/process.js';
 import { sleep } from './helpers/client.js';
 import { fileKeys } from '../src/cache/persist.js';
+import { AnswerCache } from '../src/cache/cache.js';
+import { dumpLines, nameToWire } from '../src/control.js';
+import { scanMessage } from '../src/wire/message.js';
 
 const hasDig = spawnSync('sh', ['-c', 'command -v dig']).status === 0;
 const run = promisify(execFile);
@@ -249,4 +252,23 @@ test('--workers 2: the primary holds the socket, a command reaches every worker'
     await up.close();
   }
   assert.ok(!fs.existsSync(sock), 'the primary removes the socket when it stops');
+});
+
+test('dump lines: a stale entry, another class, CD', async () => {
+  const cache = new AnswerCache({ size: 10, minTtl: 0, maxTtl: 86400, negCache: true, negTtl: -1, serveStale: 60, prefetch: false });
+  const reply = (name: string, cls: number, ttl: number, rcode = 0): Buffer => {
+    const wire = nameToWire(name);
+    const head = Buffer.from([0, 0, 0x81, 0x80 | rcode, 0, 1, 0, 1, 0, 0, 0, 0]);
+    const rr = Buffer.from([0xc0, 12, 0, 16, 0, cls, 0, 0, 0, ttl, 0, 2, 1, 0x78]);
+    return Buffer.concat([head, wire, Buffer.from([0, 16, 0, cls]), rr]);
+  };
+  const put = (name: string, cls: number, ttl: number, flags: number): void => {
+    const r = reply(name, cls, ttl);
+    const scan = scanMessage(r, true)!;
+    cache.store(r.toString('latin1', 12, scan.qEnd) + String.fromCharCode(flags), r, scan, 0);
+  };
+  put('version.bind', 3, 100, 0);
+  put('old.example', 1, 1, 0);
+  put('cd.example', 1, 100, 2);
+  assert.deepEqual(await dumpLines(cache, 5000), ['version.bind. TXT CLASS3 NOERROR 95', 'old.example. TXT NOERROR 0 stale', 'cd.example. TXT NOERROR 95 cd']);
 });
