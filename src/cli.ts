@@ -16,7 +16,7 @@ import { Raced, StartupError } from './raced.js';
 import { ERROR_CODES, RacedError, exitStatus } from './errors.js';
 import { Logger, stderrIsJournal } from './log.js';
 import cluster from 'node:cluster';
-import { reportToPrimary, runPrimary } from './workers.js';
+import { reportToPrimary, runPrimary, type ControlRequest, type WorkerMessage } from './workers.js';
 import { status } from './status.js';
 import { ResolvTakeover } from './config/takeover.js';
 import { ConfFileError, addressRules, listenFrom, readConfFile } from './config/conf-file.js';
@@ -24,7 +24,11 @@ import { normaliseDomain } from './router.js';
 import { answersOn } from './selfcheck.js';
 import { parseUpstream } from './upstream/upstream.js';
 import { installProcessGuard, printable } from './guard.js';
-import { dropPrivileges, plannedUser, unreadable, type Account } from './privilege.js';
+import { dropPrivileges, plannedUser, unreadable, unwritableDir, type Account } from './privilege.js';
+import { ControlError, localHandlers, runCommand, sendCommand, startControl } from './control.js';
+import { performance } from 'node:perf_hooks';
+import { unlinkSync } from 'node:fs';
+import type { Server as NetServer } from 'node:net';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -136,6 +140,9 @@ export function buildProgram(): Command {
     .addOption(opt('--neg-ttl <s>', 'cache negative answers without an SOA for this long (default: not at all)').argParser(int(0, 86400)))
     .addOption(opt('--serve-stale [s]', 'answer from expired entries for up to s seconds (default 86400) when upstreams fail; RACED_SERVE_STALE=on: the default').argParser(arg(parseServeStale)))
     .addOption(opt('--prefetch', 'refresh popular cache entries shortly before they expire'))
+    .addOption(opt('--cache-file <path>', 'save the cache here on exit and every --cache-save-interval, load it at start (mode 0600; --workers 1 only)'))
+    .addOption(opt('--cache-save-interval <s>', 'seconds between saves of --cache-file; 0: only on exit and on `raced cache save`').argParser(int(0, 604800)).default(DEFAULTS.cacheSaveInterval))
+    .addOption(opt('--control-socket <path>', 'take `raced cache …` and `raced reload` commands on this unix socket (mode 0600; off by default)'))
     .addOption(opt('--log-queries', 'log every query and its reply'))
     .addOption(opt('--log-level <level>', 'error | warn | info | debug').argParser(arg(parse.logLevel)).default(DEFAULTS.logLevel))
     .addOption(opt('--dns-forward-max <n>', 'client queries in flight at most; beyond: REFUSED').argParser(int(1, 1_000_000)).default(DEFAULTS.forwardMax))
@@ -201,6 +208,9 @@ export function toOptions(raw: Raw, source: (attr: string) => ValueSource = () =
   o.negTtl = (raw.negTtl as number | undefined) ?? DEFAULTS.negTtl;
   o.serveStale = raw.serveStale === true ? 86400 : ((raw.serveStale as number | undefined) ?? 0);
   o.prefetch = raw.prefetch === true;
+  o.cacheFile = (raw.cacheFile as string | undefined) || null;
+  o.cacheSaveInterval = raw.cacheSaveInterval as number;
+  o.controlSocket = (raw.controlSocket as string | undefined) || null;
   o.logQueries = raw.logQueries === true;
   o.logLevel = raw.logLevel as Options['logLevel'];
   o.forwardMax = raw.dnsForwardMax as number;
@@ -244,6 +254,8 @@ export function toOptions(raw: Raw, source: (attr: string) => ValueSource = () =
   if (o.defaultResolver && !o.listen.some((l) => l.port === 53)) throw new OptionValueError('--default-resolver needs a --listen address on port 53 (resolv.conf cannot name a port)');
   if (o.defaultResolver && o.workers > 1) throw new OptionValueError('--default-resolver works with --workers 1 only');
   if (o.workers > 1 && o.listen.some((l) => l.port === 0)) throw new OptionValueError('--workers above 1 needs a fixed --listen port');
+  if (o.cacheFile !== null && o.workers > 1) throw new OptionValueError('--cache-file works with --workers 1 only (each worker has its own cache)');
+  if (o.cacheFile !== null && o.cacheSize === 0) throw new OptionValueError('--cache-file needs a cache (--cache-size above 0)');
   if (o.minCacheTtl > o.maxCacheTtl) throw new OptionValueError(`--min-cache-ttl ${o.minCacheTtl} is above --max-cache-ttl ${o.maxCacheTtl}`);
   return o;
 }
@@ -259,7 +271,7 @@ async function run(opts: Options): Promise<void> {
   if (opts.workers > 1 && cluster.isPrimary) {
     if (stopRequested()) process.exit(0);
     try {
-      const running = runPrimary(opts.workers, log, opts.metricsListen);
+      const running = runPrimary(opts.workers, log, opts.metricsListen, opts.controlSocket);
       onSignal(() => {}); // the primary's own handlers are installed now
       await running;
       process.exit(0);
@@ -269,6 +281,7 @@ async function run(opts: Options): Promise<void> {
     }
   }
   let raced: Raced;
+  let control: NetServer | null = null;
   try {
     // Decided before binding, so a wrong --user fails before anything is touched.
     const become = plannedUser(opts.user, opts.defaultResolver);
@@ -285,6 +298,24 @@ async function run(opts: Options): Promise<void> {
     raced = new Raced(opts, log);
     await raced.start();
     await raced.startMetrics(VERSION);
+    if (opts.controlSocket !== null && cluster.isWorker) {
+      // The primary holds the socket and passes each command on.
+      const handlers = localHandlers(raced.cache, raced.cacheFile, () => performance.now());
+      process.on('message', (m: ControlRequest) => {
+        if (m?.type !== 'control') return;
+        runCommand(m.line, handlers).then(
+          (lines) => process.send!({ type: 'control-reply', seq: m.seq, lines, error: null } satisfies WorkerMessage),
+          (err: Error) => process.send!({ type: 'control-reply', seq: m.seq, lines: null, error: err.message } satisfies WorkerMessage),
+        );
+      });
+    } else if (opts.controlSocket !== null) {
+      // Bound before the privilege drop, owned by the user raced was started as.
+      control = await startControl(opts.controlSocket, localHandlers(raced.cache, raced.cacheFile, () => performance.now()), log).catch(async (err: Error) => {
+        await raced.stop(0);
+        throw new StartupError(ERROR_CODES.CONTROL, err.message);
+      });
+      log.info(`control socket on ${opts.controlSocket}`);
+    }
     if (takeover) {
       // Only once raced is seen answering does the host's resolv.conf change.
       const ep = await answersOn(raced.bound).catch(() => {
@@ -299,6 +330,7 @@ async function run(opts: Options): Promise<void> {
       log.info(`running as ${become.name} (uid ${become.uid}, gid ${become.gid})`);
       const later = [...(opts.servers.length === 0 && !opts.noResolv ? [opts.resolvFile] : []), ...opts.hostsFiles];
       for (const f of unreadable(later)) log.warn(`${f} is not readable by ${become.name}: changes to it will not be seen (make it readable, or give --user)`);
+      if (opts.cacheFile !== null && unwritableDir(opts.cacheFile)) log.warn(`the directory of --cache-file ${opts.cacheFile} is not writable by ${become.name}: the cache will not be saved (give ${become.name} a directory, e.g. /var/cache/raced, or give --user)`);
     }
     reportToPrimary({ type: 'ready' });
   } catch (err) {
@@ -316,7 +348,16 @@ async function run(opts: Options): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info(`${sig}: stopping; letting queries in flight finish`);
+    control?.close();
     void raced.stop(Math.min(opts.timeoutMs, 5000)).then(() => {
+      // After a privilege drop the socket's directory may not let raced remove it: the next start replaces it.
+      if (opts.controlSocket !== null) {
+        try {
+          unlinkSync(opts.controlSocket);
+        } catch {
+          // see above
+        }
+      }
       if (takeover) logRestore(takeover, log);
       process.exit(0);
     });
@@ -444,16 +485,48 @@ export async function main(argv: string[]): Promise<void> {
         process.exit(1);
       }
     });
+  const socketOption = (): Option => opt('--control-socket <path>', 'the --control-socket of the running raced');
+  const command = (line: string) => async (sub: { controlSocket?: string }) => {
+    const name = `raced ${line.split(' ').slice(0, 2).join(' ')}`;
+    // Given before or after the subcommand's name, --control-socket may land on the program or on the subcommand.
+    const o = { controlSocket: sub.controlSocket || (program.opts().controlSocket as string | undefined) };
+    if (!o.controlSocket) {
+      process.stderr.write(`${name}: give --control-socket PATH (or RACED_CONTROL_SOCKET), the socket raced runs with\n`);
+      process.exit(2);
+    }
+    try {
+      process.stdout.write(await sendCommand(o.controlSocket, line));
+      process.exit(0);
+    } catch (err) {
+      if (!(err instanceof ControlError)) throw err;
+      process.stderr.write(`${name}: ${err.message}\n`);
+      process.exit(1);
+    }
+  };
+  const cache = program.command('cache').description('commands to the running raced\'s cache, over its --control-socket');
+  cache
+    .command('flush [name]')
+    .description('empty the cache, or drop every entry for NAME')
+    .addOption(socketOption())
+    .action((name: string | undefined, o: { controlSocket?: string }) => command(name === undefined ? 'cache flush' : `cache flush ${name}`)(o));
+  cache.command('dump').description('one line per entry: name, type, rcode, TTL left').addOption(socketOption()).action(command('cache dump'));
+  cache.command('save').description('write the --cache-file now').addOption(socketOption()).action(command('cache save'));
+  program.command('reload').description('the same as SIGHUP: re-read the resolv-file and hosts files').addOption(socketOption()).action(command('reload'));
   let opts: Options;
   try {
-    if (argv[2] === 'status') {
+    if (['status', 'cache', 'reload'].includes(argv[2] ?? '')) {
       await program.parseAsync(argv);
       return;
     }
     // Without a subcommand the program itself runs raced; an action keeps
     // commander from showing help because subcommands exist.
-    program.action(() => {});
+    let serve = false;
+    program.action(() => {
+      serve = true;
+    });
     program.parse(argv);
+    // A subcommand after the program's options (`raced --control-socket P cache dump`) ran its own action: no raced to start.
+    if (!serve) return;
     const confFile = program.opts().confFile as string | undefined;
     const conf = confFile ? applyConfFile(program, confFile) : null;
     opts = toOptions(program.opts(), (attr) => program.getOptionValueSource(attr) as ValueSource);

@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   FILE: 'RACED_ERR_FILE',
   /** --default-resolver could not take over /etc/resolv.conf (raced not answering, no nameserver). Exit 1. */
   TAKEOVER: 'RACED_ERR_TAKEOVER',
+  /** --control-socket cannot be set up (a live raced answers there, or another file is in the way). Exit 1. */
+  CONTROL: 'RACED_ERR_CONTROL',
   /** --user: no such user, not allowed, or the switch failed. Exit 1. */
   USER: 'RACED_ERR_USER',
 } as const;

@@ -9,6 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { ERROR_CODES, RacedError } from './errors.js';
 import { accessSync, constants, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export class PrivilegeError extends RacedError {
   override name = 'PrivilegeError';
@@ -110,4 +111,14 @@ export function unreadable(paths: readonly string[]): string[] {
       return true;
     }
   });
+}
+
+/** --cache-file is written (temporary file, then rename) by the user raced runs as: its directory must be writable by it. */
+export function unwritableDir(file: string): boolean {
+  try {
+    accessSync(dirname(file), constants.W_OK | constants.X_OK);
+    return false;
+  } catch {
+    return true;
+  }
 }

@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { UdpPool } from './upstream/udp-pool.js';
 import { makeStrategy } from './strategy/index.js';
 import { AnswerCache } from './cache/cache.js';
+import { CacheFile } from './cache/persist.js';
 import { Pipeline } from './pipeline.js';
 import { AddressRules } from './wire/filter.js';
 import { LOCAL, Router, type Route } from './router.js';
@@ -47,6 +48,10 @@ export class Raced {
   readonly router = new Router();
   readonly pipeline: Pipeline;
   readonly cache: AnswerCache | null;
+  /** --cache-file; null without one. */
+  readonly cacheFile: CacheFile | null;
+  /** Set once listening: only a raced that started saves its cache when it stops. */
+  private started = false;
   private readonly upstreamsByLabel = new Map<string, Upstream>();
   private readonly udp: UdpListener[] = [];
   private readonly tcp: TcpListener[] = [];
@@ -95,6 +100,7 @@ export class Raced {
             prefetch: opts.prefetch,
           })
         : null;
+    this.cacheFile = this.cache && opts.cacheFile ? new CacheFile(opts.cacheFile, this.cache, this.log, opts.ednsPacketMax) : null;
     const hosts = opts.hostsFiles.length > 0 || opts.hostsText ? this.startHosts() : null;
     const strategy = makeStrategy(opts.strategy, { tryTimeoutMs: opts.tryTimeoutMs, hedgeDelayMs: opts.hedgeDelayMs });
     this.pipeline = new Pipeline(
@@ -154,6 +160,8 @@ export class Raced {
       for (const u of this.upstreams) u.stats.recent.sample();
     }, RECENT_STEP_S * 1000);
     this.sampler.unref();
+    // Before the first listener: no query is answered from a half-loaded cache.
+    this.cacheFile?.load();
     const worker = cluster.isWorker;
     const sharing = !worker ? 'none' : hasReusePort() ? 'reuseport' : 'cluster';
     for (const ep of this.opts.systemd ? [] : this.opts.listen) {
@@ -187,6 +195,8 @@ export class Raced {
         this.reload();
       });
     }
+    this.started = true;
+    this.cacheFile?.startTimer(this.opts.cacheSaveInterval);
     this.log.info(
       `listening on ${this.bound.map((b) => b.label).join(', ')}; strategy ${this.opts.strategy}; ` +
         `upstreams ${this.upstreams.map((u) => u.label).join(', ')}; cache ${this.opts.cacheSize}`,
@@ -369,6 +379,8 @@ export class Raced {
     for (const l of this.tcp) l.drain();
     await this.pipeline.drain(graceMs);
     this.pipeline.abortAll();
+    // After the drain, so the answers of the last races are in it.
+    if (this.started) await this.cacheFile?.close();
     await Promise.all(this.tcp.map((l) => l.close(1000)));
     for (const l of this.udp) l.close();
     for (const u of this.upstreamsByLabel.values()) u.close();

@@ -13,8 +13,8 @@ function receive(sig: Sig): void {
   else if (sig !== 'SIGHUP' || !held.includes(sig)) held.push(sig);
 }
 
-/** `raced status` and `--help` keep the default actions: Ctrl-C must still stop them. */
-const serving = process.argv[2] !== 'status';
+/** `raced status`, `raced cache …`, `raced reload` and `--help` keep the default actions: Ctrl-C must still stop them. */
+const serving = !['status', 'cache', 'reload'].includes(process.argv[2] ?? '');
 if (serving) for (const s of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.on(s, receive);
 
 /** Where signals go from now on; the ones that came before are delivered at once. */

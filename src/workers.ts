@@ -4,12 +4,14 @@
 // its own socket with SO_REUSEPORT and the kernel spreads clients by hash.
 // Each worker has its own cache and counters.
 import cluster, { type Worker } from 'node:cluster';
+import type { Server } from 'node:net';
 import type { Logger } from './log.js';
 import type { Endpoint } from './net/address.js';
 import { startClusterMetrics } from './metrics/cluster.js';
 import { exposureWarning } from './metrics/server.js';
 import { parseMetrics } from './status.js';
 import { FAILING_AFTER_MS } from './upstream/health.js';
+import { ControlError, startControl, type ControlHandlers } from './control.js';
 
 /** dgram's `reusePort` exists from Node 22.12 and 23.1. */
 export function hasReusePort(version = process.versions.node): boolean {
@@ -17,7 +19,17 @@ export function hasReusePort(version = process.versions.node): boolean {
   return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
 }
 
-export type WorkerMessage = { type: 'ready' } | { type: 'fatal'; message: string };
+export type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'fatal'; message: string }
+  | { type: 'control-reply'; seq: number; lines: string[] | null; error: string | null };
+
+/** From the primary to a worker: one --control-socket command line. */
+export interface ControlRequest {
+  type: 'control';
+  seq: number;
+  line: string;
+}
 
 /** In a worker: tell the primary how start-up went. */
 export function reportToPrimary(msg: WorkerMessage): void {
@@ -29,7 +41,7 @@ export function reportToPrimary(msg: WorkerMessage): void {
  * stops them all and rejects with its message), forwards SIGHUP, and on
  * SIGTERM stops them and resolves. A worker that dies later is replaced.
  */
-export function runPrimary(n: number, log: Logger, metricsListen: Endpoint | null): Promise<void> {
+export function runPrimary(n: number, log: Logger, metricsListen: Endpoint | null, controlSocket: string | null = null): Promise<void> {
   return new Promise((resolve, reject) => {
     if (metricsListen !== null) {
       const exposed = exposureWarning(metricsListen);
@@ -58,6 +70,7 @@ export function runPrimary(n: number, log: Logger, metricsListen: Endpoint | nul
       const w = cluster.fork();
       workers.add(w);
       w.on('message', (m: WorkerMessage) => {
+        if (m.type === 'control-reply') return control.reply(m);
         if (m.type === 'ready' && ++ready === n) log.info(`${n} workers ready`);
         if (m.type === 'fatal') {
           stopping = true;
@@ -75,11 +88,29 @@ export function runPrimary(n: number, log: Logger, metricsListen: Endpoint | nul
         setTimeout(fork, 500).unref();
       });
     };
+    const control = new ControlFanOut(workers);
+    let controlServer: Server | null = null;
+    if (controlSocket !== null) {
+      // The primary keeps root and holds the socket; each command goes to every worker.
+      startControl(controlSocket, control.handlers(), log).then(
+        (server) => {
+          controlServer = server;
+          server.unref();
+          log.info(`control socket on ${controlSocket} (commands go to all ${n} workers)`);
+        },
+        (err: Error) => {
+          stopping = true;
+          for (const w of workers) w.kill('SIGKILL');
+          reject(err);
+        },
+      );
+    }
     for (let i = 0; i < n; i++) fork();
     const stop = (sig: NodeJS.Signals): void => {
       if (stopping) return;
       stopping = true;
       log.info(`${sig}: stopping ${workers.size} workers`);
+      controlServer?.close(); // and the socket file goes with it
       for (const w of workers) w.process.kill('SIGTERM');
       if (workers.size === 0) resolve();
     };
@@ -89,4 +120,64 @@ export function runPrimary(n: number, log: Logger, metricsListen: Endpoint | nul
       for (const w of workers) w.process.kill('SIGHUP');
     });
   });
+}
+
+/**
+ * --control-socket under --workers: a command goes to every worker over the
+ * cluster channel and the answers come back together, each worker's lines
+ * in turn (a dump lists every worker's entries; a flush says what each
+ * dropped). `raced reload` is the primary's SIGHUP, which it forwards.
+ */
+class ControlFanOut {
+  private seq = 0;
+  private readonly pending = new Map<number, (m: Extract<WorkerMessage, { type: 'control-reply' }>) => void>();
+
+  constructor(private readonly workers: Set<Worker>) {}
+
+  reply(m: Extract<WorkerMessage, { type: 'control-reply' }>): void {
+    this.pending.get(m.seq)?.(m);
+  }
+
+  private ask(line: string, prefix: boolean): Promise<string[]> {
+    const all = [...this.workers];
+    if (all.length === 0) return Promise.reject(new ControlError('no worker is running'));
+    return Promise.all(
+      all.map(
+        (w, i) =>
+          new Promise<string[]>((resolve, reject) => {
+            const seq = ++this.seq;
+            const t = setTimeout(() => {
+              this.pending.delete(seq);
+              reject(new ControlError(`worker ${w.process.pid} did not answer within 10 s`));
+            }, 10_000);
+            this.pending.set(seq, (m) => {
+              clearTimeout(t);
+              this.pending.delete(seq);
+              if (m.error !== null) reject(new ControlError(`worker ${w.process.pid}: ${m.error}`));
+              else resolve(prefix ? m.lines!.map((l) => `worker ${i + 1} (pid ${w.process.pid}): ${l}`) : m.lines!);
+            });
+            w.send({ type: 'control', seq, line } satisfies ControlRequest);
+          }),
+      ),
+    ).then((parts) => parts.flat());
+  }
+
+  handlers(): ControlHandlers {
+    return {
+      flush: (name) => this.ask(name === null ? 'cache flush' : `cache flush ${wireToText(name)}`, true),
+      dump: () => this.ask('cache dump', false),
+      save: () => Promise.reject(new ControlError('no --cache-file to save to (--cache-file works with --workers 1 only)')),
+      reload: () => {
+        process.kill(process.pid, 'SIGHUP');
+        return Promise.resolve(['reloading']);
+      },
+    };
+  }
+}
+
+/** Back from the checked wire form to the text a worker parses again. */
+function wireToText(wire: Buffer): string {
+  const labels: string[] = [];
+  for (let off = 0; off < wire.length && wire[off]! > 0; off += wire[off]! + 1) labels.push(wire.toString('latin1', off + 1, off + 1 + wire[off]!));
+  return labels.join('.') + '.';
 }

@@ -178,6 +178,31 @@ export class AnswerCache {
   store(key: string, reply: Buffer, scan: Scan, now: number): CacheEntry | null {
     const ttl = this.ttlFor(scan);
     if (ttl < 0 || scan.ttls === null || reply.length > this.maxBytes) return null;
+    const o = this.opts;
+    const negative = scan.rcode === Rcode.NXDOMAIN || scan.ancount === 0;
+    // slice(): an exact-size copy; the scan's array was grown by push and has spare room.
+    const entry = this.insert(key, reply, scan, now, now + ttl * 1000, scan.ttls.slice());
+    const { reply: copy, start } = entry;
+    for (const at of scan.ttls) {
+      const t = copy.readUInt32BE(start + at);
+      const clamped = negative ? Math.min(t, ttl) : Math.min(Math.max(t, o.minTtl), o.maxTtl);
+      if (clamped !== t) copy.writeUInt32BE(clamped, start + at);
+    }
+    return entry;
+  }
+
+  /**
+   * Puts back an entry read from the cache file (src/cache/persist.ts): its
+   * bytes already hold the clamped TTLs; `storedAt` and `expiresAt` are on
+   * this process's monotonic clock. The caller checked ttlFor(scan) >= 0.
+   */
+  restore(key: string, reply: Buffer, scan: Scan, storedAt: number, expiresAt: number): void {
+    if (scan.ttls === null || reply.length > this.maxBytes) return;
+    // The scan's TTL array is this entry's alone (each scan makes a new one): kept as it is.
+    this.insert(key, reply, scan, storedAt, expiresAt, scan.ttls);
+  }
+
+  private insert(key: string, reply: Buffer, scan: Scan, storedAt: number, expiresAt: number, ttls: number[]): CacheEntry {
     const replaced = this.map.peek(key);
     if (replaced !== undefined) {
       this.map.delete(key);
@@ -185,26 +210,17 @@ export class AnswerCache {
     }
     this.makeRoom(reply.length);
     const [copy, start] = this.slabs.copyIn(reply);
-    const o = this.opts;
-    const negative = scan.rcode === Rcode.NXDOMAIN || scan.ancount === 0;
-    for (const at of scan.ttls) {
-      const t = copy.readUInt32BE(start + at);
-      const clamped = negative ? Math.min(t, ttl) : Math.min(Math.max(t, o.minTtl), o.maxTtl);
-      if (clamped !== t) copy.writeUInt32BE(clamped, start + at);
-    }
-    const expiresAt = now + ttl * 1000;
     const entry: CacheEntry = {
       reply: copy,
       start,
       end: start + reply.length,
       opt: scan.opt,
       optEnd: scan.optEnd,
-      // slice(): an exact-size copy; the scan's array was grown by push and has spare room.
-      ttls: scan.ttls.slice(),
-      storedAt: now,
+      ttls,
+      storedAt,
       expiresAt,
-      staleUntil: expiresAt + o.serveStale * 1000,
-      prefetchAt: expiresAt - ttl * 100,
+      staleUntil: expiresAt + this.opts.serveStale * 1000,
+      prefetchAt: expiresAt - (expiresAt - storedAt) / 10,
       refreshing: false,
     };
     const evicted = this.map.setpop(key, entry);
@@ -220,5 +236,38 @@ export class AnswerCache {
   clear(): void {
     this.map.clear();
     this.bytes = 0;
+  }
+
+  /**
+   * Every key and entry, least recently used first: the order a saved file is
+   * loaded back in, so recency survives. Two flat arrays, not a pair per
+   * entry: a save of 100,000 entries should not leave 100,000 objects to collect.
+   */
+  snapshot(): { keys: string[]; entries: CacheEntry[] } {
+    const n = this.map.size;
+    const keys: string[] = new Array(n);
+    const entries: CacheEntry[] = new Array(n);
+    let i = n;
+    this.map.forEach((entry, key) => {
+      keys[--i] = key;
+      entries[i] = entry;
+    });
+    return { keys, entries };
+  }
+
+  /** Drops every entry for one name (any type, class, DO, CD); `wireName`: its lower-cased wire form. Returns how many went. */
+  deleteName(wireName: Buffer): number {
+    const prefix = wireName.toString('latin1');
+    const doomed: string[] = [];
+    // A key is the name, then type, class and one flags byte.
+    this.map.forEach((_, key) => {
+      if (key.length === prefix.length + 5 && key.startsWith(prefix)) doomed.push(key);
+    });
+    for (const key of doomed) {
+      const old = this.map.peek(key);
+      this.map.delete(key);
+      if (old !== undefined) this.bytes -= old.end - old.start;
+    }
+    return doomed.length;
   }
 }

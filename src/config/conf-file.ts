@@ -50,6 +50,10 @@ const KEYS: Record<string, [string, Kind]> = {
   'rebind-localhost-ok': ['rebindLocalhostOk', 'flag'],
   'rebind-domain-ok': ['rebindDomainOk', 'list'],
   user: ['user', 'value'],
+  // raced's own (dnsmasq has none of these).
+  'cache-file': ['cacheFile', 'value'],
+  'cache-save-interval': ['cacheSaveInterval', 'value'],
+  'control-socket': ['controlSocket', 'value'],
   // Handled below: listen-address + port make --listen; address=/domain/ip are local answers.
   'listen-address': ['listenAddress', 'list'],
   port: ['port', 'value'],

@@ -40,6 +40,12 @@ export interface Options {
   negTtl: number;
   serveStale: number;
   prefetch: boolean;
+  /** --cache-file: where the cache is saved and loaded from; null: nowhere. */
+  cacheFile: string | null;
+  /** --cache-save-interval: seconds between saves; 0: only on exit and when asked. */
+  cacheSaveInterval: number;
+  /** --control-socket: the unix socket `raced cache …` and `raced reload` talk to; null: none. */
+  controlSocket: string | null;
   logQueries: boolean;
   logLevel: LogLevel;
   forwardMax: number;
@@ -111,6 +117,7 @@ export const DEFAULTS = {
   cacheMaxBytes: 32 * 1024 * 1024,
   minCacheTtl: 0,
   maxCacheTtl: 86400,
+  cacheSaveInterval: 300,
   negTtl: -1,
   logLevel: 'info' as LogLevel,
   forwardMax: 5000,
@@ -153,6 +160,9 @@ export function defaultOptions(): Options {
     negTtl: DEFAULTS.negTtl,
     serveStale: 0,
     prefetch: false,
+    cacheFile: null,
+    cacheSaveInterval: DEFAULTS.cacheSaveInterval,
+    controlSocket: null,
     logQueries: false,
     logLevel: DEFAULTS.logLevel,
     forwardMax: DEFAULTS.forwardMax,
