@@ -8,6 +8,7 @@ import { questionKey } from './wire/key.js';
 import { rotateAnswers } from './wire/rotate.js';
 import { cidrContains, isLoopback, type Cidr } from './net/address.js';
 import { Race, RaceStats, type RaceOwner, type RaceRules } from './race.js';
+import type { RaceWindow } from './tradeoff/window.js';
 import { EDE, addEde } from './wire/ede.js';
 import type { AddressRules } from './wire/filter.js';
 import { Deadlines } from './deadlines.js';
@@ -133,6 +134,11 @@ export class Pipeline {
   ) {
     this.rateLimiter = opts.rateLimit ? new RateLimiter(opts.rateLimit) : null;
     this.rules = { negativeGraceMs: opts.negativeGraceMs ?? -1, graces: new Deadlines(), addresses: opts.addresses ?? null, log };
+  }
+
+  /** The trade-off window that races on its upstream set record into (tradeoff/engine.ts); null: none. */
+  setTradeoffWindow(w: RaceWindow | null): void {
+    this.rules.window = w;
   }
 
   handle(msg: Buffer, client: Client): void {
