@@ -73,9 +73,10 @@ export class Tradeoffs {
       this.window.set = set;
       return;
     }
+    // A new set starts an empty window: auto runs `all` until it has AUTO_MIN_RACES again.
     this.window = new RaceWindow(set);
     this.rows = [];
-    this.settledSince = performance.now();
+    this.states = '';
   }
 
   start(): void {
