@@ -6,7 +6,7 @@ import type { Upstream } from '../upstream/upstream.js';
 import { latencyScore } from '../strategy/strategy.js';
 import { ExploreStats } from '../strategy/explore.js';
 import { RaceWindow } from './window.js';
-import { bestHedgeMs, predictAll, windowCurves, type Prediction, type Scene } from './estimate.js';
+import { bestHedgeMs, predictAll, windowCurve, windowSpan, type Curve, type Prediction, type Scene } from './estimate.js';
 import { AutoChooser } from './auto.js';
 
 /** How often the predictions are recomputed (and auto may change its choice). */
@@ -80,8 +80,27 @@ export class Tradeoffs {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.update(performance.now()), TICK_MS);
+    this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
+  }
+
+  /** The timer's update: one upstream's curve per turn of the event loop, so no query waits for all of them. */
+  private tick(): void {
+    const now = performance.now();
+    const w = this.window;
+    const from = now - MAX_AGE_MS;
+    const to = now - this.settings.timeoutMs;
+    const curves: Curve[] = [];
+    const step = (): void => {
+      if (this.timer === null || w !== this.window) return;
+      if (curves.length < w.width) {
+        curves.push(windowCurve(w, curves.length, from, to));
+        setImmediate(step);
+        return;
+      }
+      this.apply(now, curves, windowSpan(w, from, to));
+    };
+    step();
   }
 
   stop(): void {
@@ -99,7 +118,20 @@ export class Tradeoffs {
     return this.hedgeAdviceMs !== null && u === this.adviceFor ? this.hedgeAdviceMs : -1;
   }
 
+  /**
+   * Recomputes everything now, in one go (tests; the timer spreads it out: tick()).
+   * Races younger than the timeout may still have legs out (their slow legs would be missing): not used yet.
+   */
   update(now: number): void {
+    const w = this.window;
+    const from = now - MAX_AGE_MS;
+    const to = now - this.settings.timeoutMs;
+    const curves: Curve[] = [];
+    for (let i = 0; i < w.width; i++) curves.push(windowCurve(w, i, from, to));
+    this.apply(now, curves, windowSpan(w, from, to));
+  }
+
+  private apply(now: number, curves: Curve[], got: { races: number; oldest: number }): void {
     const set = this.set;
     const states = set.map((u) => (u.health.up ? '1' : '0')).join('');
     if (states !== this.states) {
@@ -107,8 +139,6 @@ export class Tradeoffs {
       this.states = states;
     }
     const w = this.window;
-    // Races younger than the timeout may still have legs out: their slow legs would be missing.
-    const got = windowCurves(w, now - MAX_AGE_MS, now - this.settings.timeoutMs);
     this.races = got.races;
     this.seconds = got.races > 0 ? Math.round((now - got.oldest) / 100) / 10 : 0;
     const n = Math.min(set.length, w.width);
@@ -126,7 +156,7 @@ export class Tradeoffs {
       timeoutMs: this.settings.timeoutMs,
       tryTimeoutMs: this.settings.tryTimeoutMs,
     };
-    this.rows = n > 0 && got.races > 0 ? predictAll(scene, got.curves) : [];
+    this.rows = n > 0 && got.races > 0 ? predictAll(scene, curves) : [];
     this.hedgeAdviceMs = got.races >= ADVICE_MIN_RACES ? bestHedgeMs(this.rows) : null;
     this.adviceFor = best ?? null;
     if (this.auto) {

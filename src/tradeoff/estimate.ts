@@ -32,35 +32,51 @@ export interface Curve {
  */
 export function curveOf(ms: ArrayLike<number>, outcome: ArrayLike<number>, bytes: ArrayLike<number> | null = null): Curve {
   const n = ms.length;
+  const good = new Float64Array(n);
+  const cens = new Float64Array(n);
+  let g = 0;
+  let c = 0;
   let byteSum = 0;
-  const order: number[] = [];
   for (let i = 0; i < n; i++) {
     if (bytes) byteSum += bytes[i]!;
-    // Legs that never win stay at risk to the end: they only lower the curve's ceiling.
-    if (outcome[i] === LEG_GOOD || outcome[i] === LEG_TIMEOUT) order.push(i);
+    if (outcome[i] === LEG_GOOD) good[g++] = ms[i]!;
+    else if (outcome[i] === LEG_TIMEOUT) cens[c++] = ms[i]!;
   }
-  // At equal times an answer counts before a censoring (the usual Kaplan-Meier convention).
-  order.sort((a, b) => ms[a]! - ms[b]! || (outcome[a] === LEG_GOOD ? -1 : 0) - (outcome[b] === LEG_GOOD ? -1 : 0));
-  const times: number[] = [];
-  const cdf: number[] = [];
+  return kaplanMeier(good.subarray(0, g), cens.subarray(0, c), n, byteSum);
+}
+
+/**
+ * The curve from answer times and censoring times (unsorted; sorted here in
+ * place, natively: the window holds up to 8192 x 16 legs and this runs on the
+ * event loop). `n` counts every leg, the never-winning ones included.
+ */
+function kaplanMeier(good: Float64Array, cens: Float64Array, n: number, byteSum: number): Curve {
+  good.sort();
+  cens.sort();
+  const times = new Float64Array(good.length);
+  const cdf = new Float64Array(good.length);
+  let out = 0;
   let atRisk = n;
   let surv = 1;
-  for (let k = 0; k < order.length; ) {
-    const t = ms[order[k]!]!;
+  let j = 0;
+  for (let k = 0; k < good.length; ) {
+    const t = good[k]!;
+    // Censored strictly before t leave the risk set first; at equal times an answer counts first.
+    while (j < cens.length && cens[j]! < t) {
+      atRisk--;
+      j++;
+    }
     let d = 0;
-    let c = 0;
-    for (; k < order.length && ms[order[k]!] === t; k++) {
-      if (outcome[order[k]!] === LEG_GOOD) d++;
-      else c++;
+    while (k < good.length && good[k] === t) {
+      d++;
+      k++;
     }
-    if (d > 0) {
-      surv *= 1 - d / atRisk;
-      times.push(t);
-      cdf.push(1 - surv);
-    }
-    atRisk -= d + c;
+    surv *= 1 - d / atRisk;
+    times[out] = t;
+    cdf[out++] = 1 - surv;
+    atRisk -= d;
   }
-  return { times: Float64Array.from(times), cdf: Float64Array.from(cdf), legs: n, meanBytes: n > 0 ? byteSum / n : 0 };
+  return { times: times.subarray(0, out), cdf: cdf.subarray(0, out), legs: n, meanBytes: n > 0 ? byteSum / n : 0 };
 }
 
 /** P(a winning answer within t ms of sending). */
@@ -81,16 +97,8 @@ export function curveQuantile(c: Curve, q: number): number {
   return NaN;
 }
 
-/** Per-upstream curves from the races in the window that started in [from, to) (ms, performance.now()). */
-export function windowCurves(w: RaceWindow, from: number, to: number): { curves: Curve[]; races: number; oldest: number } {
-  const ms: number[][] = [];
-  const out: number[][] = [];
-  const bytes: number[][] = [];
-  for (let i = 0; i < w.width; i++) {
-    ms.push([]);
-    out.push([]);
-    bytes.push([]);
-  }
+/** How many races in the window started in [from, to) (ms, performance.now()), and the oldest start. */
+export function windowSpan(w: RaceWindow, from: number, to: number): { races: number; oldest: number } {
   let races = 0;
   let oldest = Infinity;
   for (let s = 0; s < w.capacity; s++) {
@@ -99,16 +107,40 @@ export function windowCurves(w: RaceWindow, from: number, to: number): { curves:
     if (at < from || at >= to) continue;
     races++;
     if (at < oldest) oldest = at;
-    for (let i = 0; i < w.width; i++) {
-      const k = s * w.width + i;
-      const o = w.outcome[k]!;
-      if (o === LEG_NONE) continue;
-      ms[i]!.push(w.latency[k]!);
-      out[i]!.push(o);
-      bytes[i]!.push(w.bytes[k]!);
-    }
   }
-  return { curves: ms.map((m, i) => curveOf(m, out[i]!, bytes[i]!)), races, oldest };
+  return { races, oldest };
+}
+
+/**
+ * Upstream `i`'s curve from the races that started in [from, to). One
+ * upstream per call, so the engine can spread a wide set over several turns
+ * of the event loop (sorting 8192 legs takes about a millisecond).
+ */
+export function windowCurve(w: RaceWindow, i: number, from: number, to: number): Curve {
+  const good = new Float64Array(w.capacity);
+  const cens = new Float64Array(w.capacity);
+  let ng = 0;
+  let nc = 0;
+  let legs = 0;
+  let bytes = 0;
+  for (let s = 0, k = i; s < w.capacity; s++, k += w.width) {
+    const o = w.outcome[k]!;
+    if (o === LEG_NONE || w.seqOf[s]! < 0) continue;
+    const at = w.startedAt[s]!;
+    if (at < from || at >= to) continue;
+    legs++;
+    bytes += w.bytes[k]!;
+    if (o === LEG_GOOD) good[ng++] = w.latency[k]!;
+    else if (o === LEG_TIMEOUT) cens[nc++] = w.latency[k]!;
+  }
+  return kaplanMeier(good.subarray(0, ng), cens.subarray(0, nc), legs, bytes);
+}
+
+/** Every upstream's curve at once (tests, small sets). */
+export function windowCurves(w: RaceWindow, from: number, to: number): { curves: Curve[]; races: number; oldest: number } {
+  const curves: Curve[] = [];
+  for (let i = 0; i < w.width; i++) curves.push(windowCurve(w, i, from, to));
+  return { curves, ...windowSpan(w, from, to) };
 }
 
 /** One leg of an option's plan: upstream index and when it is sent (ms after the query). */

@@ -57,7 +57,9 @@ export class RaceWindow {
     const slot = seq % this.capacity;
     this.seqOf[slot] = seq;
     this.startedAt[slot] = now;
-    this.outcome.fill(LEG_NONE, slot * this.width, (slot + 1) * this.width);
+    // A loop, not fill(): the row is a few bytes and this runs once per race.
+    const o = this.outcome;
+    for (let k = slot * this.width, end = k + this.width; k < end; k++) o[k] = LEG_NONE;
     return seq;
   }
 
