@@ -46,13 +46,15 @@ export class AutoChooser {
       if (best.p99_ms! <= target || best.p99_ms! < cur.p99_ms * 0.95) return best.option;
       return this.chosen;
     }
-    // Meeting it: save upstream queries only by a clear margin, and not too often.
+    // Meeting it: save upstream queries only by a clear margin, with head room under the target, and not too often.
+    const cheaper = cheapestMeeting(rows, target * HEAD_ROOM);
     if (
+      cheaper !== null &&
       now - this.changedAt >= AUTO_DWELL_MS &&
-      best.upstream_queries_per_query! <= cur.upstream_queries_per_query * (1 - SAVING) &&
-      best.p99_ms! <= target * HEAD_ROOM
+      cheaper.p99_ms! <= target * HEAD_ROOM &&
+      cheaper.upstream_queries_per_query! <= cur.upstream_queries_per_query * (1 - SAVING)
     ) {
-      return best.option;
+      return cheaper.option;
     }
     return this.chosen;
   }
