@@ -15,6 +15,7 @@ import {
   type Prediction,
   type Scene,
 } from '../src/tradeoff/estimate.js';
+import { AUTO_DWELL_MS, AUTO_MIN_RACES, AUTO_SETTLE_MS, AutoChooser } from '../src/tradeoff/auto.js';
 
 const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 const good = (ms: number[], bytes = 100): Curve => curveOf(ms, ms.map(() => LEG_GOOD), ms.map(() => bytes));
@@ -153,4 +154,44 @@ test('window: legs land in their race, a reused slot drops the old race, the tim
   w.leg(h[3]!, 5, 1, LEG_GOOD, 1);
   assert.equal(w.width, 2);
   assert.ok(WINDOW_RACES >= 1024);
+});
+
+test('auto: all until the window is trusted, cheapest meeting the target, hysteresis both ways, all after a state change', () => {
+  const rows = (hedgeP99: number): Prediction[] =>
+    [
+      ['all', 10, 3],
+      ['top-2', 10, 2],
+      ['hedged@2ms', hedgeP99, 1.1],
+      ['top-1', 120, 1],
+    ].map(([option, p99, q]) => ({
+      option: option as string,
+      p50_ms: 2,
+      p95_ms: 5,
+      p99_ms: p99 as number,
+      answered_share: 1,
+      upstream_queries_per_query: q as number,
+      upstream_bytes_per_query: 100,
+    }));
+  const a = new AutoChooser(15);
+  const never = -Infinity;
+  assert.equal(a.update(rows(12), AUTO_MIN_RACES - 1, never, 0), false);
+  assert.equal(a.chosen, 'all');
+  assert.equal(a.update(rows(12), AUTO_MIN_RACES, never, 0), true);
+  assert.equal(a.chosen, 'hedged@2ms');
+  // Slightly over the target (within 10 %): kept.
+  a.update(rows(16), AUTO_MIN_RACES, never, 2_000);
+  assert.equal(a.chosen, 'hedged@2ms');
+  // Clearly over: the cheapest that meets it, at once.
+  a.update(rows(17), AUTO_MIN_RACES, never, 4_000);
+  assert.equal(a.chosen, 'top-2');
+  // Good again: not before the dwell time has passed since the last change.
+  a.update(rows(12), AUTO_MIN_RACES, never, 4_000 + AUTO_DWELL_MS - 1);
+  assert.equal(a.chosen, 'top-2');
+  a.update(rows(12), AUTO_MIN_RACES, never, 4_000 + AUTO_DWELL_MS);
+  assert.equal(a.chosen, 'hedged@2ms');
+  // An upstream changed state: all for the settle time.
+  a.update(rows(12), AUTO_MIN_RACES, 20_000, 20_000 + AUTO_SETTLE_MS - 1);
+  assert.equal(a.chosen, 'all');
+  a.update(rows(12), AUTO_MIN_RACES, 20_000, 20_000 + AUTO_SETTLE_MS);
+  assert.equal(a.chosen, 'hedged@2ms');
 });

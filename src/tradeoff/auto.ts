@@ -17,6 +17,8 @@ const SLACK = 1.1;
 export class AutoChooser {
   chosen = 'all';
   private changedAt = -Infinity;
+  /** `all` was forced (window too small, an upstream changed state): leaving it waits for no dwell time. */
+  private forced = true;
 
   constructor(readonly targetMs: number) {}
 
@@ -34,9 +36,17 @@ export class AutoChooser {
   }
 
   private pick(rows: readonly Prediction[], races: number, settledSince: number, now: number): string {
-    if (races < AUTO_MIN_RACES || now - settledSince < AUTO_SETTLE_MS) return 'all';
+    if (races < AUTO_MIN_RACES || now - settledSince < AUTO_SETTLE_MS) {
+      this.forced = true;
+      return 'all';
+    }
     const best = cheapestMeeting(rows, this.targetMs);
     if (best === null) return 'all';
+    if (this.forced) {
+      this.forced = false;
+      const roomy = cheapestMeeting(rows, this.targetMs * HEAD_ROOM);
+      return roomy !== null && roomy.p99_ms! <= this.targetMs * HEAD_ROOM ? roomy.option : best.option;
+    }
     const cur = rows.find((r) => r.option === this.chosen);
     // The option in use is gone (an upstream went away) or has no prediction: take the best at once.
     if (cur === undefined || cur.p99_ms === null || cur.upstream_queries_per_query === null) return best.option;
