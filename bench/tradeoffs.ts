@@ -89,7 +89,7 @@ try {
     // The prediction: an `all` run's own window.
     const mport = await freePort();
     const allRun = await startRaced(ports, [...base, '--strategy', 'all', '--metrics-listen', `127.0.0.1:${mport}`], '1');
-    const allMeasured = await measure(allRun, 3);
+    await measure(allRun, 3);
     await sleep(TIMEOUT_MS + 2500);
     const predicted = await tradeoffs(mport);
     await allRun.stop();
@@ -100,7 +100,8 @@ try {
     for (const pr of predicted.options) {
       const flags = flagsFor(pr.option);
       if (!flags || pr.p99_ms === null) continue;
-      const m = pr.option === 'all' ? allMeasured : await (async () => {
+      // `all` is measured again by itself: the prediction run's own first seconds include raced's warm-up.
+      const m = await (async () => {
         const p = await startRaced(ports, [...base, ...flags], '1');
         try {
           return await measure(p, 3);
@@ -133,13 +134,26 @@ try {
     for (const target of [Math.max(5, Math.ceil(allP99 * 1.5)), Math.max(10, Math.ceil(allP99 * 4))]) {
       const ap = await freePort();
       const p = await startRaced(ports, [...base, '--strategy', 'auto', '--latency-target', String(target), '--metrics-listen', `127.0.0.1:${ap}`], '1');
+      // What auto ran, sampled every second of the measured run.
+      const seen: Record<string, number> = {};
+      let sampling = false;
+      const sampler = setInterval(() => {
+        if (!sampling) return;
+        void tradeoffs(ap)
+          .then((t) => (seen[t.chosen ?? 'null'] = (seen[t.chosen ?? 'null'] ?? 0) + 1))
+          .catch(() => {});
+      }, 1000);
       try {
-        const m = await measure(p, 8);
+        await dnsperf(p.port, queryFile, 8, { cpu: '0', rate });
+        sampling = true;
+        const m = await measure(p, 1);
+        sampling = false;
         const t = await tradeoffs(ap);
-        autoRows.push({ target, chosen: t.chosen, measuredP99: m.p99, measuredQpq: Number(m.qpq.toFixed(3)), met: m.p99 <= target });
+        autoRows.push({ target, chosen: t.chosen, choicesPerSecond: seen, measuredP99: m.p99, measuredQpq: Number(m.qpq.toFixed(3)), met: m.p99 <= target });
         points.push({ x: m.qpq, y: m.p99, label: `auto ${target} ms: ${t.chosen}`, series: 'auto (measured)' });
         process.stderr.write(`${scenario} / auto ${target} ms: ${t.chosen}, p99 ${m.p99}, q/q ${m.qpq.toFixed(3)}\n`);
       } finally {
+        clearInterval(sampler);
         await p.stop();
       }
     }
@@ -158,7 +172,7 @@ try {
       join(outDir, `tradeoffs-${scenario}.svg`),
       scatter(points, { title: `Frontier, ${scenario}: upstream queries per query vs p99`, xLabel: 'upstream queries per client query', yLabel: 'p99 ms' }),
     );
-    report.push({ scenario, faults, predictedFromRaces: predicted.window.races, rows, auto: autoRows });
+    report.push({ scenario, faults, predictedFromRaces: predicted.window.races, predicted: predicted.options, rows, auto: autoRows });
   }
   const out = { date: new Date().toISOString(), machine: { cores: cpus().length, node: process.version }, seconds, rate, timeoutMs: TIMEOUT_MS, report };
   const outDir = join(process.cwd(), 'bench', 'results');
