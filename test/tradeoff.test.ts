@@ -128,6 +128,16 @@ test('every option is predicted; a dead upstream that is still up costs a query 
   assert.equal(cheapestMeeting(rows, 1)!.p99_ms, 10);
 });
 
+test("auto's hedge delay in use stays listed among the candidates", () => {
+  const scene: Scene = { up: [true, true, true], rank: [0, 1, 2], hedgeMs: [120, 10, 100], timeoutMs: 1000, tryTimeoutMs: 300, extraHedgeMs: [7] };
+  const rows = predictAll(scene, issueCurves());
+  assert.deepEqual(
+    rows.filter((r) => r.option.startsWith('hedged@')).map((r) => r.option),
+    ['hedged@2ms', 'hedged@7ms', 'hedged@120ms'],
+  );
+  assert.equal(row(rows, 'hedged@7ms').p99_ms, 17);
+});
+
 test('an upstream marked down is left out of every option', () => {
   const scene: Scene = { up: [true, true, false], rank: [0, 1, 2], hedgeMs: [120, 10, 100], timeoutMs: 1000, tryTimeoutMs: 300 };
   const rows = predictAll(scene, issueCurves());

@@ -155,6 +155,8 @@ export class Tradeoffs {
       }),
       timeoutMs: this.settings.timeoutMs,
       tryTimeoutMs: this.settings.tryTimeoutMs,
+      // auto's hedge delay in use stays listed: a moving candidate set must not force a change.
+      extraHedgeMs: this.auto ? [/^hedged@(\d+)ms$/.exec(this.auto.chosen)?.[1]].filter((x) => x !== undefined).map(Number) : [],
     };
     this.rows = n > 0 && got.races > 0 ? predictAll(scene, curves) : [];
     this.hedgeAdviceMs = got.races >= ADVICE_MIN_RACES ? bestHedgeMs(this.rows) : null;

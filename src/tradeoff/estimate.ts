@@ -246,6 +246,8 @@ export interface Scene {
   readonly hedgeMs: readonly number[];
   readonly timeoutMs: number;
   readonly tryTimeoutMs: number;
+  /** More hedge delays to list (auto's `hedged@Dms` in use, so it stays predicted when the quantiles move). */
+  readonly extraHedgeMs?: readonly number[];
 }
 
 /** Indices of the healthy upstreams; all when none is up (strategy.ts healthy()). */
@@ -280,7 +282,10 @@ export function plans(scene: Scene, curves: readonly Curve[]): [string, PlannedL
     at += scene.hedgeMs[u] ?? 0;
   }
   out.push(['hedged', hedged]);
-  for (const d of hedgeCandidates(curves[ranked[0]!])) out.push([`hedged@${d}ms`, ranked.map((u, k) => ({ u, at: k * d }))]);
+  const delays = hedgeCandidates(curves[ranked[0]!]);
+  for (const d of scene.extraHedgeMs ?? []) if (!delays.includes(d)) delays.push(d);
+  delays.sort((a, b) => a - b);
+  for (const d of delays) out.push([`hedged@${d}ms`, ranked.map((u, k) => ({ u, at: k * d }))]);
   out.push(['ordered', healthy.map((u, k) => ({ u, at: k * scene.tryTimeoutMs }))]);
   return out;
 }
