@@ -147,8 +147,9 @@ export class Race implements RaceView, LegOwner, Timed {
   private blocked = false;
   private hold: NegativeHold | null = null;
   private delayTimer: NodeJS.Timeout | null = null;
-  /** This race's handle in the trade-off window; -1: not recorded. */
+  /** This race's handle in the trade-off window it started in (a reload may replace the pipeline's); -1: not recorded. */
   private rec = -1;
+  private recIn: RaceWindow | null = null;
   plan: readonly Upstream[];
   dlPrev: Timed | null = null;
   dlNext: Timed | null = null;
@@ -173,7 +174,10 @@ export class Race implements RaceView, LegOwner, Timed {
   start(timeoutMs: number, now: number): void {
     this.stats.races++;
     const w = this.rules.window;
-    if (w != null && w.set === this.upstreams) this.rec = w.begin(now);
+    if (w != null && w.set === this.upstreams) {
+      this.recIn = w;
+      this.rec = w.begin(now);
+    }
     this.deadlines.add(this, now + timeoutMs);
     this.launch(this.strategy.first(this), now);
     if (this.openLegs === 0) return this.lose();
@@ -392,7 +396,7 @@ export class Race implements RaceView, LegOwner, Timed {
     const ups = this.upstreams;
     let i = 0;
     while (i < ups.length && ups[i] !== leg.upstream) i++;
-    this.rules.window!.leg(this.rec, i, at - leg.started, outcome, this.query.length + replyBytes);
+    this.recIn!.leg(this.rec, i, at - leg.started, outcome, this.query.length + replyBytes);
   }
 
   private qtype(): number {
