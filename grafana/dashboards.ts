@@ -8,19 +8,23 @@ export interface Target {
   expr: string;
   legendFormat: string;
   refId: string;
-  format?: 'heatmap' | 'time_series';
+  format?: 'heatmap' | 'time_series' | 'table';
+  /** One value per series at the dashboard's end time (tables). */
+  instant?: boolean;
 }
 
 interface Panel {
   id: number;
   title: string;
   description: string;
-  type: 'timeseries' | 'stat' | 'heatmap' | 'state-timeline';
+  type: 'timeseries' | 'stat' | 'heatmap' | 'state-timeline' | 'table';
   unit: string;
   targets: Target[];
   w?: number;
   h?: number;
   overrides?: unknown[];
+  /** Grafana transformations (a table joining several queries by label). */
+  transformations?: unknown[];
 }
 
 const DS = { type: 'prometheus', uid: '${datasource}' };
@@ -72,6 +76,7 @@ function dashboard(uid: string, title: string, description: string, panels: Pane
       fieldConfig: { defaults: { unit: p.unit }, overrides: p.overrides ?? [] },
       options: p.type === 'heatmap' ? { calculate: false, yAxis: { unit: 's' } } : { legend: { displayMode: 'list', placement: 'bottom' } },
       targets: p.targets.map((t) => ({ datasource: DS, ...t })),
+      ...(p.transformations ? { transformations: p.transformations } : {}),
     };
     x += w;
     return out;
@@ -355,6 +360,36 @@ export const DASHBOARDS: Record<string, Record<string, unknown>> = {
       type: 'timeseries',
       unit: 'reqps',
       targets: [q(`sum(${rate('raced_coalesced_total')})`, 'coalesced')],
+    },
+    {
+      id: 8,
+      title: 'Predicted frontier: each fan-out option',
+      description:
+        "raced's own prediction from its recent races (GET /tradeoffs): for each option (all, top-K, hedged, hedged@Dms, ordered), upstream queries per client query against the predicted p50, p95 and p99. The useful options are those no other beats on both cost and p99.",
+      type: 'table',
+      unit: 's',
+      w: 24,
+      targets: [
+        { ...q(`max by (option) (raced_tradeoff_upstream_queries_per_query${sel()})`, 'upstream queries per query', 'A', 'table'), instant: true },
+        ...[0.5, 0.95, 0.99].map((p, i) => ({
+          ...q(`max by (option) (raced_tradeoff_latency_seconds${sel(`, quantile="${p}"`)})`, `p${p * 100}`, 'BCD'[i], 'table'),
+          instant: true,
+        })),
+      ],
+      transformations: [
+        { id: 'merge', options: {} },
+        { id: 'organize', options: { excludeByName: { Time: true }, renameByName: { 'Value #A': 'upstream queries per query', 'Value #B': 'p50', 'Value #C': 'p95', 'Value #D': 'p99' } } },
+      ],
+      overrides: [{ matcher: { id: 'byName', options: 'upstream queries per query' }, properties: [{ id: 'unit', value: 'short' }] }],
+    },
+    {
+      id: 9,
+      title: "auto's choice over time",
+      description: '--strategy auto: the option in use (1) over time; empty under other strategies. It runs all while the window is small or an upstream has just changed state.',
+      type: 'state-timeline',
+      unit: 'short',
+      w: 24,
+      targets: [q(`max by (option) (raced_auto_choice${sel()})`, '{{option}}')],
     },
   ], false),
 };

@@ -17,7 +17,7 @@ import { ERROR_CODES, RacedError, exitStatus } from './errors.js';
 import { Logger, stderrIsJournal } from './log.js';
 import cluster from 'node:cluster';
 import { reportToPrimary, runPrimary, type ControlRequest, type WorkerMessage } from './workers.js';
-import { status } from './status.js';
+import { status, statusTradeoffs } from './status.js';
 import { ResolvTakeover } from './config/takeover.js';
 import { ConfFileError, addressRules, listenFrom, readConfFile } from './config/conf-file.js';
 import { normaliseDomain } from './router.js';
@@ -122,10 +122,13 @@ export function buildProgram(): Command {
     .addOption(opt('--no-resolv', 'do not read upstreams from the resolv-file'))
     .addOption(opt('--all-servers', 'race all upstreams at once (the default strategy)'))
     .addOption(opt('--strict-order', 'ordered primary: ask upstreams one after another, in order'))
-    .addOption(opt('--strategy <name>', 'all | ordered | hedged | fastest | round-robin | random').argParser(arg(parse.strategy)).default(DEFAULTS.strategy))
+    .addOption(opt('--strategy <name>', 'all | ordered | hedged | fastest | round-robin | random | top-k | auto').argParser(arg(parse.strategy)).default(DEFAULTS.strategy))
     .addOption(opt('--timeout <ms>', 'deadline for one client query, then SERVFAIL').argParser(int(1, 60000)).default(DEFAULTS.timeoutMs))
     .addOption(opt('--try-timeout <ms>', 'ordered: wait this long for one upstream before asking the next and marking it down').argParser(int(1, 60000)).default(DEFAULTS.tryTimeoutMs))
     .addOption(opt('--hedge-delay <ms>', 'hedged: ask the next upstream after this fixed delay (default: learned from latency)').argParser(int(1, 60000)))
+    .addOption(opt('--race-width <k>', 'top-k: race this many upstreams with the best latency at once').argParser(int(1, 64)).default(2))
+    .addOption(opt('--latency-target <ms>', 'auto: use the cheapest fan-out whose predicted p99 is at most this').argParser(int(1, 60000)))
+    .addOption(opt('--explore-share <share>', 'hedged, top-k, auto: ask every healthy upstream on this share of races (2% or 0.02; 0: never) to keep the trade-off predictions current').argParser(arg(parse.share)).default(0.02, '2%'))
     .addOption(opt('--negative-grace <ms>', 'an NXDOMAIN/NODATA waits this long for another upstream to agree or answer; 0: first valid answer wins (default: the pending upstreams\' p95 latency, at most 100)').argParser(int(0, 60000)))
     .addOption(opt('--ignore-address <addr|cidr>', 'a reply with this address in its answer counts as no reply (filtering upstreams: 0.0.0.0, ::); repeatable').argParser(list(parse.allow)))
     .addOption(opt('--bogus-nxdomain <addr|cidr>', 'a reply with this address in its answer becomes NXDOMAIN; repeatable').argParser(list(parse.allow)))
@@ -198,6 +201,10 @@ export function toOptions(raw: Raw, source: (attr: string) => ValueSource = () =
   o.resolvFile = raw.resolvFile as string;
   o.noResolv = raw.resolv === false;
   o.strategy = resolveStrategy({ strategy: raw.strategy as Options['strategy'], strictOrder: raw.strictOrder === true, allServers: raw.allServers === true }, source);
+  o.raceWidth = raw.raceWidth as number;
+  o.exploreShare = raw.exploreShare as number;
+  o.latencyTargetMs = (raw.latencyTarget as number | undefined) ?? null;
+  if (o.strategy === 'auto' && o.latencyTargetMs === null) throw new OptionValueError('--strategy auto needs --latency-target MS');
   o.timeoutMs = raw.timeout as number;
   o.tryTimeoutMs = raw.tryTimeout as number;
   o.cacheSize = raw.cacheSize as number;
@@ -476,9 +483,10 @@ export async function main(argv: string[]): Promise<void> {
     .command('status')
     .description("one line per upstream from a running raced's metrics: state, queries, win share, p50/p95, errors")
     .option('--metrics-url <url>', 'where raced serves /metrics', defaultMetricsUrl())
-    .action(async (o: { metricsUrl: string }) => {
+    .option('--tradeoffs', "each fan-out option's predicted latency and upstream cost (GET /tradeoffs), the one in use marked")
+    .action(async (o: { metricsUrl: string; tradeoffs?: boolean }) => {
       try {
-        process.stdout.write((await status(o.metricsUrl)) + '\n');
+        process.stdout.write((await (o.tradeoffs ? statusTradeoffs(o.metricsUrl) : status(o.metricsUrl))) + '\n');
         process.exit(0);
       } catch (err) {
         process.stderr.write(`raced status: ${(err as Error).message}\n`);

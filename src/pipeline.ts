@@ -9,6 +9,7 @@ import { questionKey } from './wire/key.js';
 import { rotateAnswers } from './wire/rotate.js';
 import { cidrContains, isLoopback, type Cidr } from './net/address.js';
 import { Race, RaceStats, type RaceOwner, type RaceRules } from './race.js';
+import type { RaceWindow } from './tradeoff/window.js';
 import { EDE, addEde } from './wire/ede.js';
 import type { AddressRules } from './wire/filter.js';
 import { Deadlines } from './deadlines.js';
@@ -140,6 +141,11 @@ export class Pipeline {
     this.refusedLog = new RateLimitedLog((line) => log.info(line));
     this.logging = opts.logQueries || log.enabled('debug');
     this.qlog = opts.queryLog ?? log;
+  }
+
+  /** The trade-off window that races on its upstream set record into (tradeoff/engine.ts); null: none. */
+  setTradeoffWindow(w: RaceWindow | null): void {
+    this.rules.window = w;
   }
 
   /**

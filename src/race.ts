@@ -37,6 +37,7 @@ import type { RaceView, Strategy } from './strategy/strategy.js';
 import type { Deadlines, Timed } from './deadlines.js';
 import { LatencyTracker, type ErrorKind } from './upstream/stats.js';
 import type { Logger } from './log.js';
+import { LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, type RaceWindow } from './tradeoff/window.js';
 
 /** Who hears how a race ended: exactly one call per race. */
 export interface RaceOwner {
@@ -55,6 +56,8 @@ export interface RaceRules {
   addresses: AddressRules | null;
   /** For the debug line naming an overruled upstream; null: no line. */
   log: Logger | null;
+  /** The trade-off window that records every leg of races on its upstream set; null/absent: none. */
+  window?: RaceWindow | null;
 }
 
 /** Upper bound of the derived negative grace, milliseconds. */
@@ -144,6 +147,9 @@ export class Race implements RaceView, LegOwner, Timed {
   private blocked = false;
   private hold: NegativeHold | null = null;
   private delayTimer: NodeJS.Timeout | null = null;
+  /** This race's handle in the trade-off window it started in (a reload may replace the pipeline's); -1: not recorded. */
+  private rec = -1;
+  private recIn: RaceWindow | null = null;
   plan: readonly Upstream[];
   dlPrev: Timed | null = null;
   dlNext: Timed | null = null;
@@ -167,6 +173,11 @@ export class Race implements RaceView, LegOwner, Timed {
   /** `now`: performance.now() when the client's query came in; the deadline runs from there. */
   start(timeoutMs: number, now: number): void {
     this.stats.races++;
+    const w = this.rules.window;
+    if (w != null && w.set === this.upstreams) {
+      this.recIn = w;
+      this.rec = w.begin(now);
+    }
     this.deadlines.add(this, now + timeoutMs);
     this.launch(this.strategy.first(this), now);
     if (this.openLegs === 0) return this.lose();
@@ -214,6 +225,7 @@ export class Race implements RaceView, LegOwner, Timed {
 
   legAnswered(leg: Leg, reply: Buffer, scan: Scan, at: number): void {
     this.openLegs--;
+    if (this.rec >= 0) this.note(leg, at, isWinningRcode(scan.rcode) ? LEG_GOOD : LEG_LOSING + Math.min(scan.rcode, 23), reply.length);
     if (this.settled) {
       if (this.wonAt > 0) {
         this.stats.margin.observe((at - this.wonAt) / 1000);
@@ -251,8 +263,9 @@ export class Race implements RaceView, LegOwner, Timed {
     this.negative(u, reply, scan, kind, at);
   }
 
-  legFailed(_leg: Leg, error: ErrorKind): void {
+  legFailed(leg: Leg, error: ErrorKind): void {
     this.openLegs--;
+    if (this.rec >= 0) this.note(leg, performance.now(), error === 'timeout' ? LEG_TIMEOUT : LEG_ERROR, 0);
     if (this.settled) return this.maybeCleanup();
     if (isNetworkError(error)) this.netFailed++;
     this.lost(Rcode.SERVFAIL);
@@ -372,9 +385,18 @@ export class Race implements RaceView, LegOwner, Timed {
       const leg = this.legs[i]!;
       if (!leg.open) continue;
       this.openLegs--;
+      if (this.rec >= 0) this.note(leg, performance.now(), LEG_TIMEOUT, 0);
       leg.abandon(true);
     }
     this.maybeCleanup();
+  }
+
+  /** Records how a leg ended in the trade-off window: a few stores into typed arrays. */
+  private note(leg: Leg, at: number, outcome: number, replyBytes: number): void {
+    const ups = this.upstreams;
+    let i = 0;
+    while (i < ups.length && ups[i] !== leg.upstream) i++;
+    this.recIn!.leg(this.rec, i, at - leg.started, outcome, this.query.length + replyBytes);
   }
 
   private qtype(): number {

@@ -28,6 +28,8 @@ import type { Server } from 'node:http';
 import { buildRegistry } from './metrics/registry.js';
 import { exposureWarning, registrySource, startMetricsServer } from './metrics/server.js';
 import { answerPrimaryScrapes } from './metrics/cluster.js';
+import { Tradeoffs } from './tradeoff/engine.js';
+import { learnedHedgeMs } from './strategy/hedged.js';
 
 /** A start-up failure with a message meant for the user as it is. */
 export class StartupError extends RacedError {
@@ -43,6 +45,15 @@ export function isSelf(up: Endpoint, listen: readonly Endpoint[]): boolean {
   });
 }
 
+/** The option of GET /tradeoffs the configured strategy runs as; null for those that are none of them. */
+function fixedOption(o: Options): string | null {
+  if (o.strategy === 'all' || o.strategy === 'ordered') return o.strategy;
+  if (o.strategy === 'top-k') return `top-${o.raceWidth}`;
+  // A fixed --hedge-delay is what the `hedged` row predicts then.
+  if (o.strategy === 'hedged') return 'hedged';
+  return null;
+}
+
 export class Raced {
   readonly pool = new UdpPool();
   readonly router = new Router();
@@ -52,6 +63,8 @@ export class Raced {
   readonly cacheFile: CacheFile | null;
   /** Set once listening: only a raced that started saves its cache when it stops. */
   private started = false;
+  /** Predictions of every fan-out option from the default upstreams' races (GET /tradeoffs). */
+  readonly tradeoffs: Tradeoffs;
   private readonly upstreamsByLabel = new Map<string, Upstream>();
   private readonly udp: UdpListener[] = [];
   private readonly tcp: TcpListener[] = [];
@@ -102,7 +115,25 @@ export class Raced {
         : null;
     this.cacheFile = this.cache && opts.cacheFile ? new CacheFile(opts.cacheFile, this.cache, this.log, opts.ednsPacketMax) : null;
     const hosts = opts.hostsFiles.length > 0 || opts.hostsText ? this.startHosts() : null;
-    const strategy = makeStrategy(opts.strategy, { tryTimeoutMs: opts.tryTimeoutMs, hedgeDelayMs: opts.hedgeDelayMs });
+    this.tradeoffs = new Tradeoffs({
+      timeoutMs: opts.timeoutMs,
+      tryTimeoutMs: opts.tryTimeoutMs,
+      targetMs: opts.strategy === 'auto' ? opts.latencyTargetMs : null,
+      fixedOption: fixedOption(opts),
+      hedge: { learned: learnedHedgeMs, fixedMs: opts.hedgeDelayMs },
+      onChoice: (from, to, p) =>
+        this.log.info(
+          `auto: now ${to} (was ${from})` +
+            (p && p.p99_ms !== null ? `: predicted p99 ${p.p99_ms} ms at ${p.upstream_queries_per_query} upstream queries per query` : ''),
+        ),
+    });
+    const strategy = makeStrategy(opts.strategy, {
+      tryTimeoutMs: opts.tryTimeoutMs,
+      hedgeDelayMs: opts.hedgeDelayMs,
+      raceWidth: opts.raceWidth,
+      exploreShare: opts.exploreShare,
+      tradeoffs: this.tradeoffs,
+    });
     this.pipeline = new Pipeline(
       {
         timeoutMs: opts.timeoutMs,
@@ -156,6 +187,7 @@ export class Raced {
     // An unreadable --tls-ca is a start-up error even before any tls:// upstream needs it.
     if (this.opts.tlsCa.length > 0) this.stream();
     this.loadUpstreams(true);
+    this.tradeoffs.start();
     this.sampler = setInterval(() => {
       for (const u of this.upstreams) u.stats.recent.sample();
     }, RECENT_STEP_S * 1000);
@@ -263,7 +295,7 @@ export class Raced {
       return `no upstream gave a valid answer in the last ${FAILING_AFTER_MS / 1000} s (${this.upstreams.map((u) => `${u.label} ${u.health.state(now)}`).join(', ')})`;
     };
     try {
-      this.metricsServer = await startMetricsServer(this.opts.metricsListen, registrySource(reg, unhealthy));
+      this.metricsServer = await startMetricsServer(this.opts.metricsListen, registrySource(reg, unhealthy, () => this.tradeoffs.report()));
     } catch (err) {
       await this.stop(0);
       throw new StartupError(ERROR_CODES.METRICS, `cannot serve metrics on ${this.opts.metricsListen.label}: ${(err as Error).message}`);
@@ -338,6 +370,8 @@ export class Raced {
       }
     }
     this.router.setUpstreams(defaults, rules);
+    this.tradeoffs.bind(defaults);
+    this.pipeline.setTradeoffWindow(this.tradeoffs.window);
     if (!initial) this.log.info(`upstreams now ${this.upstreams.map((u) => u.label).join(', ')}`);
   }
 
@@ -371,6 +405,7 @@ export class Raced {
     this.stopping = true;
     this.unwatch?.();
     if (this.sampler) clearInterval(this.sampler);
+    this.tradeoffs.stop();
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections();
     // Legs cut short by raced's own stop are no sign that an upstream is down.

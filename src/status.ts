@@ -118,3 +118,58 @@ export async function status(url: string): Promise<string> {
   if (!samples.some((s) => s.name === 'raced_build_info')) throw new Error(`${url} does not look like raced's metrics`);
   return formatStatus(samples);
 }
+
+/** GET /tradeoffs as served (tradeoff/engine.ts TradeoffReport), read loosely: it comes over the network. */
+interface TradeoffRow {
+  option: string;
+  p50_ms: number | null;
+  p95_ms: number | null;
+  p99_ms: number | null;
+  answered_share: number | null;
+  upstream_queries_per_query: number | null;
+  upstream_bytes_per_query: number | null;
+}
+
+/** `raced status --tradeoffs`: one line per option, the one in use marked with `*`. */
+export function formatTradeoffs(report: { window: { races: number; seconds: number }; target_ms: number | null; chosen: string | null; options: TradeoffRow[] }): string {
+  const num = (v: number | null, d: number): string => (v === null ? '-' : v.toFixed(d));
+  const head = ['', 'option', 'p50 ms', 'p95 ms', 'p99 ms', 'answered', 'upstream q/q', 'bytes/q'];
+  const rows = report.options.map((r) => [
+    r.option === report.chosen ? '*' : '',
+    r.option,
+    num(r.p50_ms, 1),
+    num(r.p95_ms, 1),
+    num(r.p99_ms, 1),
+    r.answered_share === null ? '-' : `${(r.answered_share * 100).toFixed(1)}%`,
+    num(r.upstream_queries_per_query, 2),
+    num(r.upstream_bytes_per_query, 0),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i <= 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const out = [
+    `predicted from ${report.window.races} races over ${report.window.seconds} s` +
+      (report.target_ms !== null ? `; auto's latency target p99 ${report.target_ms} ms` : '') +
+      (report.chosen !== null ? `; in use: ${report.chosen} (*)` : ''),
+    line(head),
+    ...rows.map(line),
+  ];
+  if (rows.length === 0) out.push('(no predictions yet: the window has no finished races)');
+  return out.join('\n');
+}
+
+/** Fetches /tradeoffs beside the given /metrics URL and formats it. */
+export async function statusTradeoffs(metricsUrl: string): Promise<string> {
+  const url = new URL(metricsUrl);
+  url.pathname = url.pathname.replace(/\/metrics\/?$/, '') + '/tradeoffs';
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    throw new Error(`cannot reach raced at ${url.href} (${cause}); is it running with --metrics-listen?`);
+  }
+  if (!res.ok) throw new Error(`${url.href} answered HTTP ${res.status}`);
+  const body = (await res.json().catch(() => null)) as Parameters<typeof formatTradeoffs>[0] | null;
+  if (body === null || !Array.isArray(body.options) || typeof body.window !== 'object') throw new Error(`${url.href} does not look like raced's trade-offs`);
+  return formatTradeoffs(body);
+}

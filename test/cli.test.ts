@@ -39,6 +39,10 @@ const bad: [string[], Record<string, string>, RegExp][] = [
   [[], { RACED_CACHE_SIZE: '-5' }, /RACED_CACHE_SIZE|--cache-size.*-5/],
   [[], { RACED_LOG_QUERIES: 'maybe' }, /RACED_LOG_QUERIES.*maybe/],
   [['--frobnicate'], {}, /--frobnicate/],
+  [['--strategy', 'auto', '--server', '192.0.2.1'], {}, /--strategy auto needs --latency-target/],
+  [['--explore-share', '150%'], {}, /--explore-share.*150%/],
+  [[], { RACED_EXPLORE_SHARE: 'lots' }, /RACED_EXPLORE_SHARE|--explore-share.*lots/],
+  [['--race-width', '0'], {}, /--race-width.*0/],
 ];
 for (const [args, env, re] of bad) {
   test(`bad value exits 2 with one line: ${args.join(' ') || JSON.stringify(env)}`, () => {
@@ -99,6 +103,29 @@ test('flags win over RACED_* variables, variables over defaults', async () => {
     assert.equal(await exited(second.child), 0);
   } finally {
     await up.close();
+  }
+});
+
+test('top-k from the conf-file, its width from the environment, the explore share from a flag', async () => {
+  const ups = await Promise.all([1, 2, 3].map((i) => Stub.start({ address: `192.0.2.${i}`, delayMs: i })));
+  const port = await freePort();
+  const conf = join(dir, 'topk.conf');
+  writeFileSync(conf, 'strategy=top-k\nrace-width=1\nexplore-share=50%\n');
+  const sent = (): number => ups.reduce((a, u) => a + u.received.length, 0);
+  try {
+    const one = await spawnRaced(['--conf-file', conf, '--listen', `127.0.0.1:${port}`, '--no-resolv', '--cache-size', '0', '--explore-share', '0', ...ups.map((u) => `--server=${u.label}`)]);
+    for (let i = 0; i < 10; i++) await udpQuery(port, `k${i}.example`);
+    assert.equal(sent(), 10, 'race-width=1 from the file: one upstream query per client query');
+    one.child.kill('SIGTERM');
+    assert.equal(await exited(one.child), 0);
+    const before = sent();
+    const two = await spawnRaced(['--conf-file', conf, '--listen', `127.0.0.1:${port}`, '--no-resolv', '--cache-size', '0', '--explore-share', '0', ...ups.map((u) => `--server=${u.label}`)], { RACED_RACE_WIDTH: '2' });
+    for (let i = 0; i < 10; i++) await udpQuery(port, `w${i}.example`);
+    assert.equal(sent() - before, 20, 'RACED_RACE_WIDTH=2 wins over the file');
+    two.child.kill('SIGTERM');
+    assert.equal(await exited(two.child), 0);
+  } finally {
+    for (const u of ups) await u.close();
   }
 });
 

@@ -103,6 +103,9 @@ test('live: every panel query returns data from Prometheus scraping raced', { sk
     tlsCa: [pki.caFile],
     cacheSize: 50,
     timeoutMs: 500,
+    // auto, so that its choice panel has a series too (it runs all until its window is trusted).
+    strategy: 'auto',
+    latencyTargetMs: 50,
     metricsListen: parseEndpoint(`127.0.0.1:${mport}`, 9153),
   });
   await r.raced.startMetrics('test');

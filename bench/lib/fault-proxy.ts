@@ -17,6 +17,9 @@ export interface Faults {
    * relaying: an upstream that does not know a fixed share of the names (split horizon, filter). 0: off.
    */
   nxdomainEvery?: number;
+  /** Share of replies (0..1) sent `lateMs` after the query instead: a latency tail. */
+  lateShare?: number;
+  lateMs?: number;
 }
 
 export class FaultProxy {
@@ -100,7 +103,8 @@ export class FaultProxy {
   private later(msg: Buffer, port: number, address: string): void {
     const f = this.faults;
     const w = { port, address };
-    const delay = f.delayMs + (f.jitterMs > 0 ? Math.random() * f.jitterMs : 0);
+    const late = f.lateShare !== undefined && f.lateShare > 0 && Math.random() < f.lateShare;
+    const delay = late ? (f.lateMs ?? 0) : f.delayMs + (f.jitterMs > 0 ? Math.random() * f.jitterMs : 0);
     if (delay <= 0) return this.send(msg, w.port, w.address);
     const t = setTimeout(() => {
       this.timers.delete(t);

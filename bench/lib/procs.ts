@@ -181,9 +181,10 @@ export async function startDnsmasq(upstreams: number[], extra: string[], cpu: st
   return ready(track(`dnsmasq:${port}`, spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }), port));
 }
 
-export async function startRaced(upstreams: number[], extra: string[], cpu: string | null): Promise<Proc> {
+/** `cli`: another build's dist/src/cli.js (bench/tradeoff-cost.ts runs two side by side). */
+export async function startRaced(upstreams: number[], extra: string[], cpu: string | null, cli = RACED_CLI): Promise<Proc> {
   const port = await freePort();
-  const args = ['--max-semi-space-size=4', RACED_CLI, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...upstreams.map((p) => `--server=127.0.0.1:${p}`), ...extra];
+  const args = ['--max-semi-space-size=4', cli, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...upstreams.map((p) => `--server=127.0.0.1:${p}`), ...extra];
   const [cmd, a] = pinned(cpu, process.execPath, args);
   return ready(track(`raced:${port}`, spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }), port));
 }

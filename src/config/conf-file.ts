@@ -44,6 +44,11 @@ const KEYS: Record<string, [string, Kind]> = {
   'max-cache-ttl': ['maxCacheTtl', 'value'],
   'log-queries': ['logQueries', 'flag'],
   'negative-grace': ['negativeGrace', 'value'],
+  // raced's own: the trade-off strategies (dnsmasq has no such keys).
+  strategy: ['strategy', 'value'],
+  'race-width': ['raceWidth', 'value'],
+  'latency-target': ['latencyTarget', 'value'],
+  'explore-share': ['exploreShare', 'value'],
   'ignore-address': ['ignoreAddress', 'list'],
   'bogus-nxdomain': ['bogusNxdomain', 'list'],
   'stop-dns-rebind': ['stopDnsRebind', 'flag'],

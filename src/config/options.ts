@@ -103,6 +103,12 @@ export interface Options {
   rebindLocalhostOk: boolean;
   /** --rebind-domain-ok: lower case, no trailing dot. */
   rebindDomainOk: string[];
+  /** --race-width: upstreams top-k races at once. */
+  raceWidth: number;
+  /** --explore-share: share (0..1) of races on which hedged, top-k and auto ask every healthy upstream. */
+  exploreShare: number;
+  /** --latency-target: the p99 (ms) auto aims for; null: not set. */
+  latencyTargetMs: number | null;
 }
 
 export const DEFAULTS = {
@@ -204,6 +210,9 @@ export function defaultOptions(): Options {
     stopDnsRebind: false,
     rebindLocalhostOk: false,
     rebindDomainOk: [],
+    raceWidth: 2,
+    exploreShare: 0.02,
+    latencyTargetMs: null,
   };
 }
 
@@ -306,6 +315,13 @@ export const parse = {
       throw new OptionValueError(`unknown strategy '${v}' (one of: ${STRATEGY_NAMES.join(', ')})`);
     }
     return v as StrategyName;
+  },
+  /** A share: `2%` or `0.02`, from 0 to 1. */
+  share: (v: string): number => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$/.exec(v);
+    const n = m ? Number(m[1]) / (m[2] ? 100 : 1) : NaN;
+    if (!(n >= 0 && n <= 1)) throw new OptionValueError(`expected a share such as 2% or 0.02 (0 to 1), got '${v}'`);
+    return n;
   },
   rateLimitPrefix: (v: string): [number, number] => {
     const m = /^\s*(\d{1,2})\s*,\s*(\d{1,3})\s*$/.exec(v);

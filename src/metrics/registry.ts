@@ -9,6 +9,7 @@ import { ERROR_KINDS, LATENCY_BUCKETS, OVERRULED_KINDS, bucketsQuantile } from '
 import type { Pipeline } from '../pipeline.js';
 import type { AnswerCache } from '../cache/cache.js';
 import type { TcpStats } from '../server/tcp.js';
+import type { Tradeoffs } from '../tradeoff/engine.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { FANOUT_BUCKETS } from '../race.js';
 import { FAULT_STAGES, processFaults } from '../guard.js';
@@ -104,7 +105,53 @@ export interface MetricsSources {
   readonly tcpConnections: number;
   readonly tcpStats: TcpStats;
   readonly log: { readonly dropped: number };
+  readonly tradeoffs: Tradeoffs;
 }
+
+/** The trade-off engine's predictions (GET /tradeoffs) as gauges: one series per option (at most ~22) and quantile. */
+function tradeoffMetrics(raced: MetricsSources): Computed[] {
+  const t = raced.tradeoffs;
+  const s = (ms: number | null): number => (ms === null ? NaN : ms / 1000);
+  return [
+    new Computed(
+      'raced_tradeoff_latency_seconds',
+      'Client latency predicted from recent races for each fan-out option (all, top-K, hedged, hedged@Dms, ordered), by quantile; NaN when an upstream it asks is unmeasured',
+      'gauge',
+      () =>
+        t.rows.flatMap((r) => [
+          { labels: { option: r.option, quantile: '0.5' }, value: s(r.p50_ms) },
+          { labels: { option: r.option, quantile: '0.95' }, value: s(r.p95_ms) },
+          { labels: { option: r.option, quantile: '0.99' }, value: s(r.p99_ms) },
+        ]),
+      'max',
+    ),
+    new Computed(
+      'raced_tradeoff_upstream_queries_per_query',
+      'Upstream queries per client query predicted from recent races for each fan-out option',
+      'gauge',
+      () => t.rows.map((r) => ({ labels: { option: r.option }, value: r.upstream_queries_per_query ?? NaN })),
+      'max',
+    ),
+    new Computed('raced_tradeoff_window_races', 'Races the trade-off predictions are made from (the window)', 'gauge', () => [{ labels: {}, value: t.races }], 'min'),
+    new Computed(
+      'raced_auto_choice',
+      '--strategy auto: 1 for the option in use, 0 for the others predicted',
+      'gauge',
+      () => {
+        if (t.auto === null) return [];
+        const chosen = t.auto.chosen;
+        const names = t.rows.map((r) => r.option);
+        if (!names.includes(chosen)) names.unshift(chosen);
+        return names.map((option) => ({ labels: { option }, value: option === chosen ? 1 : 0 }));
+      },
+      'max',
+    ),
+    new Computed('raced_explore_races_total', 'Races that asked every healthy upstream to keep the predictions current (--explore-share)', 'counter', () => [
+      { labels: {}, value: t.explore.races },
+    ]),
+  ];
+}
+
 
 export function buildRegistry(raced: MetricsSources, version: string, registry = new Registry()): Registry {
   const p = raced.pipeline;
@@ -226,6 +273,7 @@ export function buildRegistry(raced: MetricsSources, version: string, registry =
       { labels: {}, value: cache?.stats.prefetches ?? 0 },
     ]),
     new Computed('raced_cache_entries', 'Entries in the cache', 'gauge', () => [{ labels: {}, value: cache?.size ?? 0 }]),
+    ...tradeoffMetrics(raced),
     new Computed('raced_log_dropped_total', 'Log lines that could not be written (full disk, stderr reader gone or not reading) and were dropped', 'counter', () => [
       { labels: {}, value: raced.log.dropped },
     ]),

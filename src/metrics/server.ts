@@ -22,10 +22,12 @@ export interface MetricsSource {
   contentType: string;
   /** null when healthy, else why not. */
   unhealthy(): string | null | Promise<string | null>;
+  /** GET /tradeoffs: the trade-off engine's report (tradeoff/engine.ts); absent: 404. */
+  tradeoffs?(): unknown;
 }
 
-export function registrySource(reg: Registry, unhealthy: () => string | null): MetricsSource {
-  return { metrics: () => reg.metrics(), contentType: reg.contentType, unhealthy };
+export function registrySource(reg: Registry, unhealthy: () => string | null, tradeoffs?: () => unknown): MetricsSource {
+  return { metrics: () => reg.metrics(), contentType: reg.contentType, unhealthy, ...(tradeoffs ? { tradeoffs } : {}) };
 }
 
 export function startMetricsServer(ep: Endpoint, src: MetricsSource): Promise<http.Server> {
@@ -47,8 +49,10 @@ export function startMetricsServer(ep: Endpoint, src: MetricsSource): Promise<ht
           (why) => res.writeHead(why ? 503 : 200, { 'content-type': 'text/plain' }).end(why ? `unhealthy: ${why}\n` : 'ok\n'),
           (err: Error) => res.writeHead(503, { 'content-type': 'text/plain' }).end(`unhealthy: ${err.message}\n`),
         );
+    } else if (path === '/tradeoffs' && src.tradeoffs) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(src.tradeoffs()) + '\n');
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /tradeoffs\n');
     }
   });
   return new Promise((resolve, reject) => {

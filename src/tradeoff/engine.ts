@@ -1,0 +1,175 @@
+// The trade-off engine: owns the race window of the default upstream set,
+// re-predicts every option every TICK_MS from it (off the query path), and
+// serves the result to GET /tradeoffs, the metrics, `auto` and `hedged`.
+import { performance } from 'node:perf_hooks';
+import type { Upstream } from '../upstream/upstream.js';
+import { latencyScore } from '../strategy/strategy.js';
+import { ExploreStats } from '../strategy/explore.js';
+import { RaceWindow } from './window.js';
+import { bestHedgeMs, predictAll, windowCurve, windowSpan, type Curve, type Prediction, type Scene } from './estimate.js';
+import { AutoChooser } from './auto.js';
+
+/** How often the predictions are recomputed (and auto may change its choice). */
+export const TICK_MS = 2_000;
+/** Races older than this are not used, however few came since. */
+export const MAX_AGE_MS = 300_000;
+/** Races the window must hold before `hedged` trusts its hedge delay advice. */
+export const ADVICE_MIN_RACES = 100;
+
+/** hedged's learned delay rule (strategy/hedged.ts), repeated for the prediction of `hedged`. */
+export interface HedgeRule {
+  /** ms hedged waits after asking `u` (its clamped p95, or the unmeasured default). */
+  learned(u: Upstream): number;
+  /** --hedge-delay: the delay after every upstream; null: learned (and the advice taken). */
+  fixedMs: number | null;
+}
+
+export interface TradeoffSettings {
+  timeoutMs: number;
+  tryTimeoutMs: number;
+  /** --latency-target (auto); null without it. */
+  targetMs: number | null;
+  /** The option the configured strategy runs as, when it is one ('all', 'top-2', 'hedged', ...); null else. */
+  fixedOption: string | null;
+  hedge: HedgeRule;
+  /** Told when auto's choice changes. */
+  onChoice?(from: string, to: string, why: Prediction | null): void;
+}
+
+/** GET /tradeoffs (field names are a contract). */
+export interface TradeoffReport {
+  window: { races: number; seconds: number };
+  target_ms: number | null;
+  chosen: string | null;
+  options: Prediction[];
+}
+
+export class Tradeoffs {
+  window: RaceWindow = new RaceWindow([]);
+  rows: Prediction[] = [];
+  races = 0;
+  seconds = 0;
+  readonly explore = new ExploreStats();
+  readonly auto: AutoChooser | null;
+  /** The hedge delay that covers the best upstream's tail (ms); null: none advised. */
+  hedgeAdviceMs: number | null = null;
+  /** The upstream the advice is for (best ranked). */
+  private adviceFor: Upstream | null = null;
+  private set: readonly Upstream[] = [];
+  private states = '';
+  private settledSince = -Infinity;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly settings: TradeoffSettings) {
+    this.auto = settings.targetMs !== null ? new AutoChooser(settings.targetMs) : null;
+  }
+
+  /** The default upstream set (re)configured: a new window when it differs. */
+  bind(set: readonly Upstream[]): void {
+    if (set === this.set) return;
+    const same = set.length === this.set.length && set.every((u, i) => u === this.set[i]);
+    this.set = set;
+    if (same) {
+      this.window.set = set;
+      return;
+    }
+    // A new set starts an empty window: auto runs `all` until it has AUTO_MIN_RACES again.
+    this.window = new RaceWindow(set);
+    this.rows = [];
+    this.states = '';
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+  }
+
+  /** The timer's update: one upstream's curve per turn of the event loop, so no query waits for all of them. */
+  private tick(): void {
+    const now = performance.now();
+    const w = this.window;
+    const from = now - MAX_AGE_MS;
+    const to = now - this.settings.timeoutMs;
+    const curves: Curve[] = [];
+    const step = (): void => {
+      if (this.timer === null || w !== this.window) return;
+      if (curves.length < w.width) {
+        curves.push(windowCurve(w, curves.length, from, to));
+        setImmediate(step);
+        return;
+      }
+      this.apply(now, curves, windowSpan(w, from, to));
+    };
+    step();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** The option in use: auto's choice, or what the configured strategy is. */
+  get chosen(): string | null {
+    return this.auto ? this.auto.chosen : this.settings.fixedOption;
+  }
+
+  /** hedged's delay after asking `u`: the advice when `u` is the best upstream, else -1 (use the learned rule). */
+  adviceMs(u: Upstream): number {
+    return this.hedgeAdviceMs !== null && u === this.adviceFor ? this.hedgeAdviceMs : -1;
+  }
+
+  /**
+   * Recomputes everything now, in one go (tests; the timer spreads it out: tick()).
+   * Races younger than the timeout may still have legs out (their slow legs would be missing): not used yet.
+   */
+  update(now: number): void {
+    const w = this.window;
+    const from = now - MAX_AGE_MS;
+    const to = now - this.settings.timeoutMs;
+    const curves: Curve[] = [];
+    for (let i = 0; i < w.width; i++) curves.push(windowCurve(w, i, from, to));
+    this.apply(now, curves, windowSpan(w, from, to));
+  }
+
+  private apply(now: number, curves: Curve[], got: { races: number; oldest: number }): void {
+    const set = this.set;
+    const states = set.map((u) => (u.health.up ? '1' : '0')).join('');
+    if (states !== this.states) {
+      if (this.states !== '') this.settledSince = now;
+      this.states = states;
+    }
+    const w = this.window;
+    this.races = got.races;
+    this.seconds = got.races > 0 ? Math.round((now - got.oldest) / 100) / 10 : 0;
+    const n = Math.min(set.length, w.width);
+    const idx = set.slice(0, n).map((_, i) => i);
+    const rank = [...idx].sort((a, b) => latencyScore(set[a]!) - latencyScore(set[b]!));
+    const best = set[rank.find((i) => set[i]!.health.up) ?? rank[0]!];
+    const scene: Scene = {
+      up: idx.map((i) => set[i]!.health.up),
+      rank,
+      hedgeMs: idx.map((i) => {
+        if (this.settings.hedge.fixedMs !== null) return this.settings.hedge.fixedMs;
+        const a = this.adviceMs(set[i]!);
+        return a >= 0 ? a : this.settings.hedge.learned(set[i]!);
+      }),
+      timeoutMs: this.settings.timeoutMs,
+      tryTimeoutMs: this.settings.tryTimeoutMs,
+      // auto's hedge delay in use stays listed: a moving candidate set must not force a change.
+      extraHedgeMs: this.auto ? [/^hedged@(\d+)ms$/.exec(this.auto.chosen)?.[1]].filter((x) => x !== undefined).map(Number) : [],
+    };
+    this.rows = n > 0 && got.races > 0 ? predictAll(scene, curves) : [];
+    this.hedgeAdviceMs = got.races >= ADVICE_MIN_RACES ? bestHedgeMs(this.rows) : null;
+    this.adviceFor = best ?? null;
+    if (this.auto) {
+      const from = this.auto.chosen;
+      if (this.auto.update(this.rows, got.races, this.settledSince, now)) {
+        this.settings.onChoice?.(from, this.auto.chosen, this.rows.find((r) => r.option === this.auto!.chosen) ?? null);
+      }
+    }
+  }
+
+  report(): TradeoffReport {
+    return { window: { races: this.races, seconds: this.seconds }, target_ms: this.settings.targetMs, chosen: this.chosen, options: this.rows };
+  }
+}

@@ -1,0 +1,333 @@
+// Predictions for every fan-out option from the race window: no I/O, no
+// clock; the engine (engine.ts) feeds it and serves the result.
+//
+// Model: each upstream's time to a winning answer (NOERROR/NXDOMAIN) is read
+// from its own legs in the window as a Kaplan-Meier curve: a timeout is
+// censored where the deadline cut it off, a losing RCODE or a network error
+// never wins. Upstreams are taken as independent, so an option that asks
+// upstream i at offset o_i (ms after the client's query) leaves a client
+// unanswered at t with probability S(t) = prod_i (1 - F_i(t - o_i)) over the
+// legs already sent. Quantiles, the share answered before the deadline and
+// the expected legs per query (leg i is sent when nothing won before o_i)
+// follow from S. Independence lets an upstream that a strategy asked only on
+// some races (hedged, top-k, the explore share) still be predicted for the
+// races it was not asked on.
+import { LEG_GOOD, LEG_NONE, LEG_TIMEOUT, type RaceWindow } from './window.js';
+
+/** One upstream's time to a winning answer, as a step CDF. */
+export interface Curve {
+  /** Distinct times (ms) of winning answers, ascending. */
+  readonly times: Float64Array;
+  /** P(a winning answer by times[i]). */
+  readonly cdf: Float64Array;
+  /** Legs observed. */
+  readonly legs: number;
+  /** Mean bytes (sent + received) per leg. */
+  readonly meanBytes: number;
+}
+
+/**
+ * Kaplan-Meier curve from legs: `ms[i]` with `outcome[i]` (window.ts LEG_*);
+ * a LEG_TIMEOUT leg is censored at ms[i]; any other non-GOOD leg never wins.
+ */
+export function curveOf(ms: ArrayLike<number>, outcome: ArrayLike<number>, bytes: ArrayLike<number> | null = null): Curve {
+  const n = ms.length;
+  const good = new Float64Array(n);
+  const cens = new Float64Array(n);
+  let g = 0;
+  let c = 0;
+  let byteSum = 0;
+  for (let i = 0; i < n; i++) {
+    if (bytes) byteSum += bytes[i]!;
+    if (outcome[i] === LEG_GOOD) good[g++] = ms[i]!;
+    else if (outcome[i] === LEG_TIMEOUT) cens[c++] = ms[i]!;
+  }
+  return kaplanMeier(good.subarray(0, g), cens.subarray(0, c), n, byteSum);
+}
+
+/**
+ * The curve from answer times and censoring times (unsorted; sorted here in
+ * place, natively: the window holds up to 8192 x 16 legs and this runs on the
+ * event loop). `n` counts every leg, the never-winning ones included.
+ */
+function kaplanMeier(good: Float64Array, cens: Float64Array, n: number, byteSum: number): Curve {
+  good.sort();
+  cens.sort();
+  const times = new Float64Array(good.length);
+  const cdf = new Float64Array(good.length);
+  let out = 0;
+  let atRisk = n;
+  let surv = 1;
+  let j = 0;
+  for (let k = 0; k < good.length; ) {
+    const t = good[k]!;
+    // Censored strictly before t leave the risk set first; at equal times an answer counts first.
+    while (j < cens.length && cens[j]! < t) {
+      atRisk--;
+      j++;
+    }
+    let d = 0;
+    while (k < good.length && good[k] === t) {
+      d++;
+      k++;
+    }
+    surv *= 1 - d / atRisk;
+    times[out] = t;
+    cdf[out++] = 1 - surv;
+    atRisk -= d;
+  }
+  return { times: times.subarray(0, out), cdf: cdf.subarray(0, out), legs: n, meanBytes: n > 0 ? byteSum / n : 0 };
+}
+
+/** P(a winning answer within t ms of sending). */
+export function cdfAt(c: Curve, t: number): number {
+  let lo = 0;
+  let hi = c.times.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (c.times[mid]! <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo === 0 ? 0 : c.cdf[lo - 1]!;
+}
+
+/** The q-quantile of a curve's answer time; NaN when fewer than q of its legs win. */
+export function curveQuantile(c: Curve, q: number): number {
+  for (let i = 0; i < c.times.length; i++) if (c.cdf[i]! >= q - 1e-12) return c.times[i]!;
+  return NaN;
+}
+
+/** How many races in the window started in [from, to) (ms, performance.now()), and the oldest start. */
+export function windowSpan(w: RaceWindow, from: number, to: number): { races: number; oldest: number } {
+  let races = 0;
+  let oldest = Infinity;
+  for (let s = 0; s < w.capacity; s++) {
+    if (w.seqOf[s]! < 0) continue;
+    const at = w.startedAt[s]!;
+    if (at < from || at >= to) continue;
+    races++;
+    if (at < oldest) oldest = at;
+  }
+  return { races, oldest };
+}
+
+/**
+ * Upstream `i`'s curve from the races that started in [from, to). One
+ * upstream per call, so the engine can spread a wide set over several turns
+ * of the event loop (sorting 8192 legs takes about a millisecond).
+ */
+export function windowCurve(w: RaceWindow, i: number, from: number, to: number): Curve {
+  const good = new Float64Array(w.capacity);
+  const cens = new Float64Array(w.capacity);
+  let ng = 0;
+  let nc = 0;
+  let legs = 0;
+  let bytes = 0;
+  for (let s = 0, k = i; s < w.capacity; s++, k += w.width) {
+    const o = w.outcome[k]!;
+    if (o === LEG_NONE || w.seqOf[s]! < 0) continue;
+    const at = w.startedAt[s]!;
+    if (at < from || at >= to) continue;
+    legs++;
+    bytes += w.bytes[k]!;
+    if (o === LEG_GOOD) good[ng++] = w.latency[k]!;
+    else if (o === LEG_TIMEOUT) cens[nc++] = w.latency[k]!;
+  }
+  return kaplanMeier(good.subarray(0, ng), cens.subarray(0, nc), legs, bytes);
+}
+
+/** Every upstream's curve at once (tests, small sets). */
+export function windowCurves(w: RaceWindow, from: number, to: number): { curves: Curve[]; races: number; oldest: number } {
+  const curves: Curve[] = [];
+  for (let i = 0; i < w.width; i++) curves.push(windowCurve(w, i, from, to));
+  return { curves, ...windowSpan(w, from, to) };
+}
+
+/** One leg of an option's plan: upstream index and when it is sent (ms after the query). */
+export interface PlannedLeg {
+  readonly u: number;
+  readonly at: number;
+}
+
+/** The JSON row of one option (field names are a contract: GET /tradeoffs). */
+export interface Prediction {
+  option: string;
+  p50_ms: number | null;
+  p95_ms: number | null;
+  p99_ms: number | null;
+  answered_share: number | null;
+  upstream_queries_per_query: number | null;
+  upstream_bytes_per_query: number | null;
+}
+
+/** P(no winning answer within t ms of the query) under a plan. */
+function unanswered(plan: readonly PlannedLeg[], curves: readonly Curve[], t: number): number {
+  let s = 1;
+  for (const l of plan) if (l.at <= t) s *= 1 - cdfAt(curves[l.u]!, t - l.at);
+  return s;
+}
+
+/** The step of S in (lo, hi]: the exact time the bisection closed in on. */
+function stepIn(plan: readonly PlannedLeg[], curves: readonly Curve[], lo: number, hi: number): number {
+  let best = hi;
+  for (const l of plan) {
+    const times = curves[l.u]!.times;
+    let a = 0;
+    let b = times.length;
+    while (a < b) {
+      const m = (a + b) >> 1;
+      if (times[m]! + l.at <= lo) a = m + 1;
+      else b = m;
+    }
+    if (a < times.length && times[a]! + l.at < best) best = times[a]! + l.at;
+  }
+  return best;
+}
+
+const QUANTILES = [0.5, 0.95, 0.99] as const;
+/** Resolution of the quantile search, ms. */
+const RESOLUTION_MS = 0.01;
+
+const round = (x: number, d: number): number => Math.round(x * 10 ** d) / 10 ** d;
+
+/** Predicts one option's latency and cost; latencies null when an upstream of the plan has no measurement. */
+export function predict(option: string, plan: readonly PlannedLeg[], curves: readonly Curve[], timeoutMs: number): Prediction {
+  const row: Prediction = {
+    option,
+    p50_ms: null,
+    p95_ms: null,
+    p99_ms: null,
+    answered_share: null,
+    upstream_queries_per_query: null,
+    upstream_bytes_per_query: null,
+  };
+  const sent = plan.filter((l) => l.at < timeoutMs);
+  if (sent.length === 0 || sent.some((l) => (curves[l.u]?.legs ?? 0) === 0)) return row;
+  const answered = 1 - unanswered(sent, curves, timeoutMs);
+  row.answered_share = round(answered, 4);
+  const qs: number[] = [];
+  for (const q of QUANTILES) {
+    // Not reached before the deadline: the client's answer (SERVFAIL) comes at the deadline.
+    if (answered < q) {
+      qs.push(timeoutMs);
+      continue;
+    }
+    let lo = 0;
+    let hi = timeoutMs;
+    while (hi - lo > RESOLUTION_MS) {
+      const mid = (lo + hi) / 2;
+      if (1 - unanswered(sent, curves, mid) >= q - 1e-12) hi = mid;
+      else lo = mid;
+    }
+    qs.push(round(stepIn(sent, curves, lo, hi), 2));
+  }
+  [row.p50_ms, row.p95_ms, row.p99_ms] = qs as [number, number, number];
+  // Leg i goes out when nothing won before its offset; legs sent together share that chance.
+  let queries = 0;
+  let bytes = 0;
+  for (const l of sent) {
+    let p = 1;
+    for (const e of sent) if (e.at < l.at) p *= 1 - cdfAt(curves[e.u]!, l.at - e.at);
+    queries += p;
+    bytes += p * curves[l.u]!.meanBytes;
+  }
+  row.upstream_queries_per_query = round(queries, 4);
+  row.upstream_bytes_per_query = round(bytes, 1);
+  return row;
+}
+
+/** What the estimator needs besides the curves: the upstreams as the strategies see them now. */
+export interface Scene {
+  /** Per upstream index (the set's order): up (health). */
+  readonly up: readonly boolean[];
+  /** Upstream indices best first, as the strategies rank them (byLatency). */
+  readonly rank: readonly number[];
+  /** What learned hedging waits after asking each upstream (ms), by index. */
+  readonly hedgeMs: readonly number[];
+  readonly timeoutMs: number;
+  readonly tryTimeoutMs: number;
+  /** More hedge delays to list (auto's `hedged@Dms` in use, so it stays predicted when the quantiles move). */
+  readonly extraHedgeMs?: readonly number[];
+}
+
+/** Indices of the healthy upstreams; all when none is up (strategy.ts healthy()). */
+export function healthyIndices(up: readonly boolean[]): number[] {
+  const h = up.flatMap((ok, i) => (ok ? [i] : []));
+  return h.length === 0 ? up.map((_, i) => i) : h;
+}
+
+/** Candidate hedge delays: the best upstream's p50, p90, p95, p99 (whole ms, at least 1), each once. */
+export function hedgeCandidates(best: Curve | undefined): number[] {
+  if (!best) return [];
+  const out: number[] = [];
+  for (const q of [0.5, 0.9, 0.95, 0.99]) {
+    const t = curveQuantile(best, q);
+    if (Number.isNaN(t)) continue;
+    const d = Math.max(1, Math.ceil(t));
+    if (!out.includes(d)) out.push(d);
+  }
+  return out;
+}
+
+/** Every option's plan: all, top-K (K < healthy), hedged (learned), hedged@Dms, ordered. */
+export function plans(scene: Scene, curves: readonly Curve[]): [string, PlannedLeg[]][] {
+  const healthy = healthyIndices(scene.up);
+  const ranked = scene.rank.filter((i) => healthy.includes(i));
+  const out: [string, PlannedLeg[]][] = [['all', healthy.map((u) => ({ u, at: 0 }))]];
+  for (let k = 1; k < ranked.length; k++) out.push([`top-${k}`, ranked.slice(0, k).map((u) => ({ u, at: 0 }))]);
+  const hedged: PlannedLeg[] = [];
+  let at = 0;
+  for (const u of ranked) {
+    hedged.push({ u, at });
+    at += scene.hedgeMs[u] ?? 0;
+  }
+  out.push(['hedged', hedged]);
+  const delays = hedgeCandidates(curves[ranked[0]!]);
+  for (const d of scene.extraHedgeMs ?? []) if (!delays.includes(d)) delays.push(d);
+  delays.sort((a, b) => a - b);
+  for (const d of delays) out.push([`hedged@${d}ms`, ranked.map((u, k) => ({ u, at: k * d }))]);
+  out.push(['ordered', healthy.map((u, k) => ({ u, at: k * scene.tryTimeoutMs }))]);
+  return out;
+}
+
+export function predictAll(scene: Scene, curves: readonly Curve[]): Prediction[] {
+  return plans(scene, curves).map(([name, plan]) => predict(name, plan, curves, scene.timeoutMs));
+}
+
+/**
+ * The hedge delay that covers the best upstream's tail: of the candidate
+ * delays, the one with the lowest predicted p99, the cheaper one when two are
+ * within 5 % (0.5 ms) of each other. null without a measurement to go on.
+ */
+export function bestHedgeMs(rows: readonly Prediction[]): number | null {
+  let best: Prediction | null = null;
+  for (const r of rows) {
+    if (!r.option.startsWith('hedged@') || r.p99_ms === null) continue;
+    if (best === null) {
+      best = r;
+      continue;
+    }
+    const tol = Math.max(0.5, 0.05 * best.p99_ms!);
+    if (r.p99_ms < best.p99_ms! - tol || (Math.abs(r.p99_ms - best.p99_ms!) <= tol && r.upstream_queries_per_query! < best.upstream_queries_per_query!)) best = r;
+  }
+  return best === null ? null : Number(/@(\d+)ms/.exec(best.option)![1]);
+}
+
+/**
+ * auto's pick among predictions: the cheapest (fewest upstream queries per
+ * query) whose p99 meets the target, ties to the lower p99; with none
+ * meeting it, the lowest p99. null when nothing has a prediction.
+ */
+export function cheapestMeeting(rows: readonly Prediction[], targetMs: number): Prediction | null {
+  const known = rows.filter((r) => r.p99_ms !== null && r.upstream_queries_per_query !== null);
+  const meeting = known.filter((r) => r.p99_ms! <= targetMs);
+  if (meeting.length > 0) {
+    return meeting.reduce((a, b) =>
+      b.upstream_queries_per_query! < a.upstream_queries_per_query! - 1e-9 ||
+      (Math.abs(b.upstream_queries_per_query! - a.upstream_queries_per_query!) <= 1e-9 && b.p99_ms! < a.p99_ms!)
+        ? b
+        : a,
+    );
+  }
+  return known.length === 0 ? null : known.reduce((a, b) => (b.p99_ms! < a.p99_ms! ? b : a));
+}

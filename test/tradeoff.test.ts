@@ -1,0 +1,207 @@
+// The trade-off estimator on synthetic legs whose quantiles are known exactly:
+// no sockets, no clock. End-to-end checks are in tradeoff-e2e.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, RaceWindow, WINDOW_RACES } from '../src/tradeoff/window.js';
+import {
+  bestHedgeMs,
+  cdfAt,
+  cheapestMeeting,
+  curveOf,
+  predict,
+  predictAll,
+  windowCurves,
+  type Curve,
+  type Prediction,
+  type Scene,
+} from '../src/tradeoff/estimate.js';
+import { AUTO_DWELL_MS, AUTO_MIN_RACES, AUTO_SETTLE_MS, AutoChooser } from '../src/tradeoff/auto.js';
+
+const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+const good = (ms: number[], bytes = 100): Curve => curveOf(ms, ms.map(() => LEG_GOOD), ms.map(() => bytes));
+const row = (rows: Prediction[], option: string): Prediction => {
+  const r = rows.find((x) => x.option === option);
+  assert.ok(r, `no option ${option} in ${rows.map((x) => x.option).join(', ')}`);
+  return r;
+};
+
+test('one upstream answering in 1..100 ms: p50 50, p95 95, p99 99, one query', () => {
+  const a = good(range(1, 100));
+  const p = predict('top-1', [{ u: 0, at: 0 }], [a], 1000);
+  assert.deepEqual(p, {
+    option: 'top-1',
+    p50_ms: 50,
+    p95_ms: 95,
+    p99_ms: 99,
+    answered_share: 1,
+    upstream_queries_per_query: 1,
+    upstream_bytes_per_query: 100,
+  });
+});
+
+test('racing takes the minimum: 1..100 ms against a steady 10 ms gives 10 ms at every quantile for two queries', () => {
+  const curves = [good(range(1, 100)), good(Array(100).fill(10), 60)];
+  const p = predict('all', [{ u: 0, at: 0 }, { u: 1, at: 0 }], curves, 1000);
+  assert.equal(p.p50_ms, 10);
+  assert.equal(p.p99_ms, 10);
+  assert.equal(p.upstream_queries_per_query, 2);
+  assert.equal(p.upstream_bytes_per_query, 160);
+});
+
+test('timeouts are censored at the deadline: half answered, p95 and p99 are the deadline', () => {
+  const ms = [...range(1, 50), ...Array(50).fill(1000)];
+  const c = curveOf(ms, ms.map((_, i) => (i < 50 ? LEG_GOOD : LEG_TIMEOUT)));
+  const p = predict('top-1', [{ u: 0, at: 0 }], [c], 1000);
+  assert.equal(p.answered_share, 0.5);
+  assert.equal(p.p50_ms, 50);
+  assert.equal(p.p95_ms, 1000);
+  assert.equal(p.p99_ms, 1000);
+});
+
+test('Kaplan-Meier: legs cut off early (sent late by a hedge) do not count as slow', () => {
+  // Good at 10, 20, 30, 40; four legs censored at 25. S: 7/8, 6/8, then 2 at risk: 3/8, 0.
+  const ms = [10, 20, 30, 40, 25, 25, 25, 25];
+  const c = curveOf(ms, ms.map((_, i) => (i < 4 ? LEG_GOOD : LEG_TIMEOUT)));
+  assert.equal(cdfAt(c, 9), 0);
+  assert.equal(cdfAt(c, 10), 1 / 8);
+  assert.equal(cdfAt(c, 29), 2 / 8);
+  assert.equal(cdfAt(c, 30), 5 / 8);
+  assert.equal(cdfAt(c, 40), 1);
+});
+
+test('losing RCODEs and errors never win: they cap the answered share', () => {
+  const ms = [...Array(50).fill(5), ...Array(40).fill(1), ...Array(10).fill(2)];
+  const out = ms.map((_, i) => (i < 50 ? LEG_GOOD : i < 90 ? LEG_LOSING + 2 : LEG_ERROR));
+  const p = predict('top-1', [{ u: 0, at: 0 }], [curveOf(ms, out)], 1000);
+  assert.equal(p.answered_share, 0.5);
+  assert.equal(p.p50_ms, 5);
+  assert.equal(p.p99_ms, 1000);
+});
+
+test('hedged@2ms over a 50 % tail: p50 1, p99 12 (the hedge at 2 + 10), 1.5 queries per query', () => {
+  const a = good([...Array(50).fill(1), ...Array(50).fill(100)]);
+  const b = good(Array(100).fill(10), 50);
+  const p = predict('hedged@2ms', [{ u: 0, at: 0 }, { u: 1, at: 2 }], [a, b], 1000);
+  assert.equal(p.p50_ms, 1);
+  assert.equal(p.p99_ms, 12);
+  assert.equal(p.upstream_queries_per_query, 1.5);
+  assert.equal(p.upstream_bytes_per_query, 125);
+});
+
+test('an unmeasured upstream gives no prediction rather than a made-up one', () => {
+  const p = predict('all', [{ u: 0, at: 0 }, { u: 1, at: 0 }], [good([1]), curveOf([], [])], 1000);
+  assert.equal(p.p99_ms, null);
+  assert.equal(p.upstream_queries_per_query, null);
+});
+
+/** A: 2 ms with 5 % at 120 ms; B: 10 ms; C: dead (every leg times out at the 1000 ms deadline). */
+function issueCurves(): Curve[] {
+  const a = good([...Array(95).fill(2), ...Array(5).fill(120)]);
+  const b = good(Array(100).fill(10));
+  const cMs = Array(100).fill(1000);
+  const c = curveOf(cMs, cMs.map(() => LEG_TIMEOUT), cMs.map(() => 40));
+  return [a, b, c];
+}
+
+test('every option is predicted; a dead upstream that is still up costs a query and adds nothing', () => {
+  const scene: Scene = { up: [true, true, true], rank: [0, 1, 2], hedgeMs: [120, 10, 100], timeoutMs: 1000, tryTimeoutMs: 300 };
+  const rows = predictAll(scene, issueCurves());
+  assert.deepEqual(
+    rows.map((r) => r.option),
+    ['all', 'top-1', 'top-2', 'hedged', 'hedged@2ms', 'hedged@120ms', 'ordered'],
+  );
+  assert.deepEqual([row(rows, 'all').p99_ms, row(rows, 'all').upstream_queries_per_query], [10, 3]);
+  assert.deepEqual([row(rows, 'top-2').p99_ms, row(rows, 'top-2').upstream_queries_per_query], [10, 2]);
+  assert.deepEqual([row(rows, 'top-1').p95_ms, row(rows, 'top-1').p99_ms], [2, 120]);
+  // Learned hedging waits A's p95 (120 ms): no better than A alone. hedged@2ms covers the tail: 2 + 10.
+  assert.equal(row(rows, 'hedged').p99_ms, 120);
+  assert.equal(row(rows, 'hedged@2ms').p99_ms, 12);
+  // B is asked at 2 ms and C (dead, but up) at 4 ms, each when A is in its tail (5 %): 1.1 queries.
+  assert.equal(row(rows, 'hedged@2ms').upstream_queries_per_query, 1.1);
+  assert.equal(bestHedgeMs(rows), 2);
+  // ordered with a 300 ms try timeout: A's tail is answered at 120 ms by A itself.
+  assert.equal(row(rows, 'ordered').p99_ms, 120);
+  // auto: the cheapest meeting 15 ms is hedged@2ms (1.1), not top-2 (2) or all (3).
+  assert.equal(cheapestMeeting(rows, 15)!.option, 'hedged@2ms');
+  assert.equal(cheapestMeeting(rows, 200)!.option, 'top-1');
+  // Nothing meets 1 ms: the lowest p99 (ties: the first listed, all).
+  assert.equal(cheapestMeeting(rows, 1)!.p99_ms, 10);
+});
+
+test("auto's hedge delay in use stays listed among the candidates", () => {
+  const scene: Scene = { up: [true, true, true], rank: [0, 1, 2], hedgeMs: [120, 10, 100], timeoutMs: 1000, tryTimeoutMs: 300, extraHedgeMs: [7] };
+  const rows = predictAll(scene, issueCurves());
+  assert.deepEqual(
+    rows.filter((r) => r.option.startsWith('hedged@')).map((r) => r.option),
+    ['hedged@2ms', 'hedged@7ms', 'hedged@120ms'],
+  );
+  assert.equal(row(rows, 'hedged@7ms').p99_ms, 17);
+});
+
+test('an upstream marked down is left out of every option', () => {
+  const scene: Scene = { up: [true, true, false], rank: [0, 1, 2], hedgeMs: [120, 10, 100], timeoutMs: 1000, tryTimeoutMs: 300 };
+  const rows = predictAll(scene, issueCurves());
+  assert.equal(row(rows, 'all').upstream_queries_per_query, 2);
+  assert.ok(!rows.some((r) => r.option === 'top-2'));
+});
+
+test('window: legs land in their race, a reused slot drops the old race, the time range filters', () => {
+  const w = new RaceWindow(['a', 'b'], 4);
+  const h0 = w.begin(0);
+  w.leg(h0, 0, 5, LEG_GOOD, 80);
+  w.leg(h0, 1, 1000, LEG_TIMEOUT, 40);
+  const h = [1, 2, 3, 4].map((t) => w.begin(t * 10));
+  // h0's slot now holds h[3]: a late leg of h0 must not land there.
+  w.leg(h0, 0, 999, LEG_GOOD, 80);
+  for (const x of h) w.leg(x, 0, 7, LEG_GOOD, 80);
+  const all = windowCurves(w, -Infinity, Infinity);
+  assert.equal(all.races, 4);
+  assert.equal(all.curves[0]!.legs, 4);
+  assert.equal(cdfAt(all.curves[0]!, 7), 1);
+  assert.equal(all.curves[1]!.legs, 0);
+  assert.equal(windowCurves(w, 15, 35).races, 2);
+  // Upstreams beyond the set's width are not recorded.
+  w.leg(h[3]!, 5, 1, LEG_GOOD, 1);
+  assert.equal(w.width, 2);
+  assert.ok(WINDOW_RACES >= 1024);
+});
+
+test('auto: all until the window is trusted, cheapest meeting the target, hysteresis both ways, all after a state change', () => {
+  const rows = (hedgeP99: number): Prediction[] =>
+    [
+      ['all', 10, 3],
+      ['top-2', 10, 2],
+      ['hedged@2ms', hedgeP99, 1.1],
+      ['top-1', 120, 1],
+    ].map(([option, p99, q]) => ({
+      option: option as string,
+      p50_ms: 2,
+      p95_ms: 5,
+      p99_ms: p99 as number,
+      answered_share: 1,
+      upstream_queries_per_query: q as number,
+      upstream_bytes_per_query: 100,
+    }));
+  const a = new AutoChooser(15);
+  const never = -Infinity;
+  assert.equal(a.update(rows(12), AUTO_MIN_RACES - 1, never, 0), false);
+  assert.equal(a.chosen, 'all');
+  assert.equal(a.update(rows(12), AUTO_MIN_RACES, never, 0), true);
+  assert.equal(a.chosen, 'hedged@2ms');
+  // Slightly over the target (within 10 %): kept.
+  a.update(rows(16), AUTO_MIN_RACES, never, 2_000);
+  assert.equal(a.chosen, 'hedged@2ms');
+  // Clearly over: the cheapest that meets it, at once.
+  a.update(rows(17), AUTO_MIN_RACES, never, 4_000);
+  assert.equal(a.chosen, 'top-2');
+  // Good again: not before the dwell time has passed since the last change.
+  a.update(rows(12), AUTO_MIN_RACES, never, 4_000 + AUTO_DWELL_MS - 1);
+  assert.equal(a.chosen, 'top-2');
+  a.update(rows(12), AUTO_MIN_RACES, never, 4_000 + AUTO_DWELL_MS);
+  assert.equal(a.chosen, 'hedged@2ms');
+  // An upstream changed state: all for the settle time.
+  a.update(rows(12), AUTO_MIN_RACES, 20_000, 20_000 + AUTO_SETTLE_MS - 1);
+  assert.equal(a.chosen, 'all');
+  a.update(rows(12), AUTO_MIN_RACES, 20_000, 20_000 + AUTO_SETTLE_MS);
+  assert.equal(a.chosen, 'hedged@2ms');
+});
