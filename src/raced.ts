@@ -278,7 +278,7 @@ export class Raced {
     }
     const used = new Set<Upstream>();
     const upstreamFor = (spec: UpstreamSpec, source: string): Upstream | null => {
-      if (isSelf(spec.endpoint, this.opts.listen)) {
+      if (!spec.hostName && isSelf(spec.endpoint, this.opts.listen)) {
         this.log.warn(`skipping upstream ${spec.label} from ${source}: it is raced's own listen address`);
         return null;
       }

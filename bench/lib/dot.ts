@@ -1,6 +1,6 @@
-// DNS over TLS for benchmarks and tests: a throw-away CA and a server
-// certificate made by openssl, and unbound serving DoT and plain DNS on
-// 127.0.0.1 with them.
+// DNS over TLS and HTTPS for benchmarks and tests: a throw-away CA and a
+// server certificate made by openssl, and unbound serving DoT, DoH (when
+// asked) and plain DNS on 127.0.0.1 with them.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -42,9 +42,13 @@ export interface UnboundOptions {
   keepaliveMs?: number;
   idleMs?: number;
   verbosity?: number;
+  /** Also serve DoH (HTTP/2) on this port, at `httpEndpoint` (default /dns-query), `httpMaxStreams` streams per connection. */
+  httpsPort?: number;
+  httpEndpoint?: string;
+  httpMaxStreams?: number;
 }
 
-export type Unbound = Proc & { tlsPort: number; plainPort: number };
+export type Unbound = Proc & { tlsPort: number; plainPort: number; httpsPort?: number };
 
 /** unbound serving DoT and plain DNS; a.local.test is always answered (192.0.2.1). Ready once a handshake succeeds. */
 export async function startUnbound(pki: Pki, o: UnboundOptions, cpu: string | null = null): Promise<Unbound> {
@@ -63,6 +67,9 @@ export async function startUnbound(pki: Pki, o: UnboundOptions, cpu: string | nu
     `  interface: 127.0.0.1@${o.tlsPort}`,
     `  interface: 127.0.0.1@${o.plainPort}`,
     `  tls-port: ${o.tlsPort}`,
+    ...(o.httpsPort
+      ? [`  interface: 127.0.0.1@${o.httpsPort}`, `  https-port: ${o.httpsPort}`, `  http-endpoint: "${o.httpEndpoint ?? '/dns-query'}"`, `  http-max-streams: ${o.httpMaxStreams ?? 100}`]
+      : []),
     `  tls-service-key: "${pki.keyFile}"`,
     `  tls-service-pem: "${pki.certFile}"`,
     '  access-control: 127.0.0.0/8 allow',
@@ -106,5 +113,5 @@ export async function startUnbound(pki: Pki, o: UnboundOptions, cpu: string | nu
     if (ok) break;
     await sleep(50);
   }
-  return { ...p, tlsPort: o.tlsPort, plainPort: o.plainPort };
+  return { ...p, tlsPort: o.tlsPort, plainPort: o.plainPort, ...(o.httpsPort ? { httpsPort: o.httpsPort } : {}) };
 }
