@@ -46,6 +46,8 @@ export interface UnboundOptions {
   httpsPort?: number;
   httpEndpoint?: string;
   httpMaxStreams?: number;
+  /** SO_REUSEPORT: a second unbound on the same ports takes over when this one stops (a restart without a gap). */
+  reusePort?: boolean;
 }
 
 export type Unbound = Proc & { tlsPort: number; plainPort: number; httpsPort?: number };
@@ -64,6 +66,7 @@ export async function startUnbound(pki: Pki, o: UnboundOptions, cpu: string | nu
     '  logfile: ""',
     `  verbosity: ${o.verbosity ?? 1}`,
     '  num-threads: 1',
+    ...(o.reusePort ? ['  so-reuseport: yes'] : []),
     `  interface: 127.0.0.1@${o.tlsPort}`,
     `  interface: 127.0.0.1@${o.plainPort}`,
     `  tls-port: ${o.tlsPort}`,
@@ -92,7 +95,7 @@ export async function startUnbound(pki: Pki, o: UnboundOptions, cpu: string | nu
     ...(o.authZone ? ['auth-zone:', `  name: "${o.authZone.name}"`, `  zonefile: "${o.authZone.file}"`, '  for-downstream: yes', '  for-upstream: no'] : []),
     ...(o.forwardPort ? ['forward-zone:', '  name: "."', `  forward-addr: 127.0.0.1@${o.forwardPort}`] : []),
   ].join('\n');
-  const file = join(pki.dir, `unbound-${o.tlsPort}.conf`);
+  const file = join(pki.dir, `unbound-${o.tlsPort}-${Date.now()}.conf`);
   writeFileSync(file, conf + '\n');
   const args = ['-d', '-c', file];
   const [cmd, a] = cpu === null ? ['unbound', args] : ['taskset', ['-c', cpu, 'unbound', ...args]];

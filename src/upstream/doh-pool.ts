@@ -302,20 +302,29 @@ export class DohPool extends ConnPool<DohConn, DohStats> {
    * none exists); null in the backoff or while there is no address.
    */
   send(waiter: DohWaiter, packet: Buffer, force = false): { conn: DohConn; id: number } | null {
+    // The least busy ready connection below the server's stream limit; else one being set up; else a new one.
     let best: DohConn | null = null;
-    let connecting = false;
+    let connecting: DohConn | null = null;
+    let least: DohConn | null = null;
+    let live = 0;
     for (const c of this.conns) {
       if (c.draining) continue;
-      if (!c.ready) connecting = true;
-      if (best === null || (c.ready && !best.ready) || (c.ready === best.ready && c.pending.size < best.pending.size)) best = c;
+      live++;
+      if (!c.ready) {
+        if (connecting === null || c.pending.size < connecting.pending.size) connecting = c;
+        continue;
+      }
+      if (least === null || c.pending.size < least.pending.size) least = c;
+      if (c.pending.size < c.maxStreams && (best === null || c.pending.size < best.pending.size)) best = c;
     }
-    const full = best === null || (best.ready && best.pending.size >= best.maxStreams);
-    if (full && this.endpoint !== null && this.conns.length < this.opts.size && this.mayConnect(force, connecting)) {
-      const c = new DohConn(this, this.endpoint, this.opts, this.target, this.session);
-      this.conns.push(c);
+    if (best === null && connecting === null && this.endpoint !== null && live < this.opts.size && this.mayConnect(force, false)) {
+      // A draining connection (GOAWAY) takes no new stream, so it leaves its place in the pool.
+      connecting = new DohConn(this, this.endpoint, this.opts, this.target, this.session);
+      this.conns.push(connecting);
       this.stats.opened++;
-      if (best === null) best = c;
     }
+    // All at their limit and no room for another: nghttp2 queues the stream until one ends.
+    best ??= connecting ?? least;
     if (best === null) return null;
     return { conn: best, id: best.send(waiter, packet) };
   }
@@ -323,7 +332,7 @@ export class DohPool extends ConnPool<DohConn, DohStats> {
   /** A stream the server did not process: its query goes back to its leg, to be sent again. */
   lostOne(w: StreamWaiter): void {
     this.stats.resent++;
-    w.onLost(true);
+    w.onLost(true, true);
   }
 
   /** Connections now open or being opened. */

@@ -27,8 +27,10 @@ export interface StreamWaiter {
    * The connection closed before the reply came. `established`: it had
    * worked (the server closed it, or it broke): send again. Otherwise it
    * never came up (refused, handshake or certificate failure): give up.
+   * `refused`: the server said it did not process this query (an HTTP/2
+   * stream above a GOAWAY's last stream ID): always safe to send again.
    */
-  onLost(established: boolean): void;
+  onLost(established: boolean, refused?: boolean): void;
 }
 
 export interface TlsSettings {

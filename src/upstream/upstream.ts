@@ -122,6 +122,8 @@ const QUIET: UpstreamEvents = { health: () => {}, connError: () => {} };
 
 /** Legs whose connection went away are sent again at most this often. */
 const MAX_RESENDS = 2;
+/** Legs an HTTP/2 server refused (GOAWAY) are sent again at most this often. */
+const MAX_REFUSALS = 8;
 
 export class Upstream {
   readonly stats = new UpstreamStats();
@@ -210,6 +212,7 @@ export class Leg implements PendingUdp, DohWaiter {
   private conn: QueryConn | null = null;
   private connId = 0;
   private resends = 0;
+  private refusals = 0;
   private tcp: TcpExchange | null = null;
   private done = false;
 
@@ -279,11 +282,12 @@ export class Leg implements PendingUdp, DohWaiter {
     this.fail('https');
   }
 
-  onLost(established: boolean): void {
+  onLost(established: boolean, refused = false): void {
     this.conn = null;
     if (this.done) return;
     // The server closed a connection this query was on: send it again on another, within the race's deadline.
-    if (established && this.resends++ < MAX_RESENDS) return this.overStream();
+    // Refused streams were never processed: a server draining connections one after another may refuse a query more often.
+    if (established && (refused ? this.refusals++ < MAX_REFUSALS : this.resends++ < MAX_RESENDS)) return this.overStream();
     this.fail(this.streamError());
   }
 

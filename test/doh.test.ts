@@ -1,0 +1,264 @@
+// DNS over HTTPS upstreams: unbound 1.17 serving DoH (HTTP/2, built with
+// nghttp2) with a throw-away CA made by openssl, and a Node HTTP/2 stand-in
+// for what unbound will not do on demand (GOAWAY, wrong content type).
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import net from 'node:net';
+import { makePki, startUnbound, type Pki } from './helpers/dot.js';
+import { DohStub } from './helpers/doh.js';
+import { Stub } from './helpers/stub.js';
+import { startRaced, udpQuery, tcpExchange, makeQuery, decode, sleep, firstData, type Running } from './helpers/client.js';
+import { freeTcpPort } from './helpers/process.js';
+import { parseUpstream, type Upstream } from '../src/upstream/upstream.js';
+import type { DohPool } from '../src/upstream/doh-pool.js';
+
+const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const exec = async (cmd: string, args: string[]): Promise<string> => (await promisify(execFile)(cmd, args, { encoding: 'utf8', timeout: 20000 })).stdout;
+const noUnbound = !has('unbound') && 'unbound not installed';
+
+let pki: Pki;
+before(() => {
+  pki = makePki(['dns.test']);
+});
+
+function upstream(r: Running, prefix: string): Upstream {
+  const u = r.raced.upstreams.find((x) => x.label.startsWith(prefix));
+  assert.ok(u, `upstream ${prefix} in ${r.raced.upstreams.map((x) => x.label).join(', ')}`);
+  return u;
+}
+const doh = (u: Upstream): DohPool => u.stream as DohPool;
+
+test('https:// upstream syntax: NAME@ADDR, port 443 and /dns-query by default, a path, a name for the bootstrap; bad input refused', () => {
+  const a = parseUpstream('https://dns.example@192.0.2.1');
+  assert.deepEqual([a.transport, a.tlsName, a.endpoint.host, a.endpoint.port, a.path, a.label], ['https', 'dns.example', '192.0.2.1', 443, '/dns-query', 'https://dns.example@192.0.2.1:443/dns-query']);
+  const b = parseUpstream('https://[2001:db8::1]:8443/q');
+  assert.deepEqual([b.tlsName, b.endpoint.host, b.endpoint.port, b.path, b.label], [null, '2001:db8::1', 8443, '/q', 'https://[2001:db8::1]:8443/q']);
+  const c = parseUpstream('https://Dns.Example.:444/dns');
+  assert.deepEqual([c.hostName, c.tlsName, c.endpoint.port, c.path, c.label], ['dns.example', 'dns.example', 444, '/dns', 'https://dns.example:444/dns']);
+  assert.throws(() => parseUpstream('https://dns.example@other.example'), /needs an IP address/);
+  assert.throws(() => parseUpstream('https://bad name@192.0.2.1'), /bad TLS server name/);
+  assert.throws(() => parseUpstream('https://192.0.2.1/a b'), /bad DoH path/);
+  assert.throws(() => parseUpstream('https://192.0.2.1:99999'), /port out of range/);
+  assert.throws(() => parseUpstream('http://192.0.2.1'), /unknown upstream scheme 'http'/);
+});
+
+test('verified DoH to unbound: dig over UDP and TCP, kdig and by IP address, one HTTP/2 connection, no keepalive or padding reaches the client', { skip: noUnbound }, async () => {
+  const ub = await startUnbound(pki, { doh: true });
+  const r = await startRaced([`https://dns.test@127.0.0.1:${ub.httpsPort}`], { tlsCa: [pki.caFile] });
+  try {
+    if (has('dig')) {
+      const udp = await exec('dig', ['@127.0.0.1', '-p', String(r.port), 'a.local.test', '+tries=1', '+time=3']);
+      assert.match(udp, /a\.local\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1/);
+      assert.doesNotMatch(udp, /PAD|KEEPALIVE/i);
+      assert.match(await exec('dig', ['@127.0.0.1', '-p', String(r.port), '+tcp', 'a.local.test', '+tries=1', '+short']), /^192\.0\.2\.1$/m);
+    }
+    if (has('kdig')) assert.match(await exec('kdig', ['@127.0.0.1', '-p', String(r.port), 'a.local.test', '+retry=0', '+short']), /192\.0\.2\.1/);
+    const [raw] = await tcpExchange(r.port, [makeQuery('a.local.test', { edns: true })], 1);
+    assert.equal(firstData(decode(raw!)), '192.0.2.1');
+    const s = doh(upstream(r, 'https://')).stats;
+    assert.equal(s.opened, 1, 'every query on one connection');
+    assert.equal(s.handshakes, 1);
+    assert.ok(s.streams >= 3);
+    assert.equal(s.errors.verify, 0);
+    // Without a name, the certificate must carry the IP address (this one does).
+    const byIp = await startRaced([`https://127.0.0.1:${ub.httpsPort}`], { tlsCa: [pki.caFile] });
+    try {
+      assert.equal(firstData((await udpQuery(byIp.port, 'a.local.test')).packet), '192.0.2.1');
+    } finally {
+      await byIp.close();
+    }
+  } finally {
+    await r.close();
+    await ub.stop();
+  }
+});
+
+test('300 concurrent client queries ride one or two HTTP/2 connections; a new one only at the server stream limit', { skip: noUnbound }, async () => {
+  const stub = await Stub.start({ delayMs: 150 });
+  const ub = await startUnbound(pki, { doh: true, httpMaxStreams: 200, forwardPort: stub.port });
+  const r = await startRaced([`https://dns.test@127.0.0.1:${ub.httpsPort}`], { tlsCa: [pki.caFile], tlsPool: 4, timeoutMs: 5000 });
+  try {
+    await udpQuery(r.port, 'a.local.test');
+    const replies = await Promise.all(Array.from({ length: 300 }, (_, i) => udpQuery(r.port, `c${i}.example`, {}, 8000)));
+    for (const { packet } of replies) assert.equal(firstData(packet), '192.0.2.1');
+    const s = doh(upstream(r, 'https://')).stats;
+    assert.ok(s.opened >= 1 && s.opened <= 2, `connections: ${s.opened}`);
+    assert.equal(s.streams, 301);
+    assert.equal(s.httpErrors.status + s.httpErrors.reset, 0);
+  } finally {
+    await r.close();
+    await ub.stop();
+    await stub.close();
+  }
+});
+
+test('certificate for another name, or from an unknown CA: SERVFAIL at once, counted and logged, the upstream down', { skip: noUnbound }, async () => {
+  const ub = await startUnbound(pki, { doh: true });
+  try {
+    for (const [server, ca, why] of [
+      [`https://wrong.test@127.0.0.1:${ub.httpsPort}`, [pki.caFile], 'wrong name'],
+      [`https://dns.test@127.0.0.1:${ub.httpsPort}`, [], 'unknown CA'],
+    ] as const) {
+      const r = await startRaced([server], { tlsCa: [...ca], timeoutMs: 1500 });
+      try {
+        const t0 = Date.now();
+        assert.equal((await udpQuery(r.port, 'a.local.test')).packet.rcode, 'SERVFAIL', why);
+        assert.ok(Date.now() - t0 < 1000, `${why}: ${Date.now() - t0} ms`);
+        const u = upstream(r, 'https://');
+        assert.equal(doh(u).stats.errors.verify, 1, why);
+        assert.equal(doh(u).stats.handshakes, 0, why);
+        assert.equal(u.health.up, false, why);
+        assert.ok(r.logs.some((l) => /certificate verification failed/.test(l)), r.logs.join('\n'));
+      } finally {
+        await r.close();
+      }
+    }
+  } finally {
+    await ub.stop();
+  }
+});
+
+test('HTTP errors fail the leg at once: a wrong path (404 from unbound), a wrong content type, a body that is no DNS message', { skip: noUnbound }, async () => {
+  const ub = await startUnbound(pki, { doh: true });
+  const ctype = await DohStub.start({ key: pki.key, cert: pki.cert, contentType: 'text/html' });
+  const garbage = await DohStub.start({ key: pki.key, cert: pki.cert, body: 'garbage' });
+  try {
+    for (const [server, kind] of [
+      [`https://dns.test@127.0.0.1:${ub.httpsPort}/wrong-path`, 'status'],
+      [`https://dns.test@127.0.0.1:${ctype.port}`, 'content_type'],
+      [`https://dns.test@127.0.0.1:${garbage.port}`, 'body'],
+    ] as const) {
+      const r = await startRaced([server], { tlsCa: [pki.caFile], timeoutMs: 3000 });
+      try {
+        const t0 = Date.now();
+        assert.equal((await udpQuery(r.port, 'a.local.test')).packet.rcode, 'SERVFAIL', server);
+        assert.ok(Date.now() - t0 < 1000, `${kind}: ${Date.now() - t0} ms, not the 3 s deadline`);
+        const u = upstream(r, 'https://');
+        assert.equal(doh(u).stats.httpErrors[kind], 1, `${kind}: ${JSON.stringify(doh(u).stats.httpErrors)}`);
+        assert.equal(u.stats.errors.https, 1);
+        assert.equal(doh(u).stats.opened, 1, 'the connection itself is fine and kept');
+      } finally {
+        await r.close();
+      }
+    }
+  } finally {
+    await ub.stop();
+    await ctype.close();
+    await garbage.close();
+  }
+});
+
+test('queries go out with ID 0, padded to 128-byte blocks (RFC 8467), no EDNS keepalive', async () => {
+  const stub = await DohStub.start({ key: pki.key, cert: pki.cert });
+  const r = await startRaced([`https://dns.test@127.0.0.1:${stub.port}`], { tlsCa: [pki.caFile] });
+  try {
+    for (const name of ['a.example', 'a-much-longer-name-than-the-other.example']) assert.equal(firstData((await udpQuery(r.port, name)).packet), '192.0.2.1');
+    assert.deepEqual(stub.ids, [0, 0]);
+    assert.deepEqual(stub.sizes, [128, 128]);
+  } finally {
+    await r.close();
+    await stub.close();
+  }
+});
+
+test('GOAWAY mid-load: the streams the server refused are re-sent on a new connection, no query lost', async () => {
+  const stub = await DohStub.start({ key: pki.key, cert: pki.cert, goawayAfter: 25, delayMs: 20 });
+  const r = await startRaced([`https://dns.test@127.0.0.1:${stub.port}`], { tlsCa: [pki.caFile], tlsPool: 1, timeoutMs: 3000 });
+  try {
+    const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => udpQuery(r.port, `g${i}.example`)));
+    for (const { packet } of replies) assert.equal(firstData(packet), '192.0.2.1');
+    const s = doh(upstream(r, 'https://')).stats;
+    assert.ok(s.goaways >= 1, `GOAWAY seen: ${s.goaways}`);
+    assert.ok(s.resent >= 1, `refused streams re-sent: ${s.resent}`);
+    assert.ok(stub.connections >= 2);
+  } finally {
+    await r.close();
+    await stub.close();
+  }
+});
+
+test('unbound restarted mid-load (the new one on the same port first): no query lost', { skip: noUnbound }, async () => {
+  const first = await startUnbound(pki, { doh: true, reusePort: true });
+  const r = await startRaced([`https://dns.test@127.0.0.1:${first.httpsPort}`], { tlsCa: [pki.caFile], timeoutMs: 3000 });
+  try {
+    let second: Awaited<ReturnType<typeof startUnbound>> | null = null;
+    let restartedAt = 0;
+    const load = (async () => {
+      let n = 0;
+      const t0 = Date.now();
+      // Until half a second after the old server is gone; bounded in count and time.
+      while ((restartedAt === 0 || Date.now() - restartedAt < 500) && Date.now() - t0 < 10_000 && n < 20_000) {
+        const batch = await Promise.all(Array.from({ length: 20 }, (_, i) => udpQuery(r.port, 'a.local.test', { id: (n + i) & 0xffff })));
+        for (const { packet } of batch) assert.equal(firstData(packet), '192.0.2.1', `query ${n}`);
+        n += 20;
+      }
+      return n;
+    })();
+    await sleep(300);
+    second = await startUnbound(pki, { doh: true, reusePort: true, httpsPort: first.httpsPort! });
+    await first.stop();
+    restartedAt = Date.now();
+    const n = await load;
+    const s = doh(upstream(r, 'https://')).stats;
+    assert.ok(n >= 200, `${n} queries`);
+    assert.ok(s.opened >= 2, `a new connection after the restart (${s.opened})`);
+    await second.stop();
+  } finally {
+    await r.close();
+  }
+});
+
+test('a DoH upstream that accepts TCP and never handshakes, or is closed, beside a live plain one: costs nothing, marked down', async () => {
+  const live = await Stub.start({ address: '192.0.2.7' });
+  const closedPort = await freeTcpPort();
+  const silent = net.createServer(() => {});
+  await new Promise<void>((res) => silent.listen(0, '127.0.0.1', res));
+  const silentPort = (silent.address() as net.AddressInfo).port;
+  const r = await startRaced([`https://dns.test@127.0.0.1:${closedPort}`, `https://dns.test@127.0.0.1:${silentPort}`, live.label], {
+    tlsCa: [pki.caFile],
+    tlsHandshakeTimeoutMs: 300,
+    timeoutMs: 2000,
+  });
+  try {
+    for (let i = 0; i < 20; i++) {
+      const t0 = Date.now();
+      assert.equal(firstData((await udpQuery(r.port, `mixed${i}.example`)).packet), '192.0.2.7');
+      assert.ok(Date.now() - t0 < 200, `query ${i} took ${Date.now() - t0} ms`);
+    }
+    await sleep(400);
+    const dead = upstream(r, `https://dns.test@127.0.0.1:${closedPort}`);
+    const mute = upstream(r, `https://dns.test@127.0.0.1:${silentPort}`);
+    assert.ok(doh(dead).stats.errors.connect >= 1);
+    assert.equal(dead.health.up, false);
+    assert.ok(doh(mute).stats.errors.handshake >= 1);
+    assert.equal(mute.health.up, false);
+  } finally {
+    await r.close();
+    silent.close();
+    await live.close();
+  }
+});
+
+test('a down DoH upstream is retried at once when asked and probed back within about a second', async () => {
+  const port = await freeTcpPort();
+  const r = await startRaced([`https://dns.test@127.0.0.1:${port}`], { tlsCa: [pki.caFile], timeoutMs: 1500 });
+  try {
+    assert.equal((await udpQuery(r.port, 'a.example')).packet.rcode, 'SERVFAIL');
+    const u = upstream(r, 'https://');
+    assert.equal(u.health.up, false);
+    const stub = await DohStub.start({ key: pki.key, cert: pki.cert });
+    // The stand-in is on another port: move raced's idea of the address there, as a restart on a new port would not; the
+    // pool reads its endpoint per connection.
+    doh(u).endpoint = { host: '127.0.0.1', port: stub.port, family: 4, label: `127.0.0.1:${stub.port}` };
+    const t0 = Date.now();
+    while (!u.health.up && Date.now() - t0 < 3000) await sleep(50);
+    assert.ok(u.health.up, 'probed back up');
+    assert.ok(Date.now() - t0 < 2000, `up after ${Date.now() - t0} ms`);
+    assert.equal(firstData((await udpQuery(r.port, 'b.example')).packet), '192.0.2.1');
+    await stub.close();
+  } finally {
+    await r.close();
+  }
+});
