@@ -262,3 +262,98 @@ test('a down DoH upstream is retried at once when asked and probed back within a
     await r.close();
   }
 });
+
+// --- Bootstrap: upstream names resolved through plain resolvers ---
+
+/** A plain stand-in resolver that says what `addr()` says for dns.test (A only; AAAA empty), NXDOMAIN while it is null. */
+function bootstrapStub(addr: () => string | null, ttl = 300): Promise<Stub> {
+  return Stub.start({
+    answers: (name, type) => {
+      const a = addr();
+      return name.toLowerCase() === 'dns.test' && type === 'A' && a !== null ? [{ name, type: 'A', ttl, data: a }] : [];
+    },
+  });
+}
+
+test('bootstrap by name: https://dns.test:PORT resolved through --bootstrap, verified for that name; the resolver is never raced', { skip: noUnbound }, async () => {
+  const boot = await bootstrapStub(() => '127.0.0.1');
+  // unbound forwards what is not local (the health probe's `. NS`) to the stand-in.
+  const ub = await startUnbound(pki, { doh: true, forwardPort: boot.port });
+  const r = await startRaced([`https://dns.test:${ub.httpsPort}`], { tlsCa: [pki.caFile], bootstrap: [parseUpstream(boot.label).endpoint] });
+  try {
+    const u = upstream(r, 'https://');
+    assert.equal(u.label, `https://dns.test:${ub.httpsPort}/dns-query`);
+    const t0 = Date.now();
+    while (!u.health.up && Date.now() - t0 < 4000) await sleep(50);
+    assert.ok(u.health.up, `up once resolved: ${r.logs.join('\n')}`);
+    assert.equal(firstData((await udpQuery(r.port, 'a.local.test')).packet), '192.0.2.1');
+    assert.deepEqual(
+      boot.received.filter((q) => q.name.toLowerCase() === 'dns.test').map((q) => q.type).sort(),
+      ['A', 'AAAA'],
+      'asked A and AAAA once',
+    );
+    assert.ok(!boot.received.some((q) => q.name === 'a.local.test'), 'the client query went over DoH only');
+    assert.ok(r.logs.some((l) => /dns\.test is 127\.0\.0\.1 \(TTL 300 s\)/.test(l)), r.logs.join('\n'));
+  } finally {
+    await r.close();
+    await ub.stop();
+    await boot.close();
+  }
+});
+
+test('a name that resolves only later: raced starts, the upstream is down (logged) until it resolves, then answers', { skip: noUnbound }, async () => {
+  let addr: string | null = null;
+  const boot = await bootstrapStub(() => addr);
+  const ub = await startUnbound(pki, { doh: true, forwardPort: boot.port });
+  const r = await startRaced([`https://dns.test:${ub.httpsPort}`], { tlsCa: [pki.caFile], bootstrap: [parseUpstream(boot.label).endpoint], timeoutMs: 1000 });
+  try {
+    const u = upstream(r, 'https://');
+    assert.equal((await udpQuery(r.port, 'a.local.test')).packet.rcode, 'SERVFAIL');
+    assert.equal(u.health.up, false);
+    await sleep(300);
+    assert.ok(r.logs.some((l) => /cannot resolve dns\.test: .*no A or AAAA record for dns\.test; down until it resolves/.test(l)), r.logs.join('\n'));
+    addr = '127.0.0.1';
+    const t0 = Date.now();
+    while (!u.health.up && Date.now() - t0 < 6000) await sleep(50);
+    assert.ok(u.health.up, 'up after the name resolved (retried with backoff)');
+    assert.equal(firstData((await udpQuery(r.port, 'a.local.test')).packet), '192.0.2.1');
+    assert.ok(u.bootstrap!.failures >= 1);
+  } finally {
+    await r.close();
+    await ub.stop();
+    await boot.close();
+  }
+});
+
+test('NameWatch: asks again before the TTL runs out, follows a changed address, keeps the last good one when the resolver fails', async () => {
+  const { NameWatch } = await import('../src/upstream/bootstrap.js');
+  let addr: string | null = '192.0.2.10';
+  const boot = await bootstrapStub(() => addr, 1);
+  const seen: string[] = [];
+  const failed: number[] = [];
+  const w = new NameWatch('dns.test', 443, () => [parseUpstream(boot.label).endpoint], {
+    resolved: (eps) => seen.push(eps.map((e) => e.label).join()),
+    failed: (_m, kept) => failed.push(kept),
+  }, 200);
+  try {
+    const t0 = Date.now();
+    while (seen.length === 0 && Date.now() - t0 < 3000) await sleep(20);
+    assert.deepEqual(seen, ['192.0.2.10:443']);
+    addr = '192.0.2.11';
+    // TTL 1 s: asked again after 900 ms.
+    while (seen.length < 2 && Date.now() - t0 < 4000) await sleep(20);
+    assert.deepEqual(seen, ['192.0.2.10:443', '192.0.2.11:443']);
+    assert.ok(w.resolutions >= 2);
+    boot.opts.behaviour = 'servfail';
+    boot.opts.answers = undefined;
+    while (failed.length === 0 && Date.now() - t0 < 6000) await sleep(20);
+    assert.deepEqual(failed.slice(0, 1), [1], 'failure reported with the last good address kept');
+    assert.deepEqual(
+      w.addresses.map((e) => e.label),
+      ['192.0.2.11:443'],
+    );
+  } finally {
+    w.stop();
+    await boot.close();
+  }
+});

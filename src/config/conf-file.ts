@@ -31,6 +31,7 @@ const KEYS: Record<string, [string, Kind]> = {
   'stop-dns-rebind': ['stopDnsRebind', 'flag'],
   'rebind-localhost-ok': ['rebindLocalhostOk', 'flag'],
   'rebind-domain-ok': ['rebindDomainOk', 'list'],
+  bootstrap: ['bootstrap', 'list'],
   // Handled below: listen-address + port make --listen; address=/domain/ip are local answers.
   'listen-address': ['listenAddress', 'list'],
   port: ['port', 'value'],

@@ -68,6 +68,8 @@ export interface Options {
   noRec: boolean;
   /** Pooled connections per tls:// (and tcp://) upstream. */
   tlsPool: number;
+  /** --bootstrap: plain resolvers for upstream names; empty: the plain upstreams. */
+  bootstrap: Endpoint[];
   /** Extra CA files for tls:// upstreams, on top of the system store. */
   tlsCa: string[];
   tlsConnectTimeoutMs: number;
@@ -166,6 +168,7 @@ export function defaultOptions(): Options {
     fwdNdots: 0,
     noRec: false,
     tlsPool: DEFAULTS.tlsPool,
+    bootstrap: [],
     tlsCa: [],
     tlsConnectTimeoutMs: DEFAULTS.tlsConnectTimeoutMs,
     tlsHandshakeTimeoutMs: DEFAULTS.tlsHandshakeTimeoutMs,
@@ -224,6 +227,7 @@ export function parseServerItem(s: string): ServerItem {
 
 export const parse = {
   endpoint: (v: string): Endpoint => wrap(() => parseEndpoint(v, 9153)),
+  bootstrap: (v: string): Endpoint[] => splitList(v).map((s) => wrap(() => parseEndpoint(s, 53))),
   workers: (v: string): number => (v.trim() === 'auto' ? availableParallelism() : parseIntIn(v, 1, 256)),
   listen: (v: string): Endpoint[] => splitList(v).map((s) => wrap(() => parseEndpoint(s, 53, true))),
   server: (v: string): ServerItem[] => splitList(v).map((s) => wrap(() => parseServerItem(s))),

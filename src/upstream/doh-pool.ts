@@ -284,6 +284,9 @@ export class DohConn {
 export class DohPool extends ConnPool<DohConn, DohStats> {
   /** Where to connect: an address, or null while a name is not resolved yet. */
   endpoint: Endpoint | null;
+  /** A bootstrapped name's addresses; a connection that fails to come up moves to the next. */
+  private addresses: Endpoint[] = [];
+  private next = 0;
 
   constructor(
     endpoint: Endpoint | null,
@@ -327,6 +330,21 @@ export class DohPool extends ConnPool<DohConn, DohStats> {
     best ??= connecting ?? least;
     if (best === null) return null;
     return { conn: best, id: best.send(waiter, packet) };
+  }
+
+  /** The addresses a bootstrapped name resolved to (the last good ones); new connections use them, open ones stay. */
+  setAddresses(eps: Endpoint[]): void {
+    this.addresses = eps;
+    this.next = 0;
+    this.endpoint = eps[0] ?? null;
+  }
+
+  override gone(c: DohConn, kind: ConnErrorKind | 'closed', message: string | null, established: boolean): void {
+    if (!established && kind !== 'closed' && this.addresses.length > 1) {
+      this.next = (this.next + 1) % this.addresses.length;
+      this.endpoint = this.addresses[this.next]!;
+    }
+    super.gone(c, kind, message, established);
   }
 
   /** A stream the server did not process: its query goes back to its leg, to be sent again. */

@@ -13,6 +13,7 @@ import { random16, type PendingUdp, type UdpPool, type UdpSlot } from './udp-poo
 import { tcpExchange, type TcpExchange } from './tcp.js';
 import { StreamPool, type ConnErrorKind, type QueryConn, type StreamPoolOptions } from './stream-pool.js';
 import { DohPool, type DohWaiter, type HttpErrorKind } from './doh-pool.js';
+import type { NameWatch } from './bootstrap.js';
 import { u16, put16, copyBytes } from '../wire/bytes.js';
 
 export type Transport = 'udp' | 'tcp' | 'tls' | 'https';
@@ -173,8 +174,12 @@ export class Upstream {
     return new Leg(this, query, qEnd, wantTtls, owner, now, probe);
   }
 
+  /** https://HOST with HOST a name: what keeps it resolved (set by the owner). */
+  bootstrap: NameWatch | null = null;
+
   /** Stops probing and closes pooled connections (the upstream left the configuration, or raced stops). */
   close(): void {
+    this.bootstrap?.stop();
     this.health.stop();
     this.stream?.close();
   }
