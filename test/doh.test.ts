@@ -10,7 +10,10 @@ import { makePki, startUnbound, type Pki } from './helpers/dot.js';
 import { DohStub } from './helpers/doh.js';
 import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, tcpExchange, makeQuery, decode, sleep, firstData, type Running } from './helpers/client.js';
-import { freeTcpPort } from './helpers/process.js';
+import { CLI, exited, freeTcpPort, spawnRaced } from './helpers/process.js';
+import { parseMetrics } from '../src/status.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseUpstream, type Upstream } from '../src/upstream/upstream.js';
 import type { DohPool } from '../src/upstream/doh-pool.js';
 
@@ -354,6 +357,63 @@ test('NameWatch: asks again before the TTL runs out, follows a changed address, 
     );
   } finally {
     w.stop();
+    await boot.close();
+  }
+});
+
+test('the raced CLI: --bootstrap from RACED_BOOTSTRAP or the conf-file, an unresolvable name does not stop start-up; DoH metrics promtool-clean and in raced status', { skip: noUnbound }, async () => {
+  let addr: string | null = null;
+  const boot = await bootstrapStub(() => addr);
+  const ub = await startUnbound(pki, { doh: true, forwardPort: boot.port });
+  const port = await freeTcpPort();
+  const mport = await freeTcpPort();
+  const conf = join(pki.dir, 'raced-doh.conf');
+  writeFileSync(conf, `bootstrap=${boot.label}\n`);
+  const common = ['--listen', `127.0.0.1:${port}`, '--no-resolv', '--tls-ca', pki.caFile, '--metrics-listen', `127.0.0.1:${mport}`];
+  try {
+    for (const [how, args, env] of [
+      ['RACED_BOOTSTRAP', [...common, '--server', `https://dns.test:${ub.httpsPort}`], { RACED_BOOTSTRAP: boot.label }],
+      ['conf-file', [...common, '--server', `https://dns.test:${ub.httpsPort}`, '--conf-file', conf], {}],
+    ] as const) {
+      addr = null;
+      const { child, log } = await spawnRaced([...args], env);
+      try {
+        await sleep(300);
+        assert.equal(child.exitCode, null, `${how}: still running with the name unresolved`);
+        assert.match(log(), /cannot resolve dns\.test: .*down until it resolves/, how);
+        addr = '127.0.0.1';
+        const t0 = Date.now();
+        let answer: string | undefined;
+        while (answer === undefined && Date.now() - t0 < 8000) {
+          await sleep(200);
+          answer = firstData((await udpQuery(port, 'a.local.test', {}, 3000)).packet);
+        }
+        assert.equal(answer, '192.0.2.1', `${how}: ${log()}`);
+        const text = await (await fetch(`http://127.0.0.1:${mport}/metrics`)).text();
+        if (has('promtool')) {
+          const c = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+          assert.equal(c.status, 0, c.stdout + c.stderr);
+          assert.equal((c.stdout + c.stderr).trim(), '');
+        }
+        const label = `https://dns.test:${ub.httpsPort}/dns-query`;
+        const s = parseMetrics(text);
+        const v = (name: string, extra: Record<string, string> = {}): number | undefined =>
+          s.find((x) => x.name === name && x.labels.upstream === label && Object.entries(extra).every(([k, val]) => x.labels[k] === val))?.value;
+        assert.equal(v('raced_upstream_bootstrap_addresses'), 1);
+        assert.ok(v('raced_upstream_bootstrap_failures_total')! >= 1);
+        assert.ok(v('raced_upstream_doh_streams_total')! >= 1);
+        assert.equal(v('raced_upstream_doh_http_errors_total', { kind: 'status' }), 0);
+        assert.equal(v('raced_upstream_connections_opened_total'), 1);
+        assert.equal(v('raced_upstream_tls_handshakes_total'), 1);
+        const st = await exec(process.execPath, [CLI, 'status', '--metrics-url', `http://127.0.0.1:${mport}/metrics`]);
+        assert.match(st, new RegExp(`conn ${label.replace(/[./]/g, '\\$&')}: open 1, opened 1, handshakes 1 .*; streams \\d+, goaway 0, http errors -; bootstrap 1 address\\(es\\), \\d+ failures`), st);
+      } finally {
+        child.kill();
+        await exited(child);
+      }
+    }
+  } finally {
+    await ub.stop();
     await boot.close();
   }
 });
