@@ -12,6 +12,7 @@ import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, tcpExchange, makeQuery, decode, sleep, firstData, type Running } from './helpers/client.js';
 import { CLI, exited, freeTcpPort, spawnRaced } from './helpers/process.js';
 import { parseMetrics } from '../src/status.js';
+import { parseServerItem } from '../src/config/options.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseUpstream, type Upstream } from '../src/upstream/upstream.js';
@@ -415,5 +416,61 @@ test('the raced CLI: --bootstrap from RACED_BOOTSTRAP or the conf-file, an unres
   } finally {
     await ub.stop();
     await boot.close();
+  }
+});
+
+test('/domain/ routing to a DoH upstream: names under it go over HTTPS, the rest to the plain upstream', { skip: noUnbound }, async () => {
+  const ub = await startUnbound(pki, { doh: true });
+  const plain = await Stub.start({ address: '192.0.2.7' });
+  const item = parseServerItem(`/local.test/https://dns.test@127.0.0.1:${ub.httpsPort}/dns-query`);
+  assert.ok('routes' in item);
+  const r = await startRaced([plain.label], { tlsCa: [pki.caFile], routes: item.routes });
+  try {
+    assert.equal(firstData((await udpQuery(r.port, 'a.local.test')).packet), '192.0.2.1');
+    assert.equal(firstData((await udpQuery(r.port, 'other.example')).packet), '192.0.2.7');
+    assert.ok(!plain.received.some((q) => q.name === 'a.local.test'));
+    assert.equal(doh(upstream(r, 'https://')).stats.streams, 1);
+  } finally {
+    await r.close();
+    await ub.stop();
+    await plain.close();
+  }
+});
+
+test('keepalive PING: an idle connection whose server stops answering is found dead by its unanswered PING and dropped', async () => {
+  const stub = await DohStub.start({ key: pki.key, cert: pki.cert });
+  // A TCP relay in front of the stand-in that can stop passing bytes (a dead path, no FIN or RST).
+  let frozen = false;
+  const relay = net.createServer((c) => {
+    const up = net.connect(stub.port, '127.0.0.1');
+    c.on('data', (d) => void (frozen || up.write(d)));
+    up.on('data', (d) => void (frozen || c.write(d)));
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+    c.on('close', () => up.destroy());
+    up.on('close', () => c.destroy());
+  });
+  await new Promise<void>((res) => relay.listen(0, '127.0.0.1', res));
+  const port = (relay.address() as net.AddressInfo).port;
+  const r = await startRaced([`https://dns.test@127.0.0.1:${port}`], { tlsCa: [pki.caFile], tlsIdleTimeoutMs: 9000, tlsReadTimeoutMs: 300 });
+  try {
+    assert.equal(firstData((await udpQuery(r.port, 'p.example')).packet), '192.0.2.1');
+    const s = doh(upstream(r, 'https://')).stats;
+    // A PING every 3 s while idle (a third of the idle timeout), answered: the connection stays.
+    await sleep(3500);
+    assert.equal(s.closed, 0, 'answered PINGs keep it');
+    frozen = true;
+    const t0 = Date.now();
+    while (s.errors.read_timeout === 0 && Date.now() - t0 < 4000) await sleep(50);
+    assert.ok(Date.now() - t0 < 3500, `found at the next PING plus the read timeout (${Date.now() - t0} ms)`);
+    assert.equal(s.errors.read_timeout, 1, 'the unanswered PING dropped it');
+    assert.ok(r.logs.some((l) => /PING not answered/.test(l)), r.logs.join('\n'));
+    frozen = false;
+    assert.equal(firstData((await udpQuery(r.port, 'q.example')).packet), '192.0.2.1', 'a new connection for the next query');
+    assert.equal(s.opened, 2);
+  } finally {
+    await r.close();
+    relay.close();
+    await stub.close();
   }
 });

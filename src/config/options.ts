@@ -216,8 +216,10 @@ function wrap<T>(fn: () => T): T {
 /** `ADDR…` or `/dom1/dom2/ADDR…` or `/dom/` (local). */
 export function parseServerItem(s: string): ServerItem {
   if (!s.startsWith('/')) return { spec: parseUpstream(s) };
-  const parts = s.split('/');
-  const addr = parts.pop()!;
+  // An address with a scheme (tls://, https://…/PATH) holds slashes of its own: it starts at the scheme.
+  const schemed = /\/([a-z]+:\/\/.*)$/.exec(s);
+  const parts = (schemed ? s.slice(0, schemed.index + 1) : s).split('/');
+  const addr = schemed ? (parts.pop(), schemed[1]!) : parts.pop()!;
   const domains = parts.slice(1).filter(Boolean).map(normaliseDomain);
   if (domains.length === 0) throw new OptionValueError(`no domain in '${s}'`);
   for (const d of domains) if (!/^[a-z0-9_*.-]+$/.test(d)) throw new OptionValueError(`bad domain '${d}' in '${s}'`);

@@ -60,7 +60,8 @@ export class DohConn {
   private readonly h2: http2.ClientHttp2Session;
   private readonly sock: tls.TLSSocket;
   private timer: NodeJS.Timeout | null = null;
-  private timerFor: 'setup' | 'read' | 'idle' | 'ping' = 'setup';
+  /** setup: connect/handshake; read: replies due; ping: next keepalive PING; pong: its ack due; idle: close. */
+  private timerFor: 'setup' | 'read' | 'idle' | 'ping' | 'pong' = 'setup';
   private lastRead = 0;
   private idleSince = 0;
 
@@ -225,12 +226,16 @@ export class DohConn {
     this.arm(this.pingEvery(), 'ping');
   }
 
+  private idleLeft(): number {
+    return this.idleSince + this.opts.idleTimeoutMs - performance.now();
+  }
+
   /** A PING at a third of the idle timeout (at most every 30 s) finds a dead connection before a query does. */
   private pingEvery(): number {
     return Math.min(30_000, Math.max(100, this.opts.idleTimeoutMs / 3));
   }
 
-  private arm(ms: number, what: 'setup' | 'read' | 'idle' | 'ping' = 'setup'): void {
+  private arm(ms: number, what: 'setup' | 'read' | 'idle' | 'ping' | 'pong' = 'setup'): void {
     this.clear();
     this.timerFor = what;
     this.timer = setTimeout(() => this.onTimer(), ms);
@@ -247,14 +252,17 @@ export class DohConn {
     if (this.closed) return;
     if (this.timerFor === 'idle') return this.close();
     if (this.timerFor === 'setup') return this.fail(this.tcpUp ? 'handshake' : 'connect', 'timed out');
+    if (this.timerFor === 'pong') return this.fail('read_timeout', `PING not answered in ${this.opts.readTimeoutMs} ms`);
     if (this.timerFor === 'ping') {
-      const left = this.idleSince + this.opts.idleTimeoutMs - performance.now();
-      if (left <= this.pingEvery()) return this.arm(Math.max(1, left), 'idle');
-      const sent = this.h2.ping((err) => {
-        if (err && !this.closed && this.pending.size === 0) this.fail('read_timeout', `PING not answered: ${err.message}`);
+      // No PING whose answer could not come before the idle close.
+      const left = this.idleLeft();
+      if (left <= this.opts.readTimeoutMs) return this.arm(Math.max(1, left), 'idle');
+      const sent = this.h2.ping(() => {
+        // Acked (or the session is gone): the next PING, unless a query took over the timer meanwhile.
+        if (!this.closed && this.timerFor === 'pong') this.arm(Math.max(1, Math.min(this.pingEvery(), this.idleLeft())), 'ping');
       });
       if (!sent) return this.close();
-      return this.arm(this.pingEvery(), 'ping');
+      return this.arm(this.opts.readTimeoutMs, 'pong');
     }
     if (this.pending.size === 0) return this.quiet();
     // Read deadline from the last response byte: a busy connection is never cut.
