@@ -245,23 +245,33 @@ test('a DoH upstream that accepts TCP and never handshakes, or is closed, beside
   }
 });
 
-test('a down DoH upstream is retried at once when asked and probed back within about a second', async () => {
-  const port = await freeTcpPort();
+test('a DoH server that goes away: down at once, a query to it still tries to connect, and it is back within about a second of returning', async () => {
+  const first = await DohStub.start({ key: pki.key, cert: pki.cert });
+  const port = first.port;
   const r = await startRaced([`https://dns.test@127.0.0.1:${port}`], { tlsCa: [pki.caFile], timeoutMs: 1500 });
   try {
-    assert.equal((await udpQuery(r.port, 'a.example')).packet.rcode, 'SERVFAIL');
+    assert.equal(firstData((await udpQuery(r.port, 'a.example')).packet), '192.0.2.1');
+    await first.close();
     const u = upstream(r, 'https://');
-    assert.equal(u.health.up, false);
-    const stub = await DohStub.start({ key: pki.key, cert: pki.cert });
-    // The stand-in is on another port: move raced's idea of the address there, as a restart on a new port would not; the
-    // pool reads its endpoint per connection.
-    doh(u).endpoint = { host: '127.0.0.1', port: stub.port, family: 4, label: `127.0.0.1:${stub.port}` };
     const t0 = Date.now();
-    while (!u.health.up && Date.now() - t0 < 3000) await sleep(50);
-    assert.ok(u.health.up, 'probed back up');
-    assert.ok(Date.now() - t0 < 2000, `up after ${Date.now() - t0} ms`);
-    assert.equal(firstData((await udpQuery(r.port, 'b.example')).packet), '192.0.2.1');
-    await stub.close();
+    // The closed connection is replaced on the next query; that connect is refused: down at once, SERVFAIL.
+    assert.equal((await udpQuery(r.port, 'b.example')).packet.rcode, 'SERVFAIL');
+    assert.ok(Date.now() - t0 < 500, `SERVFAIL at once, not at the deadline (${Date.now() - t0} ms)`);
+    assert.equal(u.health.up, false);
+    await sleep(1500);
+    const second = await DohStub.start({ key: pki.key, cert: pki.cert, port });
+    try {
+      // Asked while down (nothing better is left): it connects at once, no waiting for a probe or a backoff.
+      const t1 = Date.now();
+      assert.equal(firstData((await udpQuery(r.port, 'c.example')).packet), '192.0.2.1');
+      assert.ok(Date.now() - t1 < 500, `the first query after the return answered in ${Date.now() - t1} ms`);
+      const t2 = Date.now();
+      while (!u.health.up && Date.now() - t2 < 3000) await sleep(50);
+      assert.ok(u.health.up, 'up again');
+      assert.ok(doh(u).stats.errors.connect >= 1);
+    } finally {
+      await second.close();
+    }
   } finally {
     await r.close();
   }

@@ -14,6 +14,8 @@ export interface DohStubOptions {
   /** 'garbage': a body that is no DNS message. */
   body?: 'answer' | 'garbage';
   delayMs?: number;
+  /** Listen on this port (default: a free one). */
+  port?: number;
 }
 
 export class DohStub {
@@ -22,6 +24,7 @@ export class DohStub {
   connections = 0;
   readonly sizes: number[] = [];
   readonly ids: number[] = [];
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
   private constructor(
     private readonly server: http2.Http2SecureServer,
     readonly port: number,
@@ -29,9 +32,11 @@ export class DohStub {
 
   static async start(o: DohStubOptions): Promise<DohStub> {
     const server = http2.createSecureServer({ key: o.key, cert: o.cert, allowHTTP1: false, settings: { maxConcurrentStreams: 1000 } });
-    const stub = await new Promise<DohStub>((res) => server.listen(0, '127.0.0.1', () => res(new DohStub(server, (server.address() as AddressInfo).port))));
+    const stub = await new Promise<DohStub>((res) => server.listen(o.port ?? 0, '127.0.0.1', () => res(new DohStub(server, (server.address() as AddressInfo).port))));
     server.on('session', (s) => {
       stub.connections++;
+      stub.sessions.add(s);
+      s.on('close', () => stub.sessions.delete(s));
       let n = 0;
       s.on('stream', (stream) => {
         n++;
@@ -78,7 +83,9 @@ export class DohStub {
     return stub;
   }
 
+  /** Stops listening and drops every connection (a server going away). */
   close(): Promise<void> {
+    for (const s of this.sessions) s.destroy();
     return new Promise((res) => {
       this.server.close(() => res());
       // Sessions still open would keep close() waiting.
