@@ -7,7 +7,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import net from 'node:net';
 import { makePki, startUnbound, type Pki } from './helpers/dot.js';
-import { DohStub } from './helpers/doh.js';
+import { DohStub, startDnsdist } from './helpers/doh.js';
 import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, tcpExchange, makeQuery, decode, sleep, firstData, type Running } from './helpers/client.js';
 import { CLI, exited, freeTcpPort, spawnRaced } from './helpers/process.js';
@@ -482,5 +482,30 @@ test('keepalive PING: an idle connection whose server stops answering is found d
     await r.close();
     relay.close();
     await stub.close();
+  }
+});
+
+test('dnsdist 1.7 as a second DoH server: answers over one connection, 100 concurrent queries, a wrong path fails at once', { skip: !has('dnsdist') && 'dnsdist not installed' }, async () => {
+  const backend = await Stub.start({ address: '192.0.2.9' });
+  const port = await freeTcpPort();
+  const dd = await startDnsdist(pki, port, await freeTcpPort(), backend.port);
+  const r = await startRaced([`https://dns.test@127.0.0.1:${port}`], { tlsCa: [pki.caFile], timeoutMs: 3000 });
+  const wrong = await startRaced([`https://dns.test@127.0.0.1:${port}/nope`], { tlsCa: [pki.caFile], timeoutMs: 3000 });
+  try {
+    if (has('dig')) assert.match(await exec('dig', ['@127.0.0.1', '-p', String(r.port), 'dd.example', '+short', '+tries=1']), /^192\.0\.2\.9$/m);
+    const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => udpQuery(r.port, `dd${i}.example`)));
+    for (const { packet } of replies) assert.equal(firstData(packet), '192.0.2.9');
+    const s = doh(upstream(r, 'https://')).stats;
+    assert.equal(s.opened, 1);
+    assert.equal(s.handshakes, 1);
+    const t0 = Date.now();
+    assert.equal((await udpQuery(wrong.port, 'dd.example')).packet.rcode, 'SERVFAIL');
+    assert.ok(Date.now() - t0 < 1000, `${Date.now() - t0} ms`);
+    assert.equal(doh(upstream(wrong, 'https://')).stats.httpErrors.status, 1);
+  } finally {
+    await r.close();
+    await wrong.close();
+    await dd.stop();
+    await backend.close();
   }
 });

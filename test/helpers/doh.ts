@@ -4,6 +4,9 @@
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import dnsPacket from 'dns-packet';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface DohStubOptions {
   key: string;
@@ -92,4 +95,39 @@ export class DohStub {
       setTimeout(res, 500).unref();
     });
   }
+}
+
+/** dnsdist 1.7 serving DoH on `port` (path /dns-query) and plain DNS on `plainPort`, in front of a plain server on `backendPort`. */
+export async function startDnsdist(pki: { dir: string; certFile: string; keyFile: string }, port: number, plainPort: number, backendPort: number): Promise<{ stop(): Promise<void> }> {
+  const conf = join(pki.dir, `dnsdist-${port}.conf`);
+  writeFileSync(
+    conf,
+    [
+      `setLocal("127.0.0.1:${plainPort}")`,
+      // The backend is a stand-in: no health-check queries of its own, no security polling over the network.
+      `newServer({address="127.0.0.1:${backendPort}", healthCheckMode="up"})`,
+      'setSecurityPollSuffix("")',
+      `addDOHLocal("127.0.0.1:${port}", "${pki.certFile}", "${pki.keyFile}", "/dns-query")`,
+    ].join('\n') + '\n',
+  );
+  const child = spawn('dnsdist', ['--supervised', '--disable-syslog', '-C', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout!.on('data', (d: Buffer) => (log += d));
+  child.stderr!.on('data', (d: Buffer) => (log += d));
+  const t0 = Date.now();
+  while (!log.includes('for DoH')) {
+    if (child.exitCode !== null || Date.now() - t0 > 10_000) {
+      child.kill();
+      throw new Error(`dnsdist did not start: ${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    stop: () =>
+      new Promise<void>((res) => {
+        if (child.exitCode !== null) return res();
+        child.once('exit', () => res());
+        child.kill('SIGTERM');
+      }),
+  };
 }
