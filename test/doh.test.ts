@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import net from 'node:net';
+import tls from 'node:tls';
 import { makePki, startUnbound, type Pki } from './helpers/dot.js';
 import { DohStub, startDnsdist } from './helpers/doh.js';
 import { Stub } from './helpers/stub.js';
@@ -175,6 +176,7 @@ test('GOAWAY mid-load: the streams the server refused are re-sent on a new conne
     for (const { packet } of replies) assert.equal(firstData(packet), '192.0.2.1');
     const s = doh(upstream(r, 'https://')).stats;
     assert.ok(s.goaways >= 1, `GOAWAY seen: ${s.goaways}`);
+    assert.ok(s.resumed >= 1, `the new connections resumed the TLS session: ${JSON.stringify(s)}`);
     assert.ok(s.resent >= 1, `refused streams re-sent: ${s.resent}`);
     assert.ok(stub.connections >= 2);
   } finally {
@@ -507,5 +509,39 @@ test('dnsdist 1.7 as a second DoH server: answers over one connection, 100 concu
     await wrong.close();
     await dd.stop();
     await backend.close();
+  }
+});
+
+test('no HTTP/2, no query: a TLS server that does not negotiate h2 (no ALPN) fails the handshake; one that never answers hits the read timeout; neither delays a plain upstream', async () => {
+  const live = await Stub.start({ address: '192.0.2.7' });
+  // No ALPN on the server side: it would take HTTP/1.1 (or anything) after the handshake.
+  const h1 = tls.createServer({ key: pki.key, cert: pki.cert }, (c) => c.on('error', () => {}));
+  await new Promise<void>((res) => h1.listen(0, '127.0.0.1', res));
+  const h1Port = (h1.address() as net.AddressInfo).port;
+  const mute = await DohStub.start({ key: pki.key, cert: pki.cert, delayMs: 10_000 });
+  const r = await startRaced([`https://dns.test@127.0.0.1:${h1Port}`, `https://dns.test@127.0.0.1:${mute.port}`, live.label], {
+    tlsCa: [pki.caFile],
+    tlsReadTimeoutMs: 300,
+    timeoutMs: 2000,
+  });
+  try {
+    for (let i = 0; i < 5; i++) {
+      const t0 = Date.now();
+      assert.equal(firstData((await udpQuery(r.port, `h${i}.example`)).packet), '192.0.2.7');
+      assert.ok(Date.now() - t0 < 200, `query ${i} took ${Date.now() - t0} ms`);
+    }
+    await sleep(600);
+    const old = doh(upstream(r, `https://dns.test@127.0.0.1:${h1Port}`)).stats;
+    assert.ok(old.errors.handshake >= 1, JSON.stringify(old.errors));
+    assert.equal(old.handshakes, 0, 'not counted as a working connection: no request was ever written on it');
+    assert.ok(r.logs.some((l) => /does not speak HTTP\/2 \(ALPN none\)/.test(l)), r.logs.join('\n'));
+    const silent = doh(upstream(r, `https://dns.test@127.0.0.1:${mute.port}`)).stats;
+    assert.ok(silent.handshakes >= 1);
+    assert.ok(silent.errors.read_timeout >= 1, JSON.stringify(silent.errors));
+  } finally {
+    await r.close();
+    h1.close();
+    await mute.close();
+    await live.close();
   }
 });

@@ -345,7 +345,7 @@ export abstract class ConnPool<C extends PoolConn, S extends StreamStats = Strea
         this.retryAt = performance.now() + this.backoff;
         this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
       }
-      if (counted) this.onConnError(kind, message ?? kind, established);
+      if (counted) this.onConnError(kind, (message ?? kind).trim(), established);
     }
     const waiters = [...c.pending.values()];
     c.pending.clear();
