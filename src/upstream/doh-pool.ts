@@ -147,6 +147,8 @@ export class DohConn {
       if (size <= MAX_BODY) chunks.push(c);
     });
     req.on('end', () => {
+      // No response at all: the stream was cut, not answered; its 'close' says how.
+      if (status === 0) return;
       const w = this.take(id);
       if (w === null) return;
       if (status !== 200) return this.httpError(w, 'status', `HTTP status ${status}`);
@@ -157,12 +159,17 @@ export class DohConn {
     });
     req.on('error', () => {});
     req.on('close', () => {
-      // The connection's end hands its queries back itself.
-      if (this.closed) return;
+      // Refused (above a GOAWAY's last stream ID): never processed, always safe to send again.
+      if (req.rstCode === NGHTTP2_REFUSED_STREAM) {
+        const w = this.take(id);
+        return void (w && this.pool.lostOne(w));
+      }
+      // Cut because the connection is going away: its end hands its queries back.
+      if (this.closed || this.h2.destroyed || this.sock.destroyed) return;
       const w = this.take(id);
       if (w === null) return;
-      // Refused (above a GOAWAY's last stream ID), or cut while the connection drains: the server did not answer it.
-      if (req.rstCode === NGHTTP2_REFUSED_STREAM || this.draining) return this.pool.lostOne(w);
+      // Cut while the connection drains after a GOAWAY: the server did not answer it.
+      if (this.draining || this.h2.closed) return this.pool.lostOne(w);
       this.httpError(w, 'reset', `stream reset by the server (code ${req.rstCode})`);
     });
     return id;

@@ -125,6 +125,9 @@ const QUIET: UpstreamEvents = { health: () => {}, connError: () => {} };
 const MAX_RESENDS = 2;
 /** Legs an HTTP/2 server refused (GOAWAY) are sent again at most this often. */
 const MAX_REFUSALS = 8;
+/** A leg whose reconnect failed right after losing its connection tries once more after this long. */
+const RETRY_AFTER_MS = 100;
+const RESTART_WINDOW_MS = 1000;
 
 export class Upstream {
   readonly stats = new UpstreamStats();
@@ -218,6 +221,7 @@ export class Leg implements PendingUdp, DohWaiter {
   private connId = 0;
   private resends = 0;
   private refusals = 0;
+  private retried = false;
   private tcp: TcpExchange | null = null;
   private done = false;
 
@@ -293,6 +297,18 @@ export class Leg implements PendingUdp, DohWaiter {
     // The server closed a connection this query was on: send it again on another, within the race's deadline.
     // Refused streams were never processed: a server draining connections one after another may refuse a query more often.
     if (established && (refused ? this.refusals++ < MAX_REFUSALS : this.resends++ < MAX_RESENDS)) return this.overStream();
+    // A connection that failed to come up right after the server was answering (this leg's connection just went
+    // away, or a valid reply came within the last second): a server restarting, whose old process resets what
+    // waited in its accept queue. One more try shortly after, still within the race's deadline.
+    const justAnswered = this.resends > 0 || this.refusals > 0 || performance.now() - this.upstream.health.lastGood < RESTART_WINDOW_MS;
+    if (!established && justAnswered && !this.retried) {
+      this.retried = true;
+      const t = setTimeout(() => {
+        if (!this.done) this.overStream();
+      }, RETRY_AFTER_MS);
+      t.unref();
+      return;
+    }
     this.fail(this.streamError());
   }
 
