@@ -545,3 +545,25 @@ test('no HTTP/2, no query: a TLS server that does not negotiate h2 (no ALPN) fai
     await live.close();
   }
 });
+
+test('a server restarting in a moment: the query whose connection is refused right after a good reply tries once more and is answered', async () => {
+  const first = await DohStub.start({ key: pki.key, cert: pki.cert });
+  const port = first.port;
+  const r = await startRaced([`https://dns.test@127.0.0.1:${port}`], { tlsCa: [pki.caFile], timeoutMs: 2000 });
+  try {
+    assert.equal(firstData((await udpQuery(r.port, 'a.example')).packet), '192.0.2.1');
+    await first.close();
+    // Sent while nothing listens; the server is back 40 ms later, before the 100 ms retry.
+    const q = udpQuery(r.port, 'b.example');
+    await sleep(40);
+    const second = await DohStub.start({ key: pki.key, cert: pki.cert, port });
+    try {
+      assert.equal(firstData((await q).packet), '192.0.2.1');
+      assert.ok(doh(upstream(r, 'https://')).stats.errors.connect >= 1, 'its first connection was refused');
+    } finally {
+      await second.close();
+    }
+  } finally {
+    await r.close();
+  }
+});
