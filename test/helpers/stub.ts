@@ -97,10 +97,18 @@ export class Stub {
     await new Promise<void>((r) => s.udp.bind(opts.port ?? 0, host, r));
     s.port = s.udp.address().port;
     s.host = host;
-    await new Promise<void>((r, j) => {
-      s.tcp.once('error', j);
-      s.tcp.listen(s.port, host, r);
-    });
+    try {
+      await new Promise<void>((r, j) => {
+        s.tcp.once('error', j);
+        s.tcp.listen(s.port, host, r);
+      });
+    } catch (err) {
+      // The free UDP port's TCP twin is taken (an outgoing connection's port): let go of the UDP socket, which would
+      // otherwise keep the test process alive, and pick another port unless the caller asked for this one.
+      s.udp.close();
+      if (opts.port === undefined && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') return Stub.start(opts);
+      throw err;
+    }
     return s;
   }
 
