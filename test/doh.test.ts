@@ -572,3 +572,24 @@ test('a server restarting in a moment: the query whose connection is refused rig
     await r.close();
   }
 });
+
+test('without --bootstrap, an upstream name is resolved through the plain upstreams raced has', { skip: noUnbound }, async () => {
+  const plain = await bootstrapStub(() => '127.0.0.1');
+  const ub = await startUnbound(pki, { doh: true, forwardPort: plain.port });
+  const r = await startRaced([plain.label, `https://dns.test:${ub.httpsPort}`], { tlsCa: [pki.caFile] });
+  try {
+    const u = upstream(r, 'https://');
+    const t0 = Date.now();
+    while (!u.health.up && Date.now() - t0 < 4000) await sleep(50);
+    assert.ok(u.health.up, r.logs.join('\n'));
+    assert.deepEqual(
+      u.bootstrap!.addresses.map((e) => e.label),
+      [`127.0.0.1:${ub.httpsPort}`],
+    );
+    assert.ok(plain.received.some((q) => q.name.toLowerCase() === 'dns.test' && q.type === 'AAAA'));
+  } finally {
+    await r.close();
+    await ub.stop();
+    await plain.close();
+  }
+});
