@@ -1,7 +1,8 @@
-// What DNS over TLS costs raced at a steady rate: handshakes per 10,000
-// queries (target: about the pool size, not the query count) and the p50/p99
-// latency a tls:// upstream adds over a plain tcp:// one, both pooled, both
-// to the same unbound; a UDP upstream for reference. Interleaved runs, medians.
+// What DNS over TLS and over HTTPS cost raced at a steady rate: handshakes
+// per 10,000 queries (target: about the pool size, not the query count) and
+// the p50/p99 latency a tls:// or https:// upstream adds over a plain tcp://
+// one, all pooled, all to the same unbound; a UDP upstream for reference.
+// Interleaved runs, medians.
 //   node dist/bench/dot.js [--seconds N] [--runs N] [--rate QPS] [--pool N]
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,7 @@ const seconds = numArg('--seconds', 10);
 const runs = numArg('--runs', 3);
 const rate = numArg('--rate', 2000);
 const pool = numArg('--pool', 2);
-const MODES = ['udp', 'tcp', 'tls'] as const;
+const MODES = ['udp', 'tcp', 'tls', 'https'] as const;
 type Mode = (typeof MODES)[number];
 
 interface Sample {
@@ -35,14 +36,19 @@ const procs: Proc[] = [];
 try {
   const pki = makePki(dir);
   const { zoneFile, queryFile } = writeZone(dir, 'bench.test', 1000);
-  const ub = await startUnbound(pki, { tlsPort: await freePort(), plainPort: await freePort(), authZone: { name: 'bench.test', file: zoneFile } }, '0');
+  const ub = await startUnbound(
+    pki,
+    { tlsPort: await freePort(), plainPort: await freePort(), httpsPort: await freePort(), authZone: { name: 'bench.test', file: zoneFile } },
+    '0',
+  );
   procs.push(ub);
   const servers: Record<Mode, string[]> = {
     udp: ['--server', `127.0.0.1:${ub.plainPort}`],
     tcp: ['--server', `tcp://127.0.0.1:${ub.plainPort}`],
     tls: ['--server', `tls://dns.test@127.0.0.1:${ub.tlsPort}`, '--tls-ca', pki.caFile],
+    https: ['--server', `https://dns.test@127.0.0.1:${ub.httpsPort}`, '--tls-ca', pki.caFile],
   };
-  const samples: Record<Mode, Sample[]> = { udp: [], tcp: [], tls: [] };
+  const samples: Record<Mode, Sample[]> = { udp: [], tcp: [], tls: [], https: [] };
   for (let run = 0; run < runs; run++) {
     for (const mode of MODES) {
       const mport = await freePort();
@@ -88,6 +94,7 @@ try {
   );
   const tls = summary.tls!;
   const tcp = summary.tcp!;
+  const https = summary.https!;
   const report = {
     date: new Date().toISOString(),
     seconds,
@@ -100,6 +107,10 @@ try {
       p99AddedMs: Number((tls.p99Ms - tcp.p99Ms).toFixed(3)),
       p50Ratio: Number((tls.p50Ms / tcp.p50Ms).toFixed(2)),
       p99Ratio: Number((tls.p99Ms / tcp.p99Ms).toFixed(2)),
+    },
+    httpsOverTcp: {
+      p50AddedMs: Number((https.p50Ms - tcp.p50Ms).toFixed(3)),
+      p99AddedMs: Number((https.p99Ms - tcp.p99Ms).toFixed(3)),
     },
     samples,
   };

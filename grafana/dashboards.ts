@@ -240,8 +240,8 @@ export const DASHBOARDS: Record<string, Record<string, unknown>> = {
     },
     {
       id: 9,
-      title: 'Connections (tcp:// and tls://)',
-      description: 'Pooled connections open to each stream upstream; a steady load keeps this at --tls-pool. Empty without tcp:// or tls:// upstreams.',
+      title: 'Connections (tcp://, tls:// and https://)',
+      description: 'Pooled connections open to each stream or DoH upstream; a steady load keeps this at --tls-pool (https: one until the server stream limit). Empty without tcp://, tls:// or https:// upstreams.',
       type: 'timeseries',
       unit: 'short',
       targets: [q(`sum by (upstream) (raced_upstream_connections_open${sel(U)})`, '{{upstream}}')],
@@ -281,6 +281,19 @@ export const DASHBOARDS: Record<string, Record<string, unknown>> = {
       type: 'timeseries',
       unit: 'reqps',
       targets: [q(`sum by (upstream, kind) (${rate('raced_upstream_overruled_total', U)})`, '{{upstream}} {{kind}}')],
+    },
+    {
+      id: 14,
+      title: 'DoH streams, GOAWAYs and HTTP errors (https://)',
+      description:
+        'HTTP/2 streams per second (one per query), GOAWAYs, and exchanges that failed on a working connection: status (not 200), content_type, body (no valid DNS reply), reset. Each fails its leg at once. Empty without https:// upstreams.',
+      type: 'timeseries',
+      unit: 'ops',
+      targets: [
+        q(`sum by (upstream) (${rate('raced_upstream_doh_streams_total', U)})`, '{{upstream}} streams'),
+        q(`sum by (upstream, kind) (${rate('raced_upstream_doh_http_errors_total', U)})`, '{{upstream}} {{kind}}', 'B'),
+        q(`sum by (upstream) (${rate('raced_upstream_doh_goaways_total', U)})`, '{{upstream}} goaway', 'C'),
+      ],
     },
   ], true),
 

@@ -117,7 +117,7 @@ export function buildProgram(): Command {
     .description('DNS race-forwarder: asks every upstream at once and answers with the first valid reply.')
     .version(VERSION, '-v, --version')
     .addOption(opt('--listen <addr[:port]>', `address to listen on, UDP and TCP; repeatable (default: ${DEFAULTS.listen})`).argParser(list(parse.listen)))
-    .addOption(opt('--server <addr[:port]>', 'upstream resolver: ADDR, ADDR:PORT, ADDR#PORT, [V6]:PORT, tcp://ADDR, tls://NAME@ADDR[:853]; /domain/ADDR for one domain, /domain/ to keep it local; repeatable; replaces --resolv-file').argParser(list(parse.server)))
+    .addOption(opt('--server <addr[:port]>', 'upstream resolver: ADDR, ADDR:PORT, ADDR#PORT, [V6]:PORT, tcp://ADDR, tls://NAME@ADDR[:853], https://NAME@ADDR[:443][/PATH], https://HOST[:443][/PATH]; /domain/ADDR for one domain, /domain/ to keep it local; repeatable; replaces --resolv-file').argParser(list(parse.server)))
     .addOption(opt('--resolv-file <path>', 'read upstreams from this resolv.conf; re-read when it changes').default(DEFAULTS.resolvFile))
     .addOption(opt('--no-resolv', 'do not read upstreams from the resolv-file'))
     .addOption(opt('--all-servers', 'race all upstreams at once (the default strategy)'))
@@ -154,8 +154,9 @@ export function buildProgram(): Command {
     .addOption(opt('--tcp-idle-timeout <ms>', 'close a client TCP connection idle this long').argParser(int(100, 600000)).default(DEFAULTS.tcpIdleMs))
     .addOption(opt('--max-tcp-connections <n>', 'client TCP connections per listen address at most; at the cap the longest-idle one is closed for a new one').argParser(int(1, 100000)).default(DEFAULTS.maxTcpConnections))
     .addOption(opt('--max-tcp-per-client <n>', "client TCP connections from one address at most; beyond, that address's longest-idle one is closed").argParser(int(1, 100000)).default(DEFAULTS.maxTcpPerClient))
-    .addOption(opt('--tls-pool <n>', 'persistent connections per tls:// or tcp:// upstream, each carrying many queries at once').argParser(int(1, 64)).default(DEFAULTS.tlsPool))
-    .addOption(opt('--tls-ca <file>', 'also trust the CA certificates in this PEM file for tls:// upstreams (the system store is always trusted); repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
+    .addOption(opt('--tls-pool <n>', 'persistent connections per tls://, tcp:// or https:// upstream, each carrying many queries at once (https: another only when the server\'s stream limit is reached)').argParser(int(1, 64)).default(DEFAULTS.tlsPool))
+    .addOption(opt('--bootstrap <addr[:port]>', 'plain DNS resolver used only to resolve upstream names (https://HOST), A and AAAA; repeatable (default: the plain upstreams)').argParser(list(parse.bootstrap)))
+    .addOption(opt('--tls-ca <file>', 'also trust the CA certificates in this PEM file for tls:// and https:// upstreams (the system store is always trusted); repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
     .addOption(opt('--tls-connect-timeout <ms>', 'give up on a TCP connect to a tls:// or tcp:// upstream after this long').argParser(int(10, 60000)).default(DEFAULTS.tlsConnectTimeoutMs))
     .addOption(opt('--tls-handshake-timeout <ms>', 'give up on a TLS handshake after this long').argParser(int(10, 60000)).default(DEFAULTS.tlsHandshakeTimeoutMs))
     .addOption(opt('--tls-read-timeout <ms>', 'drop an upstream connection that has queries out and sends nothing for this long; its queries go out again on another').argParser(int(10, 60000)).default(DEFAULTS.tlsReadTimeoutMs))
@@ -242,6 +243,7 @@ export function toOptions(raw: Raw, source: (attr: string) => ValueSource = () =
   o.noRec = raw.rec === false;
   o.tlsPool = raw.tlsPool as number;
   o.tlsCa = (raw.tlsCa as string[] | undefined) ?? [];
+  o.bootstrap = (raw.bootstrap as Options['bootstrap'] | undefined) ?? [];
   o.tlsConnectTimeoutMs = raw.tlsConnectTimeout as number;
   o.tlsHandshakeTimeoutMs = raw.tlsHandshakeTimeout as number;
   o.tlsReadTimeoutMs = raw.tlsReadTimeout as number;

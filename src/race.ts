@@ -99,7 +99,7 @@ export function isWinningRcode(rcode: number): boolean {
 }
 
 function isNetworkError(e: ErrorKind): boolean {
-  return e === 'network' || e === 'tcp' || e === 'tls';
+  return e === 'network' || e === 'tcp' || e === 'tls' || e === 'https';
 }
 
 /**

@@ -7,6 +7,8 @@ import { endpointLabel, isLoopback, isWildcard, parseEndpoint, unmap, type Endpo
 import { listenFds, udpFamilyOf } from './server/systemd.js';
 import { Upstream, type StreamSettings, type UpstreamEvents, type UpstreamSpec } from './upstream/upstream.js';
 import { upstreamTlsContext } from './upstream/ca.js';
+import { NameWatch } from './upstream/bootstrap.js';
+import type { DohPool } from './upstream/doh-pool.js';
 import { FAILING_AFTER_MS } from './upstream/health.js';
 import { RECENT_STEP_S } from './upstream/stats.js';
 import { performance } from 'node:perf_hooks';
@@ -327,7 +329,7 @@ export class Raced {
     }
     const used = new Set<Upstream>();
     const upstreamFor = (spec: UpstreamSpec, source: string): Upstream | null => {
-      if (isSelf(spec.endpoint, this.opts.listen)) {
+      if (!spec.hostName && isSelf(spec.endpoint, this.opts.listen)) {
         this.log.warn(`skipping upstream ${spec.label} from ${source}: it is raced's own listen address`);
         return null;
       }
@@ -335,6 +337,7 @@ export class Raced {
       if (u === undefined) {
         u = new Upstream(spec, this.pool, this.events, spec.transport === 'udp' ? null : this.stream());
         this.upstreamsByLabel.set(spec.label, u);
+        if (spec.hostName) this.watchName(u, spec.hostName);
       }
       used.add(u);
       return u;
@@ -373,6 +376,26 @@ export class Raced {
     this.tradeoffs.bind(defaults);
     this.pipeline.setTradeoffWindow(this.tradeoffs.window);
     if (!initial) this.log.info(`upstreams now ${this.upstreams.map((u) => u.label).join(', ')}`);
+  }
+
+  /**
+   * Keeps an https://HOST upstream's name resolved through the bootstrap
+   * resolvers; down (and probed) until the first answer, so an unresolvable
+   * name at start does not stop raced.
+   */
+  private watchName(u: Upstream, name: string): void {
+    const pool = u.stream as DohPool;
+    u.health.markDown();
+    const servers = (): Endpoint[] =>
+      this.opts.bootstrap.length > 0 ? this.opts.bootstrap : this.upstreams.filter((x) => x.spec.transport === 'udp' || x.spec.transport === 'tcp').map((x) => x.spec.endpoint);
+    u.bootstrap = new NameWatch(name, u.spec.endpoint.port, servers, {
+      resolved: (eps, ttl) => {
+        pool.setAddresses(eps);
+        this.log.info(`upstream ${u.label}: ${name} is ${eps.map((e) => e.host).join(', ')} (TTL ${ttl} s)`);
+      },
+      failed: (message, kept) =>
+        this.log.warn(`upstream ${u.label}: cannot resolve ${name}: ${message}${kept > 0 ? `; keeping its last ${kept} address(es)` : '; down until it resolves'}`),
+    });
   }
 
   private stream(): StreamSettings {

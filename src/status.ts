@@ -92,6 +92,26 @@ export function formatStatus(samples: Sample[]): string {
         `${recent}  ${String(overruled).padStart(9)}  ${errors || '-'}`,
     );
   }
+  // Pooled connections (tcp://, tls://, https://): one line each, only for upstreams that have them.
+  for (const u of get('raced_upstream_connections_opened_total').map((x) => x.labels.upstream!)) {
+    const mine = (l: Record<string, string>): boolean => l.upstream === u;
+    const kinds = (name: string): string =>
+      get(name, mine)
+        .filter((x) => x.value > 0)
+        .map((x) => `${x.labels.kind}=${x.value}`)
+        .join(' ') || '-';
+    let line =
+      `conn ${u}: open ${sum('raced_upstream_connections_open', mine)}, opened ${sum('raced_upstream_connections_opened_total', mine)}, ` +
+      `handshakes ${sum('raced_upstream_tls_handshakes_total', mine)} (resumed ${sum('raced_upstream_tls_resumed_total', mine)}), ` +
+      `resent ${sum('raced_upstream_resent_total', mine)}, errors ${kinds('raced_upstream_connection_errors_total')}`;
+    if (get('raced_upstream_doh_streams_total', mine).length > 0) {
+      line += `; streams ${sum('raced_upstream_doh_streams_total', mine)}, goaway ${sum('raced_upstream_doh_goaways_total', mine)}, http errors ${kinds('raced_upstream_doh_http_errors_total')}`;
+    }
+    if (get('raced_upstream_bootstrap_addresses', mine).length > 0) {
+      line += `; bootstrap ${sum('raced_upstream_bootstrap_addresses', mine)} address(es), ${sum('raced_upstream_bootstrap_failures_total', mine)} failures`;
+    }
+    lines.push(line);
+  }
   const clients = sum('raced_queries_total');
   const servfail = sum('raced_queries_total', (l) => l.rcode === 'SERVFAIL');
   const hits = sum('raced_cache_hits_total');

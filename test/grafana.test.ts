@@ -15,6 +15,7 @@ import { startRaced, udpQuery, sleep } from './helpers/client.js';
 import { makePki } from './helpers/dot.js';
 import { parseEndpoint } from '../src/net/address.js';
 import { buildRegistry } from '../src/metrics/registry.js';
+import { DohStub } from './helpers/doh.js';
 import { freeTcpPort } from './helpers/process.js';
 
 const dir = fileURLToPath(new URL('../../grafana/dashboards/', import.meta.url));
@@ -97,9 +98,11 @@ test('live: every panel query returns data from Prometheus scraping raced', { sk
   // A DoT stand-in, so the connection panels have series too.
   const pki = makePki();
   const dot = await Stub.start({ delayMs: 5, tls: { key: pki.key, cert: pki.cert } });
+  // And a DoH one, for the https:// panel.
+  const doh = await DohStub.start({ key: pki.key, cert: pki.cert, delayMs: 5 });
   const mport = await freeTcpPort();
   const pport = await freeTcpPort();
-  const r = await startRaced([fast.label, dead.label, slow.label, `tls://dns.test@127.0.0.1:${dot.port}`], {
+  const r = await startRaced([fast.label, dead.label, slow.label, `tls://dns.test@127.0.0.1:${dot.port}`, `https://dns.test@127.0.0.1:${doh.port}`], {
     tlsCa: [pki.caFile],
     cacheSize: 50,
     timeoutMs: 500,
@@ -157,5 +160,6 @@ test('live: every panel query returns data from Prometheus scraping raced', { sk
     rmSync(work, { recursive: true, force: true });
     await r.close();
     for (const s of [fast, dead, slow, dot]) await s.close();
+    await doh.close();
   }
 });

@@ -43,7 +43,7 @@ test('tls:// upstream syntax: name to verify, port 853 by default, bad input ref
   assert.equal(parseUpstream('tls://Dns.Example.@192.0.2.1#5353').tlsName, 'dns.example');
   assert.throws(() => parseUpstream('tls://bad name@192.0.2.1'), /bad TLS server name/);
   assert.throws(() => parseUpstream('tls://dns.example@not-an-ip'), /not an IP address/);
-  assert.throws(() => parseUpstream('https://192.0.2.1'), /unknown upstream scheme 'https'/);
+  assert.throws(() => parseUpstream('quic://192.0.2.1'), /unknown upstream scheme 'quic'/);
 });
 
 test('CLI: an unreadable --tls-ca stops start-up with its name; a bad --tls-pool exits 2', async () => {

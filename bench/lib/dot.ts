@@ -1,6 +1,6 @@
-// DNS over TLS for benchmarks and tests: a throw-away CA and a server
-// certificate made by openssl, and unbound serving DoT and plain DNS on
-// 127.0.0.1 with them.
+// DNS over TLS and HTTPS for benchmarks and tests: a throw-away CA and a
+// server certificate made by openssl, and unbound serving DoT, DoH (when
+// asked) and plain DNS on 127.0.0.1 with them.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -42,9 +42,15 @@ export interface UnboundOptions {
   keepaliveMs?: number;
   idleMs?: number;
   verbosity?: number;
+  /** Also serve DoH (HTTP/2) on this port, at `httpEndpoint` (default /dns-query), `httpMaxStreams` streams per connection. */
+  httpsPort?: number;
+  httpEndpoint?: string;
+  httpMaxStreams?: number;
+  /** SO_REUSEPORT: a second unbound on the same ports takes over when this one stops (a restart without a gap). */
+  reusePort?: boolean;
 }
 
-export type Unbound = Proc & { tlsPort: number; plainPort: number };
+export type Unbound = Proc & { tlsPort: number; plainPort: number; httpsPort?: number };
 
 /** unbound serving DoT and plain DNS; a.local.test is always answered (192.0.2.1). Ready once a handshake succeeds. */
 export async function startUnbound(pki: Pki, o: UnboundOptions, cpu: string | null = null): Promise<Unbound> {
@@ -60,9 +66,13 @@ export async function startUnbound(pki: Pki, o: UnboundOptions, cpu: string | nu
     '  logfile: ""',
     `  verbosity: ${o.verbosity ?? 1}`,
     '  num-threads: 1',
+    ...(o.reusePort ? ['  so-reuseport: yes'] : []),
     `  interface: 127.0.0.1@${o.tlsPort}`,
     `  interface: 127.0.0.1@${o.plainPort}`,
     `  tls-port: ${o.tlsPort}`,
+    ...(o.httpsPort
+      ? [`  interface: 127.0.0.1@${o.httpsPort}`, `  https-port: ${o.httpsPort}`, `  http-endpoint: "${o.httpEndpoint ?? '/dns-query'}"`, `  http-max-streams: ${o.httpMaxStreams ?? 100}`]
+      : []),
     `  tls-service-key: "${pki.keyFile}"`,
     `  tls-service-pem: "${pki.certFile}"`,
     '  access-control: 127.0.0.0/8 allow',
@@ -85,7 +95,7 @@ export async function startUnbound(pki: Pki, o: UnboundOptions, cpu: string | nu
     ...(o.authZone ? ['auth-zone:', `  name: "${o.authZone.name}"`, `  zonefile: "${o.authZone.file}"`, '  for-downstream: yes', '  for-upstream: no'] : []),
     ...(o.forwardPort ? ['forward-zone:', '  name: "."', `  forward-addr: 127.0.0.1@${o.forwardPort}`] : []),
   ].join('\n');
-  const file = join(pki.dir, `unbound-${o.tlsPort}.conf`);
+  const file = join(pki.dir, `unbound-${o.tlsPort}-${Date.now()}.conf`);
   writeFileSync(file, conf + '\n');
   const args = ['-d', '-c', file];
   const [cmd, a] = cpu === null ? ['unbound', args] : ['taskset', ['-c', cpu, 'unbound', ...args]];
@@ -106,5 +116,5 @@ export async function startUnbound(pki: Pki, o: UnboundOptions, cpu: string | nu
     if (ok) break;
     await sleep(50);
   }
-  return { ...p, tlsPort: o.tlsPort, plainPort: o.plainPort };
+  return { ...p, tlsPort: o.tlsPort, plainPort: o.plainPort, ...(o.httpsPort ? { httpsPort: o.httpsPort } : {}) };
 }

@@ -59,6 +59,7 @@ const KEYS: Record<string, [string, Kind]> = {
   'cache-file': ['cacheFile', 'value'],
   'cache-save-interval': ['cacheSaveInterval', 'value'],
   'control-socket': ['controlSocket', 'value'],
+  bootstrap: ['bootstrap', 'list'],
   // Handled below: listen-address + port make --listen; address=/domain/ip are local answers.
   'listen-address': ['listenAddress', 'list'],
   port: ['port', 'value'],

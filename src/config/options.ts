@@ -81,6 +81,8 @@ export interface Options {
   noRec: boolean;
   /** Pooled connections per tls:// (and tcp://) upstream. */
   tlsPool: number;
+  /** --bootstrap: plain resolvers for upstream names; empty: the plain upstreams. */
+  bootstrap: Endpoint[];
   /** Extra CA files for tls:// upstreams, on top of the system store. */
   tlsCa: string[];
   tlsConnectTimeoutMs: number;
@@ -194,6 +196,7 @@ export function defaultOptions(): Options {
     fwdNdots: 0,
     noRec: false,
     tlsPool: DEFAULTS.tlsPool,
+    bootstrap: [],
     tlsCa: [],
     tlsConnectTimeoutMs: DEFAULTS.tlsConnectTimeoutMs,
     tlsHandshakeTimeoutMs: DEFAULTS.tlsHandshakeTimeoutMs,
@@ -256,8 +259,10 @@ function wrap<T>(fn: () => T): T {
 /** `ADDR…` or `/dom1/dom2/ADDR…` or `/dom/` (local). */
 export function parseServerItem(s: string): ServerItem {
   if (!s.startsWith('/')) return { spec: parseUpstream(s) };
-  const parts = s.split('/');
-  const addr = parts.pop()!;
+  // An address with a scheme (tls://, https://…/PATH) holds slashes of its own: it starts at the scheme.
+  const schemed = /\/([a-z]+:\/\/.*)$/.exec(s);
+  const parts = (schemed ? s.slice(0, schemed.index + 1) : s).split('/');
+  const addr = schemed ? (parts.pop(), schemed[1]!) : parts.pop()!;
   const domains = parts.slice(1).filter(Boolean).map(normaliseDomain);
   if (domains.length === 0) throw new OptionValueError(`no domain in '${s}'`);
   for (const d of domains) if (!/^[a-z0-9_*.-]+$/.test(d)) throw new OptionValueError(`bad domain '${d}' in '${s}'`);
@@ -299,6 +304,7 @@ export function resolveStrategy(
 
 export const parse = {
   endpoint: (v: string): Endpoint => wrap(() => parseEndpoint(v, 9153)),
+  bootstrap: (v: string): Endpoint[] => splitList(v).map((s) => wrap(() => parseEndpoint(s, 53))),
   workers: (v: string): number => (v.trim() === 'auto' ? availableParallelism() : parseIntIn(v, 1, 256)),
   listen: (v: string): Endpoint[] => splitList(v).map((s) => wrap(() => parseEndpoint(s, 53, true))),
   server: (v: string): ServerItem[] => splitList(v).map((s) => wrap(() => parseServerItem(s))),

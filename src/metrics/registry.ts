@@ -14,6 +14,7 @@ import type { Upstream } from '../upstream/upstream.js';
 import { FANOUT_BUCKETS } from '../race.js';
 import { FAULT_STAGES, processFaults } from '../guard.js';
 import { CONN_ERROR_KINDS, QUERIES_PER_CONN_BUCKETS, type StreamStats } from '../upstream/stream-pool.js';
+import { DohPool, HTTP_ERROR_KINDS, type DohStats } from '../upstream/doh-pool.js';
 
 /** A sample; histograms name their series (_bucket, _sum, _count) in metricName, as prom-client does. */
 type Values = (MetricValue<string> & { metricName?: string })[];
@@ -67,17 +68,42 @@ function byRcode(counts: Float64Array, labels: Record<string, string>): Values {
   return out;
 }
 
-/** Per-connection figures of the upstreams that use pooled connections (tcp://, tls://). */
+/** DoH (https://) upstreams: streams, GOAWAYs, HTTP failures; and the bootstrap of those named by a host name. */
+function dohMetrics(ups: () => readonly Upstream[]): Computed[] {
+  const dohs = (): [Upstream, DohStats][] => ups().flatMap((u) => (u.stream instanceof DohPool ? [[u, u.stream.stats] as [Upstream, DohStats]] : []));
+  const each = (f: (s: DohStats) => number): (() => Values) => () => dohs().map(([u, s]) => ({ labels: { upstream: u.label }, value: f(s) }));
+  const named = (f: (u: Upstream) => number): (() => Values) => () => ups().flatMap((u) => (u.bootstrap ? [{ labels: { upstream: u.label }, value: f(u) }] : []));
+  return [
+    new Computed('raced_upstream_doh_streams_total', 'HTTP/2 streams (one per query sent) opened to each https:// upstream', 'counter', each((s) => s.streams)),
+    new Computed('raced_upstream_doh_goaways_total', 'HTTP/2 GOAWAY frames each https:// upstream sent', 'counter', each((s) => s.goaways)),
+    new Computed(
+      'raced_upstream_doh_http_errors_total',
+      'DoH exchanges that failed on a working connection, by kind: status (not 200), content_type (not application/dns-message), body (no valid DNS reply), reset (stream reset by the server)',
+      'counter',
+      () => dohs().flatMap(([u, s]) => HTTP_ERROR_KINDS.map((kind) => ({ labels: { upstream: u.label, kind }, value: s.httpErrors[kind] }))),
+    ),
+    new Computed(
+      'raced_upstream_bootstrap_addresses',
+      'Addresses the bootstrap resolved for each https://HOST upstream named by a host name (0: not resolved yet, the upstream is down)',
+      'gauge',
+      named((u) => u.bootstrap!.addresses.length),
+      'max',
+    ),
+    new Computed('raced_upstream_bootstrap_failures_total', "Failed bootstrap resolutions of each https://HOST upstream's name", 'counter', named((u) => u.bootstrap!.failures)),
+  ];
+}
+
+/** Per-connection figures of the upstreams that use pooled connections (tcp://, tls://, https://). */
 function streamMetrics(ups: () => readonly Upstream[]): Computed[] {
   const streams = (): [Upstream, StreamStats][] => ups().flatMap((u) => (u.stream ? [[u, u.stream.stats] as [Upstream, StreamStats]] : []));
   const each = (f: (s: StreamStats) => number): (() => Values) => () => streams().map(([u, s]) => ({ labels: { upstream: u.label }, value: f(s) }));
   return [
-    new Computed('raced_upstream_connections_opened_total', 'Connections opened to each tcp:// or tls:// upstream', 'counter', each((s) => s.opened)),
-    new Computed('raced_upstream_connections_closed_total', 'Connections to each tcp:// or tls:// upstream that ended, for any reason', 'counter', each((s) => s.closed)),
-    new Computed('raced_upstream_connections_open', 'Connections to each tcp:// or tls:// upstream open or being opened now', 'gauge', each((s) => s.opened - s.closed)),
-    new Computed('raced_upstream_tls_handshakes_total', 'TLS handshakes completed with each tls:// upstream', 'counter', each((s) => s.handshakes)),
+    new Computed('raced_upstream_connections_opened_total', 'Connections opened to each tcp://, tls:// or https:// upstream', 'counter', each((s) => s.opened)),
+    new Computed('raced_upstream_connections_closed_total', 'Connections to each tcp://, tls:// or https:// upstream that ended, for any reason', 'counter', each((s) => s.closed)),
+    new Computed('raced_upstream_connections_open', 'Connections to each tcp://, tls:// or https:// upstream open or being opened now', 'gauge', each((s) => s.opened - s.closed)),
+    new Computed('raced_upstream_tls_handshakes_total', 'TLS handshakes completed with each tls:// or https:// upstream', 'counter', each((s) => s.handshakes)),
     new Computed('raced_upstream_tls_resumed_total', 'TLS handshakes that resumed an earlier session', 'counter', each((s) => s.resumed)),
-    new Computed('raced_upstream_resent_total', 'Queries sent again because the connection they were on went away', 'counter', each((s) => s.resent)),
+    new Computed('raced_upstream_resent_total', 'Queries sent again because the connection they were on went away (https: or the server refused the stream)', 'counter', each((s) => s.resent)),
     new Computed(
       'raced_upstream_connection_errors_total',
       'Upstream connection failures by kind: connect, handshake, verify (certificate), read_timeout, reset (lost with queries on it)',
@@ -196,7 +222,7 @@ export function buildRegistry(raced: MetricsSources, version: string, registry =
     new Computed('raced_upstream_duration_seconds', 'Time from sending a query to an upstream to its valid reply', 'histogram', () =>
       ups().flatMap((u) => histogram('raced_upstream_duration_seconds', u.stats.latency, { upstream: u.label })),
     ),
-    new Computed('raced_upstream_errors_total', 'Upstream failures by kind: timeout, servfail, refused, malformed, mismatch, network, tcp, tls, ignored (--ignore-address), rebind (--stop-dns-rebind)', 'counter', () =>
+    new Computed('raced_upstream_errors_total', 'Upstream failures by kind: timeout, servfail, refused, malformed, mismatch, network, tcp, tls, ignored (--ignore-address), rebind (--stop-dns-rebind), https (DoH: HTTP failure or no connection)', 'counter', () =>
       ups().flatMap((u) => ERROR_KINDS.map((kind) => ({ labels: { upstream: u.label, kind }, value: u.stats.errors[kind] }))),
     ),
     new Computed('raced_upstream_overruled_total', "Negative answers (kind nxdomain or nodata) from this upstream that another upstream's positive answer overruled", 'counter', () =>
@@ -236,6 +262,7 @@ export function buildRegistry(raced: MetricsSources, version: string, registry =
         ),
     ),
     ...streamMetrics(ups),
+    ...dohMetrics(ups),
     new Computed('raced_upstream_inflight', 'Queries sent to each upstream and not yet answered or given up', 'gauge', () =>
       perUpstream((u) => u.stats.inflight),
     ),

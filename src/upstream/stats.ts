@@ -1,7 +1,7 @@
 // Per-upstream counters kept as plain numbers: the hot path only increments
 // fields; the metrics layer reads them when Prometheus scrapes.
 
-export const ERROR_KINDS = ['timeout', 'servfail', 'refused', 'malformed', 'mismatch', 'network', 'tcp', 'tls', 'ignored', 'rebind'] as const;
+export const ERROR_KINDS = ['timeout', 'servfail', 'refused', 'malformed', 'mismatch', 'network', 'tcp', 'tls', 'ignored', 'rebind', 'https'] as const;
 export type ErrorKind = (typeof ERROR_KINDS)[number];
 
 /** Kinds of negative answer another upstream's positive answer overruled. */
@@ -122,6 +122,7 @@ export class UpstreamStats {
     tls: 0,
     ignored: 0,
     rebind: 0,
+    https: 0,
   };
   /** Negative answers from this upstream that another upstream's positive answer overruled. */
   readonly overruled: Record<OverruledKind, number> = { nxdomain: 0, nodata: 0 };

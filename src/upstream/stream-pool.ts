@@ -11,16 +11,26 @@ import type { Endpoint } from '../net/address.js';
 import { FrameReader, frame } from '../net/framing.js';
 import { random16 } from './udp-pool.js';
 
+/** What a query holds of the pooled connection (stream or HTTP/2) it waits on. */
+export interface QueryConn {
+  /** The waiter no longer wants its reply. */
+  release(id: number, waiter: StreamWaiter): void;
+  /** RFC 7828: the server's idle timeout in 100 ms units from a reply. */
+  serverKeepalive(units: number): void;
+}
+
 /** A query waiting for its reply on a pooled connection. */
 export interface StreamWaiter {
   /** A message on the connection carrying this waiter's ID; checking it is the waiter's business. */
-  onMessage(msg: Buffer, conn: StreamConn): void;
+  onMessage(msg: Buffer, conn: QueryConn): void;
   /**
    * The connection closed before the reply came. `established`: it had
    * worked (the server closed it, or it broke): send again. Otherwise it
    * never came up (refused, handshake or certificate failure): give up.
+   * `refused`: the server said it did not process this query (an HTTP/2
+   * stream above a GOAWAY's last stream ID): always safe to send again.
    */
-  onLost(established: boolean): void;
+  onLost(established: boolean, refused?: boolean): void;
 }
 
 export interface TlsSettings {
@@ -65,7 +75,7 @@ export class StreamStats {
 
 // Errors OpenSSL and Node raise when the certificate does not verify (as
 // opposed to the handshake failing for other reasons).
-const VERIFY_CODES = new Set([
+const VERIFY_CODES = new Set<string>([
   'ERR_TLS_CERT_ALTNAME_INVALID',
   'UNABLE_TO_GET_ISSUER_CERT',
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
@@ -81,6 +91,30 @@ const VERIFY_CODES = new Set([
   'INVALID_CA',
   'HOSTNAME_MISMATCH',
 ]);
+
+/** The certificate did not verify (as opposed to the handshake failing otherwise). */
+export function isVerifyError(err: NodeJS.ErrnoException): boolean {
+  return err.code !== undefined && VERIFY_CODES.has(err.code);
+}
+
+/**
+ * A TCP connection to `ep` with TLS over it, verified against `t`. `alpn`:
+ * the protocols offered (DoH asks for h2). The raw socket is returned too:
+ * its 'connect' separates the connect timeout from the handshake's.
+ */
+export function connectTls(ep: Endpoint, t: TlsSettings, session: Buffer | undefined, alpn?: string[]): { raw: net.Socket; sock: tls.TLSSocket } {
+  const raw = net.connect({ host: ep.host, port: ep.port, noDelay: true });
+  const sock = tls.connect({
+    socket: raw,
+    // A hostname check against the name given, or against the IP address when none was.
+    host: t.servername ?? ep.host,
+    ...(t.servername !== null ? { servername: t.servername } : {}),
+    secureContext: t.context,
+    session,
+    ...(alpn ? { ALPNProtocols: alpn } : {}),
+  });
+  return { raw, sock };
+}
 
 const FIRST_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 30_000;
@@ -110,25 +144,16 @@ export class StreamConn {
     session: Buffer | undefined,
   ) {
     this.idleMs = opts.idleTimeoutMs;
-    const raw = net.connect({ host: ep.host, port: ep.port, noDelay: true });
+    const { raw, sock } = opts.tls === null ? { raw: net.connect({ host: ep.host, port: ep.port, noDelay: true }), sock: null } : connectTls(ep, opts.tls, session);
     this.arm(opts.connectTimeoutMs);
     raw.once('connect', () => {
       this.tcpUp = true;
       if (opts.tls !== null && !this.closed) this.arm(opts.handshakeTimeoutMs);
     });
-    if (opts.tls === null) {
+    if (sock === null) {
       this.sock = raw;
       raw.once('connect', () => this.up());
     } else {
-      const t = opts.tls;
-      const sock = tls.connect({
-        socket: raw,
-        // A hostname check against the name given, or against the IP address when none was.
-        host: t.servername ?? ep.host,
-        ...(t.servername !== null ? { servername: t.servername } : {}),
-        secureContext: t.context,
-        session,
-      });
       sock.once('secureConnect', () => {
         pool.stats.handshakes++;
         if (sock.isSessionReused()) pool.stats.resumed++;
@@ -241,7 +266,7 @@ export class StreamConn {
   }
 
   private classify(err: NodeJS.ErrnoException): ConnErrorKind {
-    if (err.code && VERIFY_CODES.has(err.code)) return 'verify';
+    if (isVerifyError(err)) return 'verify';
     if (this.ready) return 'reset';
     return this.tcpUp && this.opts.tls !== null ? 'handshake' : 'connect';
   }
@@ -254,31 +279,95 @@ export class StreamConn {
     this.sock.destroy();
     this.pool.gone(this, kind, message, this.ready);
   }
-
-  /** Hands every query still on this connection back to its leg. */
-  takePending(): StreamWaiter[] {
-    const ws = [...this.pending.values()];
-    this.pending.clear();
-    return ws;
-  }
 }
 
-export class StreamPool {
-  readonly stats = new StreamStats();
-  private conns: StreamConn[] = [];
-  private session: Buffer | undefined;
-  /** Availability (dotproxy): after a failed connection, none is tried again before this. */
+/** What a pool needs of each of its connections. */
+export interface PoolConn {
+  readonly pending: Map<number, StreamWaiter>;
+  readonly queries: number;
+  close(): void;
+}
+
+/**
+ * What every pooled transport shares: the counters, the TLS session kept for
+ * resumption, and availability (after a failed connection none is tried again
+ * before a backoff, unless forced by a probe or a query to a down upstream).
+ */
+export abstract class ConnPool<C extends PoolConn, S extends StreamStats = StreamStats> {
+  protected conns: C[] = [];
+  protected session: Buffer | undefined;
   private retryAt = 0;
   private backoff = FIRST_BACKOFF_MS;
-  private closedForGood = false;
+  protected closedForGood = false;
 
   constructor(
-    private readonly ep: Endpoint,
-    readonly opts: StreamPoolOptions,
     /** A connection failed to come up or broke: kind and reason, for the log and health. */
     private readonly onConnError: (kind: ConnErrorKind, message: string, established: boolean) => void,
     private readonly onStrayReply: () => void,
+    readonly stats: S,
   ) {}
+
+  /** A new connection may be opened now: not in the backoff, or forced while none is being set up. */
+  protected mayConnect(force: boolean, connecting: boolean): boolean {
+    return !this.closedForGood && (performance.now() >= this.retryAt || (force && !connecting));
+  }
+
+  saveSession(s: Buffer): void {
+    this.session = s;
+  }
+
+  connected(): void {
+    this.backoff = FIRST_BACKOFF_MS;
+    this.retryAt = 0;
+  }
+
+  onStray(): void {
+    this.onStrayReply();
+  }
+
+  /** A connection ended: count it, and give its queries back to their legs. */
+  gone(c: C, kind: ConnErrorKind | 'closed', message: string | null, established: boolean): void {
+    const i = this.conns.indexOf(c);
+    if (i < 0) return;
+    this.conns.splice(i, 1);
+    const s = this.stats;
+    s.closed++;
+    let b = 0;
+    while (b < QUERIES_PER_CONN_BUCKETS.length && c.queries > QUERIES_PER_CONN_BUCKETS[b]!) b++;
+    s.perConn[b]!++;
+    s.perConnSum += c.queries;
+    if (kind !== 'closed') {
+      // A server closing a connection it served is routine; a reset with queries on it or a failure to connect is not:
+      // those are counted and logged.
+      const counted = kind !== 'reset' || c.pending.size > 0 || !established;
+      if (counted) s.errors[kind]++;
+      if (!established) {
+        this.retryAt = performance.now() + this.backoff;
+        this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
+      }
+      if (counted) this.onConnError(kind, (message ?? kind).trim(), established);
+    }
+    const waiters = [...c.pending.values()];
+    c.pending.clear();
+    if (established) s.resent += waiters.length;
+    for (const w of waiters) w.onLost(established);
+  }
+
+  close(): void {
+    this.closedForGood = true;
+    for (const c of [...this.conns]) c.close();
+  }
+}
+
+export class StreamPool extends ConnPool<StreamConn> {
+  constructor(
+    private readonly ep: Endpoint,
+    readonly opts: StreamPoolOptions,
+    onConnError: (kind: ConnErrorKind, message: string, established: boolean) => void,
+    onStrayReply: () => void,
+  ) {
+    super(onConnError, onStrayReply, new StreamStats());
+  }
 
   /**
    * Sends `packet` (its ID is overwritten) on the least busy usable
@@ -298,7 +387,7 @@ export class StreamPool {
       if (!c.ready) connecting = true;
       if (best === null || (c.ready && !best.ready) || (c.ready === best.ready && c.pending.size < best.pending.size)) best = c;
     }
-    const mayConnect = !this.closedForGood && (performance.now() >= this.retryAt || (force && !connecting));
+    const mayConnect = this.mayConnect(force, connecting);
     if ((best === null || best.pending.size > 0) && this.conns.length < this.opts.size && mayConnect) {
       const c = new StreamConn(this, this.ep, this.opts, this.session);
       this.conns.push(c);
@@ -309,50 +398,5 @@ export class StreamPool {
     }
     if (best === null) return null;
     return { conn: best, id: best.send(waiter, packet) };
-  }
-
-  saveSession(s: Buffer): void {
-    this.session = s;
-  }
-
-  connected(): void {
-    this.backoff = FIRST_BACKOFF_MS;
-    this.retryAt = 0;
-  }
-
-  onStray(): void {
-    this.onStrayReply();
-  }
-
-  /** A connection ended: count it, and give its queries back to their legs. */
-  gone(c: StreamConn, kind: ConnErrorKind | 'closed', message: string | null, established: boolean): void {
-    const i = this.conns.indexOf(c);
-    if (i < 0) return;
-    this.conns.splice(i, 1);
-    const s = this.stats;
-    s.closed++;
-    let b = 0;
-    while (b < QUERIES_PER_CONN_BUCKETS.length && c.queries > QUERIES_PER_CONN_BUCKETS[b]!) b++;
-    s.perConn[b]!++;
-    s.perConnSum += c.queries;
-    if (kind !== 'closed') {
-      // A server closing a connection it served is routine; a reset with queries on it or a failure to connect is not:
-      // those are counted and logged.
-      const counted = kind !== 'reset' || c.pending.size > 0 || !established;
-      if (counted) s.errors[kind]++;
-      if (!established) {
-        this.retryAt = performance.now() + this.backoff;
-        this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
-      }
-      if (counted) this.onConnError(kind, message ?? kind, established);
-    }
-    const waiters = c.takePending();
-    if (established) s.resent += waiters.length;
-    for (const w of waiters) w.onLost(established);
-  }
-
-  close(): void {
-    this.closedForGood = true;
-    for (const c of [...this.conns]) c.close();
   }
 }

@@ -11,10 +11,12 @@ import { Health } from './health.js';
 import { UpstreamStats, type ErrorKind } from './stats.js';
 import { random16, type PendingUdp, type UdpPool, type UdpSlot } from './udp-pool.js';
 import { tcpExchange, type TcpExchange } from './tcp.js';
-import { StreamPool, type ConnErrorKind, type StreamConn, type StreamPoolOptions, type StreamWaiter } from './stream-pool.js';
+import { StreamPool, type ConnErrorKind, type QueryConn, type StreamPoolOptions } from './stream-pool.js';
+import { DohPool, type DohWaiter, type HttpErrorKind } from './doh-pool.js';
+import type { NameWatch } from './bootstrap.js';
 import { u16, put16, copyBytes } from '../wire/bytes.js';
 
-export type Transport = 'udp' | 'tcp' | 'tls';
+export type Transport = 'udp' | 'tcp' | 'tls' | 'https';
 
 export interface UpstreamSpec {
   endpoint: Endpoint;
@@ -23,22 +25,64 @@ export interface UpstreamSpec {
   tlsName: string | null;
   /** The label in logs and metrics: ADDR:PORT for UDP, with the scheme for tcp:// and tls://. */
   label: string;
+  /** https: the request path (default /dns-query). */
+  path?: string;
+  /** https://HOST with HOST a name: resolved through the bootstrap; `endpoint.host` is empty until then. */
+  hostName?: string;
+}
+
+const NAME_RE = /^[a-z0-9*]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+const HOST_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+
+/** `https://[NAME@]ADDR[:PORT][/PATH]` or `https://HOST[:PORT][/PATH]` (HOST a name the bootstrap resolves). */
+function parseHttps(spec: string, rest: string): UpstreamSpec {
+  let path = '/dns-query';
+  const slash = rest.indexOf('/');
+  if (slash >= 0) {
+    path = rest.slice(slash);
+    rest = rest.slice(0, slash);
+    if (!/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/.test(path)) throw new Error(`bad DoH path '${path}' in '${spec}'`);
+  }
+  let tlsName: string | null = null;
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) {
+    tlsName = rest.slice(0, at).toLowerCase().replace(/\.$/, '');
+    if (!NAME_RE.test(tlsName)) throw new Error(`bad TLS server name '${rest.slice(0, at)}' in '${spec}'`);
+    rest = rest.slice(at + 1);
+  }
+  let endpoint: Endpoint;
+  let hostName: string | undefined;
+  try {
+    endpoint = parseEndpoint(rest, 443);
+  } catch (err) {
+    const m = /^([^:#[\]]+)(?:[:#](\d{1,5}))?$/.exec(rest);
+    const host = m?.[1]!.toLowerCase().replace(/\.$/, '');
+    if (!m || !HOST_RE.test(host!) || /^[\d.]+$/.test(host!)) throw err;
+    if (tlsName !== null) throw new Error(`'${spec}': NAME@ needs an IP address after it, not the name '${m[1]}'`);
+    const port = m[2] === undefined ? 443 : Number(m[2]);
+    if (port < 1 || port > 65535) throw new Error(`port out of range in '${spec}'`);
+    hostName = tlsName = host!;
+    endpoint = { host: '', port, family: 4, label: `${host}:${port}` };
+  }
+  return { endpoint, transport: 'https', tlsName, path, ...(hostName ? { hostName } : {}), label: `https://${tlsName && !hostName ? `${tlsName}@` : ''}${endpoint.label}${path}` };
 }
 
 /**
  * Parses `ADDR[:PORT]`, `ADDR#PORT`, `[V6]:PORT`, optionally prefixed
- * `udp://` or `tcp://`; and `tls://[NAME@]ADDR[:PORT]` (port 853 by default).
+ * `udp://` or `tcp://`; `tls://[NAME@]ADDR[:PORT]` (port 853 by default);
+ * and `https://[NAME@]HOST[:PORT][/PATH]` (443, /dns-query).
  */
 export function parseUpstream(spec: string): UpstreamSpec {
   let transport: Transport = 'udp';
   let rest = spec.trim();
   const scheme = /^([a-z]+):\/\//.exec(rest);
   if (scheme) {
-    if (scheme[1] !== 'udp' && scheme[1] !== 'tcp' && scheme[1] !== 'tls') {
-      throw new Error(`unknown upstream scheme '${scheme[1]}' in '${spec}' (udp://, tcp:// or tls://)`);
+    if (scheme[1] !== 'udp' && scheme[1] !== 'tcp' && scheme[1] !== 'tls' && scheme[1] !== 'https') {
+      throw new Error(`unknown upstream scheme '${scheme[1]}' in '${spec}' (udp://, tcp://, tls:// or https://)`);
     }
     transport = scheme[1];
     rest = rest.slice(scheme[0].length);
+    if (transport === 'https') return parseHttps(spec, rest);
   }
   if (transport !== 'tls') {
     const endpoint = parseEndpoint(rest, 53);
@@ -49,7 +93,7 @@ export function parseUpstream(spec: string): UpstreamSpec {
   const at = rest.lastIndexOf('@');
   if (at >= 0) {
     tlsName = rest.slice(0, at).toLowerCase().replace(/\.$/, '');
-    if (!/^[a-z0-9*]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(tlsName)) {
+    if (!NAME_RE.test(tlsName)) {
       throw new Error(`bad TLS server name '${rest.slice(0, at)}' in '${spec}'`);
     }
     rest = rest.slice(at + 1);
@@ -81,13 +125,18 @@ const QUIET: UpstreamEvents = { health: () => {}, connError: () => {}, fault: ()
 
 /** Legs whose connection went away are sent again at most this often. */
 const MAX_RESENDS = 2;
+/** Legs an HTTP/2 server refused (GOAWAY) are sent again at most this often. */
+const MAX_REFUSALS = 8;
+/** A leg whose reconnect failed right after losing its connection tries once more after this long. */
+const RETRY_AFTER_MS = 100;
+const RESTART_WINDOW_MS = 1000;
 
 export class Upstream {
   readonly stats = new UpstreamStats();
   readonly health: Health;
   readonly label: string;
-  /** Pooled connections for tcp:// and tls:// upstreams; null for UDP. */
-  readonly stream: StreamPool | null;
+  /** Pooled connections for tcp://, tls:// and https:// upstreams; null for UDP. */
+  readonly stream: StreamPool | DohPool | null;
   readonly events: UpstreamEvents;
 
   constructor(
@@ -104,19 +153,22 @@ export class Upstream {
       (failing) => events.failing?.(this, failing),
     );
     if (spec.transport !== 'udp' && streamOpts === null) throw new Error(`${spec.label}: stream settings are required for ${spec.transport} upstreams`);
-    this.stream =
-      streamOpts === null || spec.transport === 'udp'
-        ? null
-        : new StreamPool(
-            spec.endpoint,
-            { ...streamOpts, tls: spec.transport === 'tls' ? { servername: spec.tlsName, context: streamOpts.context } : null },
-            (kind, message, established) => {
-              events.connError(this, kind, message);
-              // Availability: a server that cannot give a connection is pulled at once and probed back with backoff.
-              if (!established) this.health.markDown();
-            },
-            () => this.stats.errors.mismatch++,
-          );
+    const onConnError = (kind: ConnErrorKind, message: string, established: boolean): void => {
+      events.connError(this, kind, message);
+      // Availability: a server that cannot give a connection is pulled at once and probed back with backoff.
+      if (!established) this.health.markDown();
+    };
+    const onStray = (): void => void this.stats.errors.mismatch++;
+    const tlsSettings = streamOpts && { servername: spec.tlsName, context: streamOpts.context };
+    if (streamOpts === null || tlsSettings === null || spec.transport === 'udp') this.stream = null;
+    else if (spec.transport === 'https') {
+      const { host, port } = spec.endpoint;
+      const name = spec.tlsName ?? (host.includes(':') ? `[${host}]` : host);
+      const target = { tls: tlsSettings, authority: port === 443 ? name : `${name}:${port}`, path: spec.path ?? '/dns-query' };
+      this.stream = new DohPool(spec.hostName ? null : spec.endpoint, { ...streamOpts, tls: tlsSettings }, target, onConnError, onStray);
+    } else {
+      this.stream = new StreamPool(spec.endpoint, { ...streamOpts, tls: spec.transport === 'tls' ? tlsSettings : null }, onConnError, onStray);
+    }
   }
 
   /**
@@ -129,8 +181,12 @@ export class Upstream {
     return new Leg(this, query, qEnd, wantTtls, owner, now, probe);
   }
 
+  /** https://HOST with HOST a name: what keeps it resolved (set by the owner). */
+  bootstrap: NameWatch | null = null;
+
   /** Stops probing and closes pooled connections (the upstream left the configuration, or raced stops). */
   close(): void {
+    this.bootstrap?.stop();
     this.health.stop();
     this.stream?.close();
   }
@@ -158,16 +214,18 @@ export type StreamSettings = Omit<StreamPoolOptions, 'tls'> & { context: tls.Sec
 /** A scan for replies whose owner has decided: checked and counted, then dropped. */
 const checkOnly = newScan();
 
-export class Leg implements PendingUdp, StreamWaiter {
+export class Leg implements PendingUdp, DohWaiter {
   readonly endpoint: Endpoint;
   private readonly packet: Buffer;
   /** The pooled socket this leg waits on, and its ID there. */
   private slot: UdpSlot | null = null;
   private udpId = 0;
   /** The pooled stream connection this leg waits on, and its ID there. */
-  private conn: StreamConn | null = null;
+  private conn: QueryConn | null = null;
   private connId = 0;
   private resends = 0;
+  private refusals = 0;
+  private retried = false;
   private tcp: TcpExchange | null = null;
   private done = false;
 
@@ -186,7 +244,9 @@ export class Leg implements PendingUdp, StreamWaiter {
     if (s.queries++ === 0) s.firstSentAt = started;
     s.inflight++;
     if (upstream.stream !== null) {
-      const p = withStreamOptions(query, upstream.spec.transport === 'tls');
+      const t = upstream.spec.transport;
+      // Padded over TLS and HTTPS; EDNS keepalive only on DNS streams (HTTP/2 keeps its own connection).
+      const p = withStreamOptions(query, t !== 'tcp', t !== 'https');
       this.packet = p === query ? Buffer.from(query) : p;
       this.overStream();
     } else {
@@ -222,11 +282,18 @@ export class Leg implements PendingUdp, StreamWaiter {
     }
   }
 
-  onMessage(msg: Buffer, conn: StreamConn): void {
+  onMessage(msg: Buffer, conn: QueryConn): void {
     if (this.done) return;
     try {
       const m = this.check(msg);
-      if (m === null) return;
+      if (m === null) {
+        // DoH: the stream carried the one reply there will be; a bad one fails the leg now.
+        if (this.upstream.stream instanceof DohPool) {
+          this.upstream.stream.stats.httpErrors.body++;
+          this.fail('https');
+        }
+        return;
+      }
       const k = takeStreamOptions(msg, m);
       if (k.keepalive >= 0) conn.serverKeepalive(k.keepalive);
       this.accept(k.msg, k.scan);
@@ -240,11 +307,28 @@ export class Leg implements PendingUdp, StreamWaiter {
     this.fail('malformed');
   }
 
-  onLost(established: boolean): void {
+  onHttpError(_kind: HttpErrorKind, _detail: string): void {
+    this.fail('https');
+  }
+
+  onLost(established: boolean, refused = false): void {
     this.conn = null;
     if (this.done) return;
     // The server closed a connection this query was on: send it again on another, within the race's deadline.
-    if (established && this.resends++ < MAX_RESENDS) return this.overStream();
+    // Refused streams were never processed: a server draining connections one after another may refuse a query more often.
+    if (established && (refused ? this.refusals++ < MAX_REFUSALS : this.resends++ < MAX_RESENDS)) return this.overStream();
+    // A connection that failed to come up right after the server was answering (this leg's connection just went
+    // away, or a valid reply came within the last second): a server restarting, whose old process resets what
+    // waited in its accept queue. One more try shortly after, still within the race's deadline.
+    const justAnswered = this.resends > 0 || this.refusals > 0 || performance.now() - this.upstream.health.lastGood < RESTART_WINDOW_MS;
+    if (!established && justAnswered && !this.retried) {
+      this.retried = true;
+      const t = setTimeout(() => {
+        if (!this.done) this.overStream();
+      }, RETRY_AFTER_MS);
+      t.unref();
+      return;
+    }
     this.fail(this.streamError());
   }
 
@@ -305,7 +389,8 @@ export class Leg implements PendingUdp, StreamWaiter {
 
   /** How a leg that could not get a stream connection is counted. */
   private streamError(): ErrorKind {
-    return this.upstream.spec.transport === 'tls' ? 'tls' : 'tcp';
+    const t = this.upstream.spec.transport;
+    return t === 'https' ? 'https' : t === 'tls' ? 'tls' : 'tcp';
   }
 
   private overTcp(): void {
@@ -332,7 +417,7 @@ export class Leg implements PendingUdp, StreamWaiter {
     this.done = true;
     this.release();
     this.upstream.stats.errors[error]++;
-    if (error === 'timeout' || error === 'network' || error === 'tcp' || error === 'tls') this.upstream.health.failure();
+    if (error === 'timeout' || error === 'network' || error === 'tcp' || error === 'tls' || error === 'https') this.upstream.health.failure();
     if (notify) this.owner.legFailed(this, error);
   }
 

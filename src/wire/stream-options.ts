@@ -21,7 +21,7 @@ const QUERY_BLOCK = 128;
  * (the last record, no options yet) is extended; any other query is returned
  * as it is.
  */
-export function withStreamOptions(query: Buffer, pad: boolean): Buffer {
+export function withStreamOptions(query: Buffer, pad: boolean, keepalive = true): Buffer {
   const opt = query.length - OPT_FIXED;
   if (
     opt < 12 ||
@@ -32,12 +32,13 @@ export function withStreamOptions(query: Buffer, pad: boolean): Buffer {
   ) {
     return query;
   }
-  const unpadded = query.length + 4;
+  if (!pad && !keepalive) return query;
+  const unpadded = query.length + (keepalive ? 4 : 0);
   const padLen = pad ? (QUERY_BLOCK - ((unpadded + 4) % QUERY_BLOCK)) % QUERY_BLOCK : -1;
   const out = Buffer.alloc(unpadded + (pad ? 4 + padLen : 0));
   query.copy(out);
   out.writeUInt16BE(out.length - query.length, opt + 9);
-  out.writeUInt32BE(OPT_TCP_KEEPALIVE << 16, query.length); // code 11, length 0
+  if (keepalive) out.writeUInt32BE(OPT_TCP_KEEPALIVE << 16, query.length); // code 11, length 0
   if (pad) out.writeUInt32BE((OPT_PADDING << 16) | padLen, unpadded); // zeros follow
   return out;
 }

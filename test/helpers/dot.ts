@@ -22,8 +22,11 @@ export function makePki(names: string[] = ['dns.test']): Pki {
   return makePkiIn(dir, names);
 }
 
-export async function startUnbound(pki: Pki, o: Omit<UnboundOptions, 'tlsPort' | 'plainPort'> = {}): Promise<Unbound> {
-  const u = await startUnboundWith(pki, { tlsPort: await freeTcpPort(), plainPort: await freeTcpPort(), ...o });
+/** `doh`: also serve DNS over HTTPS on a free port (`httpsPort`). */
+export async function startUnbound(pki: Pki, o: Omit<UnboundOptions, 'tlsPort' | 'plainPort' | 'httpsPort'> & { doh?: boolean; httpsPort?: number } = {}): Promise<Unbound> {
+  const { doh, ...rest } = o;
+  const httpsPort = o.httpsPort ?? (doh ? await freeTcpPort() : undefined);
+  const u = await startUnboundWith(pki, { tlsPort: await freeTcpPort(), plainPort: await freeTcpPort(), ...rest, ...(httpsPort ? { httpsPort } : {}) });
   running.push(u);
   return u;
 }
