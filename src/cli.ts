@@ -343,6 +343,15 @@ async function run(opts: Options): Promise<void> {
     }
     reportToPrimary({ type: 'ready' });
   } catch (err) {
+    if (control !== null && opts.controlSocket !== null) {
+      // A late failure (take-over, --user) leaves no socket file behind.
+      control.close();
+      try {
+        unlinkSync(opts.controlSocket);
+      } catch {
+        // the next start replaces it
+      }
+    }
     if (err instanceof RacedError) {
       // The code closes the line: scripts match it, people read the rest.
       const line = `${err.message} (${err.code})`;

@@ -10,4 +10,6 @@ export interface Client {
   /** A query raced asks itself (search domains): not counted, not searched again. */
   readonly internal?: boolean;
   respond(reply: Buffer): void;
+  /** Called instead of respond when raced ends a query with no reply (dropped, rate-limited): TCP stops owing it. */
+  dropped?(): void;
 }

@@ -114,6 +114,8 @@ export class Pipeline {
   private drainWaiters: (() => void)[] = [];
   /** raced is stopping: queries in flight are answered, new ones REFUSED. */
   draining = false;
+  /** Replies sent so far: tells handle() whether a query that faulted got one. */
+  private sent = 0;
   readonly rateLimiter: RateLimiter | null;
   /** Counts and logs the exceptions that get past everything else (raced_query_errors_total). */
   readonly guard: QueryGuard;
@@ -159,11 +161,14 @@ export class Pipeline {
     const outerFlight = this.currentFlight;
     this.current = null;
     this.currentFlight = null;
+    const sent = this.sent;
     try {
       this.handleQuery(msg, client);
     } catch (err) {
       this.undo();
       this.guard.fault('pipeline', err, client.address);
+      // Nothing went to the client for this query, and nothing will: a TCP connection stops owing it.
+      if (this.sent === sent) client.dropped?.();
     } finally {
       this.current = outer;
       this.currentFlight = outerFlight;
@@ -189,7 +194,7 @@ export class Pipeline {
     if (!v.ok) {
       if (v.rcode === null) {
         this.stats.dropped++;
-        return;
+        return client.dropped?.();
       }
       if (this.log.enabled('debug')) {
         const line = (): string => `bad query from ${client.address} (${v.reason}): ${rcodeName(v.rcode!)}`;
@@ -235,6 +240,14 @@ export class Pipeline {
       }
       if (hit !== null) stale = hit.entry;
     }
+    const route = this.router.select(msg);
+    const tooShort = (this.opts.fwdNdots ?? 0) > 0 && labelCount(msg) - 1 < this.opts.fwdNdots!;
+    if (route === LOCAL || route.length === 0 || this.opts.noRec || tooShort) {
+      // A local domain (dnsmasq --server=/domain/) or a name with too few dots (--fwd-ndots) is
+      // never forwarded: NXDOMAIN. No upstream at all, or --no-rec: REFUSED. None of these waits.
+      const rcode = route === LOCAL || (tooShort && !this.opts.noRec) ? Rcode.NXDOMAIN : Rcode.REFUSED;
+      return this.reply(client, errorReply(msg, pq.question, rcode, pq.edns, this.opts.ednsPacketMax), started, logging, 'not forwarded');
+    }
     // The cap counts only queries that would wait on upstreams: local and
     // cached answers go on, and a stale entry is the answer when it is full.
     if (this.inflight >= this.opts.forwardMax) {
@@ -258,14 +271,6 @@ export class Pipeline {
     this.current = w;
     if (stale !== null) {
       w.staleTimer = setTimeout(() => this.answerStale(w), Math.min(this.opts.staleAfterMs, this.opts.timeoutMs));
-    }
-    const route = this.router.select(msg);
-    const tooShort = (this.opts.fwdNdots ?? 0) > 0 && labelCount(msg) - 1 < this.opts.fwdNdots!;
-    if (route === LOCAL || route.length === 0 || this.opts.noRec || tooShort) {
-      // A local domain (dnsmasq --server=/domain/) or a name with too few dots (--fwd-ndots) is
-      // never forwarded: NXDOMAIN. No upstream at all, or --no-rec: REFUSED.
-      const rcode = route === LOCAL || (tooShort && !this.opts.noRec) ? Rcode.NXDOMAIN : Rcode.REFUSED;
-      return this.answer(w, errorReply(msg, pq.question, rcode, pq.edns, this.opts.ednsPacketMax));
     }
     const flight = this.flights.get(key);
     if (flight !== undefined) {
@@ -347,12 +352,12 @@ export class Pipeline {
   }
 
   private prefetch(key: string, msg: Buffer, pq: ParsedQuery, entry: CacheEntry): void {
-    if (this.flights.has(key)) return;
+    if (this.flights.has(key) || this.opts.noRec || this.draining) return;
+    const route = this.router.select(msg);
+    if (route === LOCAL || route.length === 0) return;
     entry.refreshing = true;
     if (this.cache) this.cache.stats.prefetches++;
     // The race stores its winner under `key`, which replaces `entry`.
-    const route = this.router.select(msg);
-    if (route === LOCAL || route.length === 0) return;
     this.startRace(key, msg, pq, [], route, performance.now()).refreshing = entry;
   }
 
@@ -369,6 +374,7 @@ export class Pipeline {
 
   /** `rcode`: the whole RCODE where it has extended bits (BADVERS), which the header alone does not show. */
   private send(client: Client, reply: Buffer, rcode = reply[3]! & 0x0f): void {
+    this.sent++;
     if (client.internal) return client.respond(reply);
     this.stats.replies[client.transport][rcode]!++;
     if (this.opts.roundRobin && reply.readUInt16BE(6) > 1) rotateAnswers(reply, questionEnd(reply), this.turn++);
@@ -391,6 +397,8 @@ export class Pipeline {
       const tc = errorReply(msg, pq.question, Rcode.NOERROR, pq.edns, this.opts.ednsPacketMax);
       tc[2]! |= 0x02;
       this.send(client, tc);
+    } else {
+      client.dropped?.();
     }
     return false;
   }

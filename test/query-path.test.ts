@@ -62,3 +62,20 @@ test('opcodes other than QUERY: NOTIMP, opcode echoed, AA/RA/RD clear; QUERY err
     await up.close();
   }
 });
+
+test('--dns-forward-max counts only queries that would wait: a local domain still gets NXDOMAIN at the cap', async () => {
+  const slow = await Stub.start({ delayMs: 800 });
+  const r = await startRaced([slow.label], { forwardMax: 1, routes: [{ domain: 'corp', spec: null }] });
+  try {
+    const waiting = udpRaw(r.port, makeQuery('slow.example'));
+    await new Promise((res) => setTimeout(res, 50));
+    const capped = await udpRaw(r.port, makeQuery('other.example'));
+    assert.equal(capped![3]! & 0xf, 5, 'a forwarded query at the cap: REFUSED');
+    const local = await udpRaw(r.port, makeQuery('host.corp'));
+    assert.equal(local![3]! & 0xf, 3, 'a local domain at the cap: NXDOMAIN, as without the cap');
+    assert.ok(await waiting);
+  } finally {
+    await r.close();
+    await slow.close();
+  }
+});

@@ -107,3 +107,30 @@ test('a client that never reads its replies is paused, then closed; memory stays
     await up.close();
   }
 });
+
+test('queries raced ends without a reply (empty frame, QR=1) do not pin a TCP connection: it ends after the client is done', async () => {
+  const up = await Stub.start();
+  const port = await freePort();
+  const { child } = await spawnRaced(['--listen', `127.0.0.1:${port}`, '--server', up.label, '--no-resolv']);
+  try {
+    const sock = await connect(port, '127.0.0.1');
+    sock.on('error', () => {});
+    const closed = new Promise<number>((res) => {
+      const t0 = Date.now();
+      sock.on('close', () => res(Date.now() - t0));
+    });
+    const qr1 = makeQuery('loop.example');
+    qr1[2] = qr1[2]! | 0x80;
+    sock.write(Buffer.concat([Buffer.from([0, 0]), frame(qr1), frame(makeQuery('real.example'))]));
+    let got = 0;
+    sock.on('data', () => got++);
+    await sleep(200);
+    sock.end();
+    const ms = await Promise.race([closed, sleep(3000).then(() => -1)]);
+    assert.ok(ms >= 0 && ms < 1000, `closed ${ms} ms after the client's FIN (it owed nothing more)`);
+    assert.equal(got >= 1, true, 'the real query was answered');
+  } finally {
+    child.kill('SIGTERM');
+    await up.close();
+  }
+});

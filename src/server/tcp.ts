@@ -109,6 +109,11 @@ export class TcpListener {
       transport: 'tcp',
       address,
       port: sock.remotePort ?? 0,
+      dropped: () => {
+        c.pending--;
+        c.active = Date.now();
+        if ((c.ended || this.draining) && c.pending === 0 && !sock.destroyed) sock.end();
+      },
       respond: (reply) => {
         c.pending--;
         c.active = Date.now();
