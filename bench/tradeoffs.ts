@@ -6,6 +6,7 @@
 // proxies count queries): error on p99 and on upstream queries per query.
 // auto for two targets and dnsmasq --all-servers go on the same frontier.
 //   node dist/bench/tradeoffs.js [--seconds N] [--rate QPS] [--scenario NAME]...
+import type { Prediction } from '../src/tradeoff/estimate.js';
 import { numArg } from './lib/args.js';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
@@ -35,15 +36,7 @@ const SCENARIOS: Record<string, Faults[]> = {
 const chosenScenarios = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--scenario' ? [a] : []));
 const scenarios = chosenScenarios.length > 0 ? chosenScenarios : ['tail-heavy'];
 
-interface Row {
-  option: string;
-  p50_ms: number | null;
-  p95_ms: number | null;
-  p99_ms: number | null;
-  answered_share: number | null;
-  upstream_queries_per_query: number | null;
-  upstream_bytes_per_query: number | null;
-}
+type Row = Prediction;
 
 /** raced flags that run one option by itself. */
 function flagsFor(option: string): string[] | null {

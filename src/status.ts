@@ -1,4 +1,5 @@
 // `raced status`: one line per upstream read from a running raced's /metrics.
+import type { Prediction } from './tradeoff/estimate.js';
 
 export interface Sample {
   name: string;
@@ -139,16 +140,8 @@ export async function status(url: string): Promise<string> {
   return formatStatus(samples);
 }
 
-/** GET /tradeoffs as served (tradeoff/engine.ts TradeoffReport), read loosely: it comes over the network. */
-interface TradeoffRow {
-  option: string;
-  p50_ms: number | null;
-  p95_ms: number | null;
-  p99_ms: number | null;
-  answered_share: number | null;
-  upstream_queries_per_query: number | null;
-  upstream_bytes_per_query: number | null;
-}
+/** GET /tradeoffs as served: one row per option (the field names are the contract). */
+type TradeoffRow = Prediction;
 
 /** `raced status --tradeoffs`: one line per option, the one in use marked with `*`. */
 export function formatTradeoffs(report: { window: { races: number; seconds: number }; target_ms: number | null; chosen: string | null; options: TradeoffRow[] }): string {
