@@ -251,10 +251,7 @@ export class Pipeline {
     // The cap counts only queries that would wait on upstreams: local and
     // cached answers go on, and a stale entry is the answer when it is full.
     if (this.inflight >= this.opts.forwardMax) {
-      if (stale !== null) {
-        cache!.stats.stale++;
-        return this.reply(client, this.staleReply(stale, msg, pq, maxSize), started, logging, 'stale, --dns-forward-max reached');
-      }
+      if (stale !== null) return this.reply(client, this.staleReply(stale, msg, pq, maxSize), started, logging, 'stale, --dns-forward-max reached');
       return this.reply(client, errorReply(msg, pq.question, Rcode.REFUSED, pq.edns, this.opts.ednsPacketMax), started, logging, '--dns-forward-max reached');
     }
     const w: Waiter = {
@@ -340,12 +337,12 @@ export class Pipeline {
   /** RFC 8767: the stale entry with TTL 30, while the race goes on to refresh the cache. */
   private answerStale(w: Waiter): void {
     if (w.done || w.stale === null) return;
-    if (this.cache) this.cache.stats.stale++;
     this.answer(w, this.staleReply(w.stale, w.query, w.pq, w.maxSize));
   }
 
-  /** RFC 8767 TTL 30 and, to EDNS clients only, RFC 8914's word that it is stale (19 for a stale NXDOMAIN). */
+  /** A stale answer, counted: RFC 8767 TTL 30 and, to EDNS clients only, RFC 8914's word that it is stale (19 for a stale NXDOMAIN). */
   private staleReply(entry: CacheEntry, query: Buffer, pq: ParsedQuery, maxSize: number): Buffer {
+    if (this.cache) this.cache.stats.stale++;
     const reply = shapeReply(entry.reply, entry, query, pq, maxSize, 0, 30);
     const ede = (reply[3]! & 0x0f) === Rcode.NXDOMAIN ? EDE.STALE_NXDOMAIN : EDE.STALE_ANSWER;
     return pq.edns && (reply[2]! & 0x02) === 0 ? addEde(reply, ede, maxSize, this.opts.ednsPacketMax) : reply;

@@ -105,22 +105,24 @@ export class TcpListener {
     const c = new Conn(sock, address, now);
     this.conns.add(c);
     this.perClient.set(address, (this.perClient.get(address) ?? 0) + 1);
+    /** One query fewer owed; the last one owed to a client that is done (or to a drain) ends the connection. Whether it closed. */
+    const settled = (): boolean => {
+      c.pending--;
+      c.active = Date.now();
+      if (!(c.ended || this.draining) || c.pending > 0) return false;
+      if (!sock.destroyed) sock.end();
+      return true;
+    };
     const client: Client = {
       transport: 'tcp',
       address,
       port: sock.remotePort ?? 0,
-      dropped: () => {
-        c.pending--;
-        c.active = Date.now();
-        if ((c.ended || this.draining) && c.pending === 0 && !sock.destroyed) sock.end();
-      },
+      dropped: () => void settled(),
       respond: (reply) => {
-        c.pending--;
-        c.active = Date.now();
-        if (sock.destroyed || !sock.writable) return;
+        if (sock.destroyed || !sock.writable) return void settled();
         sock.write(frame(reply));
-        if ((c.ended || this.draining) && c.pending === 0) sock.end();
-        else if (sock.writableLength > MAX_WRITE_QUEUE && c.blockedSince === 0) {
+        if (settled()) return;
+        if (sock.writableLength > MAX_WRITE_QUEUE && c.blockedSince === 0) {
           // The client is not reading: stop taking its queries until the queue drains.
           c.blockedSince = c.active;
           sock.pause();
@@ -141,8 +143,8 @@ export class TcpListener {
           this.pipeline.handle(msg, client);
         } catch (err) {
           // The last resort: this query is dropped, the connection and the listener live on.
-          c.pending--;
           this.pipeline.guard.fault('tcp', err, client.address);
+          settled();
         }
       });
       if (!c.reader.partial) c.partialSince = 0;
