@@ -10,6 +10,7 @@ import type { Logger } from './log.js';
 import type { AnswerCache } from './cache/cache.js';
 import { nameToText, typeName } from './wire/message.js';
 import { rcodeName } from './wire/constants.js';
+import { textToWire } from './wire/build.js';
 import { printable } from './guard.js';
 
 export class ControlError extends Error {
@@ -31,15 +32,12 @@ const IDLE_MS = 5000;
 export function nameToWire(text: string): Buffer {
   const name = text.trim().replace(/\.$/, '');
   if (name === '') return Buffer.from([0]);
-  const labels = name.split('.');
-  const parts: Buffer[] = [];
-  for (const l of labels) {
+  for (const l of name.split('.')) {
     if (l.length === 0 || l.length > 63) throw new ControlError(`not a domain name: '${printable(text, 80)}'`);
     if (/[^\x21-\x7e]/.test(l) || l.includes('\\')) throw new ControlError(`not a domain name (escapes and odd bytes are not supported): '${printable(text, 80)}'`);
-    parts.push(Buffer.from([l.length]), Buffer.from(l.toLowerCase(), 'latin1'));
   }
-  parts.push(Buffer.from([0]));
-  const wire = Buffer.concat(parts);
+  // Printable ASCII only (checked above), so toLowerCase folds exactly A-Z.
+  const wire = textToWire(name.toLowerCase());
   if (wire.length > 255) throw new ControlError(`not a domain name (longer than 255 bytes): '${printable(text, 80)}'`);
   return wire;
 }

@@ -5,7 +5,7 @@
 // it returns null and the caller answers SERVFAIL.
 import { CLASS_IN, EDNS_DO, FLAG_AA, FLAG_AD, FLAG_CD, FLAG_RD, HEADER_LEN, Type } from './constants.js';
 import { put16, put32, u16 } from './bytes.js';
-import type { ParsedQuery, Scan } from './message.js';
+import { sameName, type ParsedQuery, type Scan } from './message.js';
 
 const MAX_NAME = 255;
 
@@ -81,19 +81,6 @@ function rdataLayout(type: number): { before: number; names: number; after: numb
   }
 }
 
-/** Wire names equal but for ASCII case (RFC 4343). */
-function sameWire(a: Buffer, b: Buffer): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x === y) continue;
-    const lower = x | 0x20;
-    if (lower !== (y | 0x20) || lower < 0x61 || lower > 0x7a) return false;
-  }
-  return true;
-}
-
 /**
  * One record of `reply` at `off`, rewritten without compression pointers
  * but one: an owner equal to `target` becomes a pointer to `targetAt` (the
@@ -103,7 +90,7 @@ function sameWire(a: Buffer, b: Buffer): boolean {
 function expandRecord(reply: Buffer, off: number, end: number, target: Buffer, targetAt: number): { bytes: Buffer; next: number } | null {
   const owner = expandName(reply, off, end);
   if (owner === null || owner.next + 10 > end) return null;
-  const ownerBytes = sameWire(owner.name, target) ? Buffer.from([0xc0 | (targetAt >> 8), targetAt & 0xff]) : owner.name;
+  const ownerBytes = owner.name.length === target.length && sameName(owner.name, 0, target, 0, target.length) ? Buffer.from([0xc0 | (targetAt >> 8), targetAt & 0xff]) : owner.name;
   const fixed = owner.next;
   const type = u16(reply, fixed);
   const rdlen = u16(reply, fixed + 8);

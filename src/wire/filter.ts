@@ -6,6 +6,7 @@
 import { HEADER_LEN, Rcode, Type } from './constants.js';
 import { sameName, skipName, type Scan } from './message.js';
 import { copyBytes, put16, u16 } from './bytes.js';
+import { textToWire } from './build.js';
 
 export const ADDR_OK = 0;
 export const ADDR_IGNORE = 1;
@@ -89,7 +90,8 @@ export class AddressRules {
     this.ignore6 = prefixes(o.ignore, 6);
     this.bogus4 = prefixes(o.bogus, 4);
     this.bogus6 = prefixes(o.bogus, 6);
-    this.okDomains = o.rebindDomainOk.map(domainWire);
+    // Already lower-cased, no trailing dot (config/options.ts).
+    this.okDomains = o.rebindDomainOk.map(textToWire);
   }
 
   /** Nothing to check: the race need not call check() at all. */
@@ -134,11 +136,6 @@ export class AddressRules {
     }
     return false;
   }
-}
-
-function domainWire(name: string): Buffer {
-  const labels = name.toLowerCase().replace(/\.$/, '').split('.').filter(Boolean);
-  return Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
 }
 
 /**
