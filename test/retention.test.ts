@@ -21,9 +21,9 @@ after(async () => {
 
 test('an answered client query is not held while the losing leg is still open', async () => {
   const fast = await Stub.start({ address: '192.0.2.10' });
-  const slow = await Stub.start({ address: '192.0.2.20', delayMs: 1500 });
+  const slow = await Stub.start({ address: '192.0.2.20', delayMs: 2500 });
   stubs.push(fast, slow);
-  const r = await startRaced([fast.label, slow.label], { timeoutMs: 3000 });
+  const r = await startRaced([fast.label, slow.label], { timeoutMs: 4000 });
   try {
     let answered: (reply: Buffer) => void = () => {};
     const replied = new Promise<Buffer>((resolve) => (answered = resolve));
