@@ -4,17 +4,21 @@
 // `--all-servers --cache-size 0` (every race recorded, two legs each). The
 // per-run QPS ratio is the figure: the host's noise hits both alike.
 //   node dist/bench/tradeoff-cost.js --base /path/to/base/dist/src/cli.js [--seconds N] [--runs N]
+// `--base ceiling` puts the bare Node forwarder (bench/forward-ceiling.ts) in
+// the base's place: raced / ceiling side by side, the per-core goal of #17.
+import { fileURLToPath } from 'node:url';
 import { numArg } from './lib/args.js';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
-import { dnsperf, startNsd, startRaced, writeZone, type Proc } from './lib/procs.js';
+import { dnsperf, startNodeScript, startNsd, startRaced, writeZone, type Proc } from './lib/procs.js';
 import { median } from './lib/stats.js';
 
 const baseAt = process.argv.indexOf('--base');
 const base = baseAt > 0 ? process.argv[baseAt + 1] : undefined;
-if (!base || !existsSync(base)) {
-  process.stderr.write('usage: tradeoff-cost --base /path/to/base/dist/src/cli.js [--seconds N] [--runs N]\n');
+const ceiling = base === 'ceiling';
+if (!base || (!ceiling && !existsSync(base))) {
+  process.stderr.write('usage: tradeoff-cost --base /path/to/base/dist/src/cli.js|ceiling [--seconds N] [--runs N]\n');
   process.exit(2);
 }
 const seconds = numArg('--seconds', 5);
@@ -36,15 +40,17 @@ try {
   for (let run = 0; run < runs; run++) {
     // Alternate which starts first, so start order is no advantage.
     const first = run % 2 === 0;
-    const a = await startRaced(ports, ARGS, SERVER_CPU, first ? base : undefined);
-    const b = await startRaced(ports, ARGS, SERVER_CPU, first ? undefined : base);
+    const startBase = (): Promise<Proc> =>
+      ceiling ? startNodeScript('ceiling', fileURLToPath(new URL('./forward-ceiling.js', import.meta.url)), ports.map(String), SERVER_CPU) : startRaced(ports, ARGS, SERVER_CPU, base);
+    const a = first ? await startBase() : await startRaced(ports, ARGS, SERVER_CPU);
+    const b = first ? await startRaced(ports, ARGS, SERVER_CPU) : await startBase();
     procs.push(a, b);
     const [withBase, withWindow] = first ? [a, b] : [b, a];
     await Promise.all([dnsperf(withBase.port, queryFile, 1, { cpu: LOAD_CPU }), dnsperf(withWindow.port, queryFile, 1, { cpu: LOAD_CPU })]);
     const [rb, rw] = await Promise.all([dnsperf(withBase.port, queryFile, seconds, { cpu: LOAD_CPU }), dnsperf(withWindow.port, queryFile, seconds, { cpu: LOAD_CPU })]);
     ratios.push(rw.qps / rb.qps);
     pairs.push({ base: Math.round(rb.qps), window: Math.round(rw.qps) });
-    process.stderr.write(`run ${run + 1}/${runs}: base ${rb.qps.toFixed(0)} QPS, with the window ${rw.qps.toFixed(0)} QPS\n`);
+    process.stderr.write(`run ${run + 1}/${runs}: ${ceiling ? "ceiling" : "base"} ${rb.qps.toFixed(0)} QPS, this build ${rw.qps.toFixed(0)} QPS\n`);
     await a.stop();
     await b.stop();
   }
