@@ -12,8 +12,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { readFileSync } from 'node:fs';
 import { DEFAULTS, OptionValueError, defaultOptions, parse, parseBytes, parseIntIn, resolveStrategy, splitList, type Options, type ServerItem, type ValueSource } from './config/options.js';
 import { parseEndpoint } from './net/address.js';
-import { Raced, StartupError } from './raced.js';
-import { ERROR_CODES, RacedError, exitStatus } from './errors.js';
+import { Raced } from './raced.js';
+import { ERROR_CODES, RacedError, StartupError, exitStatus } from './errors.js';
 import { Logger, stderrIsJournal } from './log.js';
 import cluster from 'node:cluster';
 import { reportToPrimary, runPrimary, type ControlRequest, type WorkerMessage } from './workers.js';
@@ -22,7 +22,7 @@ import { ResolvTakeover } from './config/takeover.js';
 import { ConfFileError, addressRules, listenFrom, readConfFile } from './config/conf-file.js';
 import { normaliseDomain } from './router.js';
 import { answersOn } from './selfcheck.js';
-import { parseUpstream } from './upstream/upstream.js';
+import { nameserverUpstreams } from './config/resolv.js';
 import { installProcessGuard, printable } from './guard.js';
 import { dropPrivileges, plannedUser, unreadable, unwritableDir, type Account } from './privilege.js';
 import { ControlError, localHandlers, runCommand, sendCommand, startControl } from './control.js';
@@ -459,14 +459,7 @@ function applyConfFile(program: Command, path: string): { hostsLines: string[]; 
 
 /** The host's nameservers as upstreams; raced's own addresses are skipped later, with a warning. */
 function upstreamsFrom(takeover: ResolvTakeover, log: Logger): Options['servers'] {
-  const out: Options['servers'] = [];
-  for (const ns of takeover.original().nameservers) {
-    try {
-      out.push(parseUpstream(ns));
-    } catch (err) {
-      log.warn(`${RESOLV_CONF}: skipping nameserver '${ns}': ${(err as Error).message}`);
-    }
-  }
+  const out = nameserverUpstreams(takeover.original().nameservers, RESOLV_CONF, (m) => log.warn(m));
   if (out.length === 0) throw new StartupError(ERROR_CODES.TAKEOVER, `no nameserver in ${RESOLV_CONF} to use as upstream; give --server`);
   return out;
 }
