@@ -1,15 +1,15 @@
 // Assembles a running raced from an options object: upstreams, strategy,
 // cache, pipeline, listeners; and takes it apart again (SIGHUP, SIGTERM).
 import type { Options } from './config/options.js';
-import { readResolvSearch, readResolvUpstreams, watchResolv } from './config/resolv.js';
-import { isLoopback, isWildcard, unmap, type Endpoint } from './net/address.js';
+import { readResolvSearch, watchResolv } from './config/resolv.js';
+import { upstreamLists } from './config/upstreams.js';
+import type { Endpoint } from './net/address.js';
 import { Upstream, type StreamSettings, type UpstreamEvents, type UpstreamSpec } from './upstream/upstream.js';
-import { upstreamTlsContext } from './upstream/ca.js';
+import { UpstreamSet } from './upstream/set.js';
 import { NameWatch } from './upstream/bootstrap.js';
 import type { DohPool } from './upstream/doh-pool.js';
 import { FAILING_AFTER_MS } from './upstream/health.js';
 import { RECENT_STEP_S } from './upstream/stats.js';
-import { performance } from 'node:perf_hooks';
 import { UdpPool } from './upstream/udp-pool.js';
 import { makeStrategy } from './strategy/index.js';
 import { AnswerCache } from './cache/cache.js';
@@ -25,20 +25,10 @@ import { ERROR_CODES, StartupError } from './errors.js';
 import cluster from 'node:cluster';
 import { hasReusePort } from './workers.js';
 import type { Server } from 'node:http';
-import { buildRegistry } from './metrics/registry.js';
-import { exposureWarning, registrySource, startMetricsServer } from './metrics/server.js';
-import { answerPrimaryScrapes } from './metrics/cluster.js';
+import { startMetrics } from './metrics/start.js';
+import { streamSettings } from './config/tls.js';
 import { Tradeoffs } from './tradeoff/engine.js';
 import { learnedHedgeMs } from './strategy/hedged.js';
-
-/** Is `up` one of raced's own listen addresses? Forwarding there would loop. */
-export function isSelf(up: Endpoint, listen: readonly Endpoint[]): boolean {
-  return listen.some((l) => {
-    if (l.port !== up.port) return false;
-    if (l.host === up.host) return true;
-    return isWildcard(l.host) && (isLoopback(unmap(up.host)) || isWildcard(up.host));
-  });
-}
 
 /** The option of GET /tradeoffs the configured strategy runs as; null for those that are none of them. */
 function fixedOption(o: Options): string | null {
@@ -60,7 +50,10 @@ export class Raced {
   private started = false;
   /** Predictions of every fan-out option from the default upstreams' races (GET /tradeoffs). */
   readonly tradeoffs: Tradeoffs;
-  private readonly upstreamsByLabel = new Map<string, Upstream>();
+  private readonly set = new UpstreamSet(
+    (spec) => this.makeUpstream(spec),
+    (m) => this.log.warn(m),
+  );
   private readonly listeners: Listeners;
   private unwatch: (() => void) | null = null;
   private metricsServer: Server | null = null;
@@ -227,32 +220,15 @@ export class Raced {
     );
   }
 
-  /**
-   * Metrics: served here in a single process; in a cluster worker only
-   * answering the primary, which sums every worker's series.
-   */
+  /** --metrics-listen: /metrics and /healthz (in a cluster worker, the primary's scrapes). */
   async startMetrics(version: string): Promise<void> {
     if (this.opts.metricsListen === null) return;
-    if (cluster.isWorker) {
-      answerPrimaryScrapes(buildRegistry(this, version));
-      return;
-    }
-    const exposed = exposureWarning(this.opts.metricsListen);
-    if (exposed) this.log.warn(exposed);
-    const reg = buildRegistry(this, version);
-    const unhealthy = (): string | null => {
-      const now = performance.now();
-      if (this.upstreams.some((u) => u.health.state(now) === 'up')) return null;
-      if (this.upstreams.every((u) => !u.health.up)) return 'every upstream is down';
-      return `no upstream gave a valid answer in the last ${FAILING_AFTER_MS / 1000} s (${this.upstreams.map((u) => `${u.label} ${u.health.state(now)}`).join(', ')})`;
-    };
     try {
-      this.metricsServer = await startMetricsServer(this.opts.metricsListen, registrySource(reg, unhealthy, () => this.tradeoffs.report()));
+      this.metricsServer = await startMetrics(this.opts.metricsListen, this, version, this.log);
     } catch (err) {
       await this.stop(0);
       throw new StartupError(ERROR_CODES.METRICS, `cannot serve metrics on ${this.opts.metricsListen.label}: ${(err as Error).message}`);
     }
-    this.log.info(`metrics on http://${this.opts.metricsListen.label}/metrics`);
   }
 
   /** SIGHUP: re-read the resolv-file and rebuild the upstream set without dropping traffic. */
@@ -266,66 +242,23 @@ export class Raced {
   }
 
   private loadUpstreams(initial: boolean): void {
-    let specs: UpstreamSpec[] = this.opts.servers;
-    let from = this.opts.serversFrom;
-    const routes = this.opts.routes;
-    if (specs.length === 0 && !this.opts.noResolv) {
-      from = this.opts.resolvFile;
-      try {
-        specs = readResolvUpstreams(this.opts.resolvFile, (m) => this.log.warn(m));
-      } catch (err) {
-        throw new StartupError(ERROR_CODES.UPSTREAMS, `cannot read --resolv-file ${this.opts.resolvFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-    }
-    const used = new Set<Upstream>();
-    const upstreamFor = (spec: UpstreamSpec, source: string): Upstream | null => {
-      if (!spec.hostName && isSelf(spec.endpoint, this.opts.listen)) {
-        this.log.warn(`skipping upstream ${spec.label} from ${source}: it is raced's own listen address`);
-        return null;
-      }
-      let u = this.upstreamsByLabel.get(spec.label);
-      if (u === undefined) {
-        u = new Upstream(spec, this.pool, this.events, spec.transport === 'udp' ? null : this.stream());
-        this.upstreamsByLabel.set(spec.label, u);
-        if (spec.hostName) this.watchName(u, spec.hostName);
-      }
-      used.add(u);
-      return u;
-    };
-    const defaults: Upstream[] = [];
-    for (const spec of specs) {
-      const u = upstreamFor(spec, from);
-      if (u && !defaults.includes(u)) defaults.push(u);
-    }
+    const { defaults, domains } = this.set.update(
+      upstreamLists(this.opts, (m) => this.log.warn(m)),
+      this.opts.listen,
+    );
     const rules = new Map<string, Route>();
-    for (const r of routes) {
-      if (r.spec === null) {
-        rules.set(r.domain, LOCAL);
-        continue;
-      }
-      const u = upstreamFor(r.spec, `--server /${r.domain}/`);
-      const have = rules.get(r.domain);
-      if (u === null || have === LOCAL) continue;
-      rules.set(r.domain, have && !have.includes(u) ? [...have, u] : have ?? [u]);
-    }
-    if (defaults.length === 0 && rules.size === 0) {
-      throw new StartupError(
-        ERROR_CODES.UPSTREAMS,
-        this.opts.noResolv && this.opts.servers.length === 0
-          ? 'no upstream servers: give --server, or drop --no-resolv'
-          : `no upstream servers left from ${from} (every one is raced itself or none is listed)`,
-      );
-    }
-    for (const [label, u] of this.upstreamsByLabel) {
-      if (!used.has(u)) {
-        u.close();
-        this.upstreamsByLabel.delete(label);
-      }
-    }
+    for (const [domain, ups] of domains) rules.set(domain, ups ?? LOCAL);
     this.router.setUpstreams(defaults, rules);
     this.tradeoffs.bind(defaults);
     this.pipeline.setTradeoffWindow(this.tradeoffs.window);
     if (!initial) this.log.info(`upstreams now ${this.upstreams.map((u) => u.label).join(', ')}`);
+  }
+
+  /** A new upstream; one named by a host name is down until its name resolves. */
+  private makeUpstream(spec: UpstreamSpec): Upstream {
+    const u = new Upstream(spec, this.pool, this.events, spec.transport === 'udp' ? null : this.stream());
+    if (spec.hostName) this.watchName(u, spec.hostName);
+    return u;
   }
 
   /**
@@ -348,24 +281,9 @@ export class Raced {
     });
   }
 
+  /** Read on first use: the CA files once, and only when a stream upstream (or --tls-ca) needs them. */
   private stream(): StreamSettings {
-    if (this.streamOpts) return this.streamOpts;
-    const o = this.opts;
-    let context: StreamSettings['context'];
-    try {
-      context = upstreamTlsContext(o.tlsCa);
-    } catch (err) {
-      throw new StartupError(ERROR_CODES.FILE, (err as Error).message);
-    }
-    this.streamOpts = {
-      size: o.tlsPool,
-      context,
-      connectTimeoutMs: o.tlsConnectTimeoutMs,
-      handshakeTimeoutMs: o.tlsHandshakeTimeoutMs,
-      readTimeoutMs: o.tlsReadTimeoutMs,
-      idleTimeoutMs: o.tlsIdleTimeoutMs,
-    };
-    return this.streamOpts;
+    return (this.streamOpts ??= streamSettings(this.opts));
   }
 
   /**
@@ -382,7 +300,7 @@ export class Raced {
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections();
     // Legs cut short by raced's own stop are no sign that an upstream is down.
-    for (const u of this.upstreamsByLabel.values()) u.health.stop();
+    for (const u of this.set.values()) u.health.stop();
     this.pipeline.draining = true;
     this.listeners.drain();
     await this.pipeline.drain(graceMs);
@@ -390,7 +308,7 @@ export class Raced {
     // After the drain, so the answers of the last races are in it.
     if (this.started) await this.cacheFile?.close();
     await this.listeners.close();
-    for (const u of this.upstreamsByLabel.values()) u.close();
+    this.set.close();
     this.pipeline.hosts?.stop();
     this.pool.close();
   }
