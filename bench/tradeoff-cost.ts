@@ -3,7 +3,7 @@
 // on the server CPU at once with their own dnsperf, same two nsd upstreams,
 // `--all-servers --cache-size 0` (every race recorded, two legs each). The
 // per-run QPS ratio is the figure: the host's noise hits both alike.
-//   node dist/bench/tradeoff-cost.js --base /path/to/base/dist/src/cli.js [--seconds N] [--runs N]
+//   node dist/bench/tradeoff-cost.js --base /path/to/base/dist/src/main.js [--seconds N] [--runs N]
 import { numArg } from './lib/args.js';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
@@ -14,7 +14,7 @@ import { median } from './lib/stats.js';
 const baseAt = process.argv.indexOf('--base');
 const base = baseAt > 0 ? process.argv[baseAt + 1] : undefined;
 if (!base || !existsSync(base)) {
-  process.stderr.write('usage: tradeoff-cost --base /path/to/base/dist/src/cli.js [--seconds N] [--runs N]\n');
+  process.stderr.write('usage: tradeoff-cost --base /path/to/base/dist/src/main.js [--seconds N] [--runs N]\n');
   process.exit(2);
 }
 const seconds = numArg('--seconds', 5);
