@@ -38,6 +38,9 @@ function parseServeStale(v: string): number | true {
   return parseIntIn(v, 1, 604800);
 }
 
+/** --cache-max-bytes's default as a user would write it: 32m. */
+const CACHE_MAX_SHOWN = `${DEFAULTS.cacheMaxBytes / 2 ** 20}m`;
+
 export function buildProgram(version: string): Command {
   const program = new Command();
   program
@@ -54,9 +57,9 @@ export function buildProgram(version: string): Command {
     .addOption(opt('--timeout <ms>', 'deadline for one client query, then SERVFAIL').argParser(int(1, 60000)).default(DEFAULTS.timeoutMs))
     .addOption(opt('--try-timeout <ms>', 'ordered: wait this long for one upstream before asking the next and marking it down').argParser(int(1, 60000)).default(DEFAULTS.tryTimeoutMs))
     .addOption(opt('--hedge-delay <ms>', 'hedged: ask the next upstream after this fixed delay (default: learned from latency)').argParser(int(1, 60000)))
-    .addOption(opt('--race-width <k>', 'top-k: race this many upstreams with the best latency at once').argParser(int(1, 64)).default(2))
+    .addOption(opt('--race-width <k>', 'top-k: race this many upstreams with the best latency at once').argParser(int(1, 64)).default(DEFAULTS.raceWidth))
     .addOption(opt('--latency-target <ms>', 'auto: use the cheapest fan-out whose predicted p99 is at most this').argParser(int(1, 60000)))
-    .addOption(opt('--explore-share <share>', 'hedged, top-k, auto: ask every healthy upstream on this share of races (2% or 0.02; 0: never) to keep the trade-off predictions current').argParser(arg(parse.share)).default(0.02, '2%'))
+    .addOption(opt('--explore-share <share>', 'hedged, top-k, auto: ask every healthy upstream on this share of races (2% or 0.02; 0: never) to keep the trade-off predictions current').argParser(arg(parse.share)).default(DEFAULTS.exploreShare, `${DEFAULTS.exploreShare * 100}%`))
     .addOption(opt('--negative-grace <ms>', 'an NXDOMAIN/NODATA waits this long for another upstream to agree or answer; 0: first valid answer wins (default: the pending upstreams\' p95 latency, at most 100)').argParser(int(0, 60000)))
     .addOption(opt('--ignore-address <addr|cidr>', 'a reply with this address in its answer counts as no reply (filtering upstreams: 0.0.0.0, ::); repeatable').argParser(list(parse.allow)))
     .addOption(opt('--bogus-nxdomain <addr|cidr>', 'a reply with this address in its answer becomes NXDOMAIN; repeatable').argParser(list(parse.allow)))
@@ -64,12 +67,12 @@ export function buildProgram(version: string): Command {
     .addOption(opt('--rebind-localhost-ok', 'with --stop-dns-rebind: let 127.0.0.0/8 and ::1 through'))
     .addOption(opt('--rebind-domain-ok <domain>', 'with --stop-dns-rebind: names under this domain may resolve to private addresses; repeatable, or /dom1/dom2/').argParser(list(parse.domains)))
     .addOption(opt('--cache-size <n>', 'answer cache entries; 0 disables the cache').argParser(int(0, 10_000_000)).default(DEFAULTS.cacheSize))
-    .addOption(opt('--cache-max-bytes <n>', 'bound on the bytes of cached replies, least recently used go first; k, m, g suffixes (default: 32m)').argParser(arg((v) => parseBytes(v, 65536, 2 ** 40))).default(DEFAULTS.cacheMaxBytes, '32m'))
+    .addOption(opt('--cache-max-bytes <n>', `bound on the bytes of cached replies, least recently used go first; k, m, g suffixes (default: ${CACHE_MAX_SHOWN})`).argParser(arg((v) => parseBytes(v, 65536, 2 ** 40))).default(DEFAULTS.cacheMaxBytes, CACHE_MAX_SHOWN))
     .addOption(opt('--min-cache-ttl <s>', 'raise cached TTLs to at least this').argParser(int(0, 604800)).default(DEFAULTS.minCacheTtl))
     .addOption(opt('--max-cache-ttl <s>', 'lower cached TTLs to at most this').argParser(int(0, 604800)).default(DEFAULTS.maxCacheTtl))
     .addOption(opt('--no-negcache', 'do not cache NXDOMAIN/NODATA answers'))
     .addOption(opt('--neg-ttl <s>', 'cache negative answers without an SOA for this long (default: not at all)').argParser(int(0, 86400)))
-    .addOption(opt('--serve-stale [s]', 'answer from expired entries for up to s seconds (default 86400) when upstreams fail; RACED_SERVE_STALE=on: the default').argParser(arg(parseServeStale)))
+    .addOption(opt('--serve-stale [s]', `answer from expired entries for up to s seconds (default ${DEFAULTS.serveStaleSeconds}) when upstreams fail; RACED_SERVE_STALE=on: the default`).argParser(arg(parseServeStale)))
     .addOption(opt('--prefetch', 'refresh popular cache entries shortly before they expire'))
     .addOption(opt('--cache-file <path>', 'save the cache here on exit and every --cache-save-interval, load it at start (mode 0600; --workers 1 only)'))
     .addOption(opt('--cache-save-interval <s>', 'seconds between saves of --cache-file; 0: only on exit and on `raced cache save`').argParser(int(0, 604800)).default(DEFAULTS.cacheSaveInterval))
@@ -94,17 +97,17 @@ export function buildProgram(version: string): Command {
     .addOption(opt('--default-resolver', "make raced the host's only nameserver in /etc/resolv.conf while it runs (its nameservers become the upstreams); restored on exit"))
     .addOption(opt('--search-domains <list>', 'search domains, comma separated (default: the resolv-file\'s search line)').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
     .addOption(opt('--enable-search', 'qualify names with the search domains for clients that do not (musl)'))
-    .addOption(opt('--ndots <n>', 'names with at least this many dots are tried as asked first').argParser(int(0, 15)).default(1))
-    .addOption(opt('--fwd-ndots <n>', 'names with fewer dots are not forwarded (NXDOMAIN); 0: all are').argParser(int(0, 15)).default(0))
+    .addOption(opt('--ndots <n>', 'names with at least this many dots are tried as asked first').argParser(int(0, 15)).default(DEFAULTS.ndots))
+    .addOption(opt('--fwd-ndots <n>', 'names with fewer dots are not forwarded (NXDOMAIN); 0: all are').argParser(int(0, 15)).default(DEFAULTS.fwdNdots))
     .addOption(opt('--no-rec', 'never forward: answer only from hosts files and the cache (REFUSED otherwise)'))
     .addOption(opt('--round-robin', 'rotate the order of A/AAAA records in every reply, cache hits included'))
     .addOption(opt('--hostsfile <path>', 'answer names from this hosts file (wildcard *.domain allowed); repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
     .addOption(opt('--addn-hosts <path>', "dnsmasq's name for --hostsfile; repeatable").argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), ...splitList(v)]))
     .addOption(opt('--hosts-ttl <s>', 'TTL of answers from hosts files').argParser(int(0, 86400)).default(DEFAULTS.hostsTtl))
-    .addOption(opt('--hostsfile-poll <s>', 're-read hosts files this often when they change; 0: never').argParser(int(0, 86400)).default(0))
+    .addOption(opt('--hostsfile-poll <s>', 're-read hosts files this often when they change; 0: never').argParser(int(0, 86400)).default(DEFAULTS.hostsPoll))
     .addOption(opt('--metrics-listen <addr:port>', `serve Prometheus /metrics and /healthz here (off by default; e.g. ${DEFAULTS.metricsListen})`).argParser(arg(parse.endpoint)))
     .addOption(opt('--user <name>', 'after binding, run as this user (started as root: default nobody; --default-resolver keeps root)'))
-    .addOption(opt('--workers <n|auto>', 'processes answering queries (node:cluster), each with its own cache; auto = one per core').argParser(arg(parse.workers)).default(1))
+    .addOption(opt('--workers <n|auto>', 'processes answering queries (node:cluster), each with its own cache; auto = one per core').argParser(arg(parse.workers)).default(DEFAULTS.workers))
     .addOption(opt('--rate-limit <qps>', 'queries per second per client prefix (a bucket of one second\'s worth); off by default').argParser(int(1, 10_000_000)))
     .addOption(opt('--rate-limit-prefix <v4,v6>', 'prefix lengths that count as one client for --rate-limit').argParser(arg(parse.rateLimitPrefix)).default(DEFAULTS.rateLimitPrefix))
     .addOption(opt('--rate-limit-action <action>', 'over the limit: refuse (REFUSED) | drop (no reply) | truncate (TC=1 over UDP; TCP then not limited)').argParser(arg(parse.rateLimitAction)).default(DEFAULTS.rateLimitAction))

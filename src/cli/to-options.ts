@@ -1,7 +1,6 @@
 // Commander's parsed values (by attribute name) into the one options object,
 // with the checks that weigh flags against each other.
 import { DEFAULTS, OptionValueError, defaultOptions, parse, resolveStrategy, type Options, type ServerItem, type ValueSource } from '../config/options.js';
-import { parseEndpoint } from '../net/address.js';
 
 export type Raw = Record<string, unknown>;
 
@@ -10,7 +9,6 @@ export function toOptions(raw: Raw, source: (attr: string) => ValueSource = () =
   const o = defaultOptions();
   // The same address twice would fail to bind the second time: keep one.
   if (raw.listen) o.listen = [...new Map((raw.listen as Options['listen']).map((l) => [l.label, l])).values()];
-  else o.listen = [parseEndpoint(DEFAULTS.listen, 53)];
   const items = (raw.server as ServerItem[] | undefined) ?? [];
   o.servers = items.flatMap((i) => ('spec' in i ? [i.spec] : []));
   o.routes = items.flatMap((i) => ('routes' in i ? i.routes : []));
@@ -29,8 +27,8 @@ export function toOptions(raw: Raw, source: (attr: string) => ValueSource = () =
   o.minCacheTtl = raw.minCacheTtl as number;
   o.maxCacheTtl = raw.maxCacheTtl as number;
   o.negCache = raw.negcache !== false;
-  o.negTtl = (raw.negTtl as number | undefined) ?? DEFAULTS.negTtl;
-  o.serveStale = raw.serveStale === true ? 86400 : ((raw.serveStale as number | undefined) ?? 0);
+  o.negTtl = (raw.negTtl as number | undefined) ?? o.negTtl;
+  o.serveStale = raw.serveStale === true ? DEFAULTS.serveStaleSeconds : ((raw.serveStale as number | undefined) ?? o.serveStale);
   o.prefetch = raw.prefetch === true;
   o.cacheFile = (raw.cacheFile as string | undefined) || null;
   o.cacheSaveInterval = raw.cacheSaveInterval as number;
@@ -64,12 +62,12 @@ export function toOptions(raw: Raw, source: (attr: string) => ValueSource = () =
   o.tlsHandshakeTimeoutMs = raw.tlsHandshakeTimeout as number;
   o.tlsReadTimeoutMs = raw.tlsReadTimeout as number;
   o.tlsIdleTimeoutMs = raw.tlsIdleTimeout as number;
-  o.rateLimit = (raw.rateLimit as number | undefined) ?? 0;
+  o.rateLimit = (raw.rateLimit as number | undefined) ?? o.rateLimit;
   const prefix = typeof raw.rateLimitPrefix === 'string' ? parse.rateLimitPrefix(raw.rateLimitPrefix) : (raw.rateLimitPrefix as [number, number]);
   [o.rateLimitV4Prefix, o.rateLimitV6Prefix] = prefix;
   o.rateLimitAction = raw.rateLimitAction as Options['rateLimitAction'];
   o.rateLimitExempt = (raw.rateLimitExempt as Options['rateLimitExempt'] | undefined) ?? [];
-  o.negativeGraceMs = (raw.negativeGrace as number | undefined) ?? -1;
+  o.negativeGraceMs = (raw.negativeGrace as number | undefined) ?? o.negativeGraceMs;
   o.ignoreAddress = (raw.ignoreAddress as Options['ignoreAddress'] | undefined) ?? [];
   o.bogusNxdomain = (raw.bogusNxdomain as Options['bogusNxdomain'] | undefined) ?? [];
   o.stopDnsRebind = raw.stopDnsRebind === true;
