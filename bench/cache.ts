@@ -84,7 +84,7 @@ try {
   const wres: number[] = [];
   if (!memoryOnly) {
   const wp = await freePort();
-  const workers = spawn(process.execPath, ['--max-semi-space-size=4', fileURLToPath(new URL('../src/cli.js', import.meta.url)), '--listen', `127.0.0.1:${wp}`, `--server=127.0.0.1:${up[0]}`, '--workers', '2', '--log-level', 'warn'], { stdio: 'ignore' });
+  const workers = spawn(process.execPath, ['--max-semi-space-size=4', fileURLToPath(new URL('../src/main.js', import.meta.url)), '--listen', `127.0.0.1:${wp}`, `--server=127.0.0.1:${up[0]}`, '--workers', '2', '--log-level', 'warn'], { stdio: 'ignore' });
   await waitDns(wp);
   await dnsperf(wp, small.queryFile, 2);
   for (let i = 0; i < runs; i++) wres.push((await dnsperf(wp, small.queryFile, seconds, { cpu: LOAD_CPU })).qps);

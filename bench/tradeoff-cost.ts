@@ -3,9 +3,10 @@
 // on the server CPU at once with their own dnsperf, same two nsd upstreams,
 // `--all-servers --cache-size 0` (every race recorded, two legs each). The
 // per-run QPS ratio is the figure: the host's noise hits both alike.
-//   node dist/bench/tradeoff-cost.js --base /path/to/base/dist/src/cli.js [--seconds N] [--runs N]
-// `--base ceiling` puts the bare Node forwarder (bench/forward-ceiling.ts) in
-// the base's place: raced / ceiling side by side, the per-core goal of #17.
+//   node dist/bench/tradeoff-cost.js --base /path/to/base/dist/src/main.js [--seconds N] [--runs N]
+// (builds from before the CLI split run from dist/src/cli.js). `--base ceiling`
+// puts the bare Node forwarder (bench/forward-ceiling.ts) in the base's place:
+// raced / ceiling side by side, the per-core goal of #17.
 import { fileURLToPath } from 'node:url';
 import { numArg } from './lib/args.js';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
@@ -18,7 +19,7 @@ const baseAt = process.argv.indexOf('--base');
 const base = baseAt > 0 ? process.argv[baseAt + 1] : undefined;
 const ceiling = base === 'ceiling';
 if (!base || (!ceiling && !existsSync(base))) {
-  process.stderr.write('usage: tradeoff-cost --base /path/to/base/dist/src/cli.js|ceiling [--seconds N] [--runs N]\n');
+  process.stderr.write('usage: tradeoff-cost --base /path/to/base/dist/src/main.js|ceiling [--seconds N] [--runs N]\n');
   process.exit(2);
 }
 const seconds = numArg('--seconds', 5);

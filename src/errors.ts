@@ -40,3 +40,8 @@ export class RacedError extends Error {
     super(message);
   }
 }
+
+/** A start-up failure with a message meant for the user as it is. */
+export class StartupError extends RacedError {
+  override name = 'StartupError';
+}

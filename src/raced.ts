@@ -1,17 +1,15 @@
 // Assembles a running raced from an options object: upstreams, strategy,
 // cache, pipeline, listeners; and takes it apart again (SIGHUP, SIGTERM).
 import type { Options } from './config/options.js';
-import { parseResolvConf, readResolvUpstreams, watchResolv } from './config/resolv.js';
-import { readFileSync } from 'node:fs';
-import { endpointLabel, isLoopback, isWildcard, parseEndpoint, unmap, type Endpoint } from './net/address.js';
-import { listenFds, udpFamilyOf } from './server/systemd.js';
+import { readResolvSearch, watchResolv } from './config/resolv.js';
+import { upstreamLists } from './config/upstreams.js';
+import type { Endpoint } from './net/address.js';
 import { Upstream, type StreamSettings, type UpstreamEvents, type UpstreamSpec } from './upstream/upstream.js';
-import { upstreamTlsContext } from './upstream/ca.js';
+import { UpstreamSet } from './upstream/set.js';
 import { NameWatch } from './upstream/bootstrap.js';
 import type { DohPool } from './upstream/doh-pool.js';
 import { FAILING_AFTER_MS } from './upstream/health.js';
 import { RECENT_STEP_S } from './upstream/stats.js';
-import { performance } from 'node:perf_hooks';
 import { UdpPool } from './upstream/udp-pool.js';
 import { makeStrategy } from './strategy/index.js';
 import { AnswerCache } from './cache/cache.js';
@@ -19,33 +17,18 @@ import { CacheFile } from './cache/persist.js';
 import { Pipeline } from './pipeline.js';
 import { AddressRules } from './wire/filter.js';
 import { LOCAL, Router, type Route } from './router.js';
-import { UdpListener } from './server/udp.js';
-import { TcpListener, TcpStats, type TcpOptions } from './server/tcp.js';
+import { Listeners } from './server/listen.js';
+import type { TcpStats } from './server/tcp.js';
 import { Logger } from './log.js';
 import { LocalHosts } from './hosts/local.js';
-import { ERROR_CODES, RacedError } from './errors.js';
+import { ERROR_CODES, StartupError } from './errors.js';
 import cluster from 'node:cluster';
 import { hasReusePort } from './workers.js';
 import type { Server } from 'node:http';
-import { buildRegistry } from './metrics/registry.js';
-import { exposureWarning, registrySource, startMetricsServer } from './metrics/server.js';
-import { answerPrimaryScrapes } from './metrics/cluster.js';
+import { startMetrics } from './metrics/start.js';
+import { streamSettings } from './config/tls.js';
 import { Tradeoffs } from './tradeoff/engine.js';
 import { learnedHedgeMs } from './strategy/hedged.js';
-
-/** A start-up failure with a message meant for the user as it is. */
-export class StartupError extends RacedError {
-  override name = 'StartupError';
-}
-
-/** Is `up` one of raced's own listen addresses? Forwarding there would loop. */
-export function isSelf(up: Endpoint, listen: readonly Endpoint[]): boolean {
-  return listen.some((l) => {
-    if (l.port !== up.port) return false;
-    if (l.host === up.host) return true;
-    return isWildcard(l.host) && (isLoopback(unmap(up.host)) || isWildcard(up.host));
-  });
-}
 
 /** The option of GET /tradeoffs the configured strategy runs as; null for those that are none of them. */
 function fixedOption(o: Options): string | null {
@@ -67,13 +50,11 @@ export class Raced {
   private started = false;
   /** Predictions of every fan-out option from the default upstreams' races (GET /tradeoffs). */
   readonly tradeoffs: Tradeoffs;
-  private readonly upstreamsByLabel = new Map<string, Upstream>();
-  private readonly udp: UdpListener[] = [];
-  private readonly tcp: TcpListener[] = [];
-  /** Client TCP connections shed, over every listener. */
-  readonly tcpStats = new TcpStats();
-  /** The listen addresses as bound (port 0 resolved). */
-  readonly bound: Endpoint[] = [];
+  private readonly set = new UpstreamSet(
+    (spec) => this.makeUpstream(spec),
+    (m) => this.log.warn(m),
+  );
+  private readonly listeners: Listeners;
   private unwatch: (() => void) | null = null;
   private metricsServer: Server | null = null;
   private stopping = false;
@@ -169,6 +150,7 @@ export class Raced {
       this.log,
       hosts,
     );
+    this.listeners = new Listeners(this.pipeline, this.log, { idleTimeoutMs: opts.tcpIdleMs, maxConnections: opts.maxTcpConnections, maxPerClient: opts.maxTcpPerClient });
   }
 
   private startHosts(): LocalHosts {
@@ -183,9 +165,28 @@ export class Raced {
     return this.router.upstreams;
   }
 
+  /** The listen addresses as bound (port 0 resolved). */
+  get bound(): readonly Endpoint[] {
+    return this.listeners.bound;
+  }
+
+  /** Client TCP connections shed, over every listener. */
+  get tcpStats(): TcpStats {
+    return this.listeners.tcpStats;
+  }
+
+  /** Client TCP connections open now, over every listener. */
+  get tcpConnections(): number {
+    return this.listeners.tcpConnections;
+  }
+
   /** Binds every listen address (UDP and TCP on the same port), then loads the upstreams. */
   async start(): Promise<void> {
-    if (this.opts.systemd) await this.adoptSystemd();
+    if (this.opts.systemd) {
+      await this.listeners.adoptSystemd();
+      // The sockets systemd passed are raced's own addresses.
+      this.opts.listen = [...this.listeners.bound];
+    }
     // An unreadable --tls-ca is a start-up error even before any tls:// upstream needs it.
     if (this.opts.tlsCa.length > 0) this.stream();
     this.loadUpstreams(true);
@@ -196,31 +197,13 @@ export class Raced {
     this.sampler.unref();
     // Before the first listener: no query is answered from a half-loaded cache.
     this.cacheFile?.load();
-    const worker = cluster.isWorker;
-    const sharing = !worker ? 'none' : hasReusePort() ? 'reuseport' : 'cluster';
-    for (const ep of this.opts.systemd ? [] : this.opts.listen) {
-      for (let attempt = 1; ; attempt++) {
-        const udp = new UdpListener(ep, this.pipeline, this.log, sharing);
-        const tcp = new TcpListener(ep, this.pipeline, this.tcpOptions(worker), this.log, this.tcpStats);
-        try {
-          this.udp.push(udp);
-          this.tcp.push(tcp);
-          const port = await udp.listen(ep.port);
-          await tcp.listen(port);
-          this.bound.push({ ...ep, port, label: ep.label.replace(/:\d+$/, `:${port}`) });
-          break;
-        } catch (err) {
-          // Port 0: the free UDP port the kernel chose may be taken on TCP (an outgoing connection's port): pick again.
-          if (ep.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 10) {
-            this.udp.splice(this.udp.indexOf(udp), 1);
-            this.tcp.splice(this.tcp.indexOf(tcp), 1);
-            udp.close();
-            void tcp.close(0);
-            continue;
-          }
-          await this.stop(0);
-          throw bindError(ep, err as NodeJS.ErrnoException);
-        }
+    if (!this.opts.systemd) {
+      const sharing = !cluster.isWorker ? 'none' : hasReusePort() ? 'reuseport' : 'cluster';
+      try {
+        await this.listeners.bind(this.opts.listen, sharing);
+      } catch (err) {
+        await this.stop(0);
+        throw err;
       }
     }
     if (this.opts.servers.length === 0 && !this.opts.noResolv) {
@@ -237,72 +220,15 @@ export class Raced {
     );
   }
 
-  /**
-   * --systemd: serve on the sockets systemd passed (UDP or TCP, told apart by
-   * /proc), in place of --listen; they also count as raced's own addresses.
-   */
-  private tcpOptions(shared: boolean): TcpOptions {
-    return { idleTimeoutMs: this.opts.tcpIdleMs, maxConnections: this.opts.maxTcpConnections, maxPerClient: this.opts.maxTcpPerClient, shared };
-  }
-
-  /** Client TCP connections open now, over every listener. */
-  get tcpConnections(): number {
-    return this.tcp.reduce((n, t) => n + t.connections, 0);
-  }
-
-  private async adoptSystemd(): Promise<void> {
-    const fds = listenFds();
-    if (typeof fds === 'string') throw new StartupError(ERROR_CODES.SYSTEMD, `--systemd: ${fds}`);
-    const tcpOpts = this.tcpOptions(false);
-    for (const fd of fds) {
-      try {
-        const fam = udpFamilyOf(fd);
-        const placeholder = parseEndpoint(fam === 6 ? '[::]:0' : '0.0.0.0:0', 53, true);
-        let addr: { address: string; port: number };
-        if (fam !== null) {
-          const udp = new UdpListener(placeholder, this.pipeline, this.log);
-          this.udp.push(udp);
-          addr = await udp.adopt(fd);
-        } else {
-          const tcp = new TcpListener(placeholder, this.pipeline, tcpOpts, this.log, this.tcpStats);
-          this.tcp.push(tcp);
-          addr = await tcp.adopt(fd);
-        }
-        const ep = parseEndpoint(endpointLabel(addr.address, addr.port), 53, true);
-        if (!this.bound.some((b) => b.label === ep.label)) this.bound.push(ep);
-      } catch (err) {
-        throw new StartupError(ERROR_CODES.SYSTEMD, `--systemd: cannot use descriptor ${fd}: ${(err as Error).message}`);
-      }
-    }
-    this.opts.listen = [...this.bound];
-  }
-
-  /**
-   * Metrics: served here in a single process; in a cluster worker only
-   * answering the primary, which sums every worker's series.
-   */
+  /** --metrics-listen: /metrics and /healthz (in a cluster worker, the primary's scrapes). */
   async startMetrics(version: string): Promise<void> {
     if (this.opts.metricsListen === null) return;
-    if (cluster.isWorker) {
-      answerPrimaryScrapes(buildRegistry(this, version));
-      return;
-    }
-    const exposed = exposureWarning(this.opts.metricsListen);
-    if (exposed) this.log.warn(exposed);
-    const reg = buildRegistry(this, version);
-    const unhealthy = (): string | null => {
-      const now = performance.now();
-      if (this.upstreams.some((u) => u.health.state(now) === 'up')) return null;
-      if (this.upstreams.every((u) => !u.health.up)) return 'every upstream is down';
-      return `no upstream gave a valid answer in the last ${FAILING_AFTER_MS / 1000} s (${this.upstreams.map((u) => `${u.label} ${u.health.state(now)}`).join(', ')})`;
-    };
     try {
-      this.metricsServer = await startMetricsServer(this.opts.metricsListen, registrySource(reg, unhealthy, () => this.tradeoffs.report()));
+      this.metricsServer = await startMetrics(this.opts.metricsListen, this, version, this.log);
     } catch (err) {
       await this.stop(0);
       throw new StartupError(ERROR_CODES.METRICS, `cannot serve metrics on ${this.opts.metricsListen.label}: ${(err as Error).message}`);
     }
-    this.log.info(`metrics on http://${this.opts.metricsListen.label}/metrics`);
   }
 
   /** SIGHUP: re-read the resolv-file and rebuild the upstream set without dropping traffic. */
@@ -316,66 +242,23 @@ export class Raced {
   }
 
   private loadUpstreams(initial: boolean): void {
-    let specs: UpstreamSpec[] = this.opts.servers;
-    let from = this.opts.serversFrom;
-    const routes = this.opts.routes;
-    if (specs.length === 0 && !this.opts.noResolv) {
-      from = this.opts.resolvFile;
-      try {
-        specs = readResolvUpstreams(this.opts.resolvFile, (m) => this.log.warn(m));
-      } catch (err) {
-        throw new StartupError(ERROR_CODES.UPSTREAMS, `cannot read --resolv-file ${this.opts.resolvFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-    }
-    const used = new Set<Upstream>();
-    const upstreamFor = (spec: UpstreamSpec, source: string): Upstream | null => {
-      if (!spec.hostName && isSelf(spec.endpoint, this.opts.listen)) {
-        this.log.warn(`skipping upstream ${spec.label} from ${source}: it is raced's own listen address`);
-        return null;
-      }
-      let u = this.upstreamsByLabel.get(spec.label);
-      if (u === undefined) {
-        u = new Upstream(spec, this.pool, this.events, spec.transport === 'udp' ? null : this.stream());
-        this.upstreamsByLabel.set(spec.label, u);
-        if (spec.hostName) this.watchName(u, spec.hostName);
-      }
-      used.add(u);
-      return u;
-    };
-    const defaults: Upstream[] = [];
-    for (const spec of specs) {
-      const u = upstreamFor(spec, from);
-      if (u && !defaults.includes(u)) defaults.push(u);
-    }
+    const { defaults, domains } = this.set.update(
+      upstreamLists(this.opts, (m) => this.log.warn(m)),
+      this.opts.listen,
+    );
     const rules = new Map<string, Route>();
-    for (const r of routes) {
-      if (r.spec === null) {
-        rules.set(r.domain, LOCAL);
-        continue;
-      }
-      const u = upstreamFor(r.spec, `--server /${r.domain}/`);
-      const have = rules.get(r.domain);
-      if (u === null || have === LOCAL) continue;
-      rules.set(r.domain, have && !have.includes(u) ? [...have, u] : have ?? [u]);
-    }
-    if (defaults.length === 0 && rules.size === 0) {
-      throw new StartupError(
-        ERROR_CODES.UPSTREAMS,
-        this.opts.noResolv && this.opts.servers.length === 0
-          ? 'no upstream servers: give --server, or drop --no-resolv'
-          : `no upstream servers left from ${from} (every one is raced itself or none is listed)`,
-      );
-    }
-    for (const [label, u] of this.upstreamsByLabel) {
-      if (!used.has(u)) {
-        u.close();
-        this.upstreamsByLabel.delete(label);
-      }
-    }
+    for (const [domain, ups] of domains) rules.set(domain, ups ?? LOCAL);
     this.router.setUpstreams(defaults, rules);
     this.tradeoffs.bind(defaults);
     this.pipeline.setTradeoffWindow(this.tradeoffs.window);
     if (!initial) this.log.info(`upstreams now ${this.upstreams.map((u) => u.label).join(', ')}`);
+  }
+
+  /** A new upstream; one named by a host name is down until its name resolves. */
+  private makeUpstream(spec: UpstreamSpec): Upstream {
+    const u = new Upstream(spec, this.pool, this.events, spec.transport === 'udp' ? null : this.stream());
+    if (spec.hostName) this.watchName(u, spec.hostName);
+    return u;
   }
 
   /**
@@ -398,24 +281,9 @@ export class Raced {
     });
   }
 
+  /** Read on first use: the CA files once, and only when a stream upstream (or --tls-ca) needs them. */
   private stream(): StreamSettings {
-    if (this.streamOpts) return this.streamOpts;
-    const o = this.opts;
-    let context: StreamSettings['context'];
-    try {
-      context = upstreamTlsContext(o.tlsCa);
-    } catch (err) {
-      throw new StartupError(ERROR_CODES.FILE, (err as Error).message);
-    }
-    this.streamOpts = {
-      size: o.tlsPool,
-      context,
-      connectTimeoutMs: o.tlsConnectTimeoutMs,
-      handshakeTimeoutMs: o.tlsHandshakeTimeoutMs,
-      readTimeoutMs: o.tlsReadTimeoutMs,
-      idleTimeoutMs: o.tlsIdleTimeoutMs,
-    };
-    return this.streamOpts;
+    return (this.streamOpts ??= streamSettings(this.opts));
   }
 
   /**
@@ -432,16 +300,15 @@ export class Raced {
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections();
     // Legs cut short by raced's own stop are no sign that an upstream is down.
-    for (const u of this.upstreamsByLabel.values()) u.health.stop();
+    for (const u of this.set.values()) u.health.stop();
     this.pipeline.draining = true;
-    for (const l of this.tcp) l.drain();
+    this.listeners.drain();
     await this.pipeline.drain(graceMs);
     this.pipeline.abortAll();
     // After the drain, so the answers of the last races are in it.
     if (this.started) await this.cacheFile?.close();
-    await Promise.all(this.tcp.map((l) => l.close(1000)));
-    for (const l of this.udp) l.close();
-    for (const u of this.upstreamsByLabel.values()) u.close();
+    await this.listeners.close();
+    this.set.close();
     this.pipeline.hosts?.stop();
     this.pool.close();
   }
@@ -451,24 +318,5 @@ export class Raced {
 function searchDomains(opts: Options): string[] {
   if (opts.searchDomains.length > 0) return opts.searchDomains;
   if (opts.noResolv) return [];
-  try {
-    return parseResolvConf(readFileSync(opts.resolvFile, 'utf8')).search.map((d) => d.replace(/\.$/, ''));
-  } catch {
-    return [];
-  }
-}
-
-function bindError(ep: Endpoint, err: NodeJS.ErrnoException): StartupError {
-  if (err.code === 'EACCES') {
-    return new StartupError(
-      ERROR_CODES.LISTEN,
-      `cannot listen on ${ep.label}: permission denied. Ports below 1024 need CAP_NET_BIND_SERVICE: run raced from ` +
-        `the systemd unit (deploy/raced.service: DynamicUser=, AmbientCapabilities=CAP_NET_BIND_SERVICE) or with socket ` +
-        `activation (--systemd), or start it as root (it binds, then runs as --user, default nobody); ` +
-        `or use another port: --listen ${ep.family === 6 ? `[${ep.host}]` : ep.host}:5353`,
-    );
-  }
-  if (err.code === 'EADDRINUSE') return new StartupError(ERROR_CODES.LISTEN, `cannot listen on ${ep.label}: address already in use`);
-  if (err.code === 'EADDRNOTAVAIL') return new StartupError(ERROR_CODES.LISTEN, `cannot listen on ${ep.label}: no such local address`);
-  return new StartupError(ERROR_CODES.LISTEN, `cannot listen on ${ep.label}: ${err.message}`);
+  return readResolvSearch(opts.resolvFile);
 }

@@ -1,4 +1,4 @@
-// Signal handlers, installed before anything else: cli.ts imports this module
+// Signal handlers, installed before anything else: main.ts imports this module
 // first, so it runs before the rest of raced is even loaded. Until raced is
 // up, SIGHUP/SIGTERM/SIGINT are held (their default action would kill raced
 // mid-start) and handed over in order once `onSignal` is set.

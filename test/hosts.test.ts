@@ -14,7 +14,7 @@ import { startRaced, udpQuery, firstData, sleep } from './helpers/client.js';
 import { emptyTable, lookupHosts, parseHosts, reverseName } from '../src/hosts/hosts.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'raced-hosts-'));
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
 test('parsing: several names per line, comments, IPv6, wildcards, bad lines reported with their number', () => {
   const t = emptyTable();

@@ -11,7 +11,7 @@ import { parseEndpoint } from '../src/net/address.js';
 import { parseMetrics, bucketQuantile, type Sample } from '../src/status.js';
 import { freeTcpPort } from './helpers/process.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const value = (s: Sample[], name: string, labels: Record<string, string> = {}): number | undefined =>
   s.find((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v))?.value;

@@ -9,7 +9,7 @@ import { Stub } from './helpers/stub.js';
 import { udpQuery, tcpExchange, makeQuery, decode, firstData, sleep } from './helpers/client.js';
 import { listenFds } from '../src/server/systemd.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const hasPython = spawnSync('sh', ['-c', 'command -v python3']).status === 0;
 
 // Binds UDP and TCP on 127.0.0.1:PORT, puts them at fds 3 and 4, sets

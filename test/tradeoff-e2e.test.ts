@@ -15,7 +15,7 @@ import { parseMetrics } from '../src/status.js';
 import { freeTcpPort } from './helpers/process.js';
 import type { TradeoffReport } from '../src/tradeoff/engine.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const FIELDS = ['option', 'p50_ms', 'p95_ms', 'p99_ms', 'answered_share', 'upstream_queries_per_query', 'upstream_bytes_per_query'];
 
 /** Every 20th name (t0, t20, ...) is in A's tail. */

@@ -9,7 +9,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import dnsPacket from 'dns-packet';
 
-export const RACED_CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+export const RACED_CLI = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 
 export function need(cmd: string, pkg: string): void {
   if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) {
@@ -181,7 +181,7 @@ export async function startDnsmasq(upstreams: number[], extra: string[], cpu: st
   return ready(track(`dnsmasq:${port}`, spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }), port));
 }
 
-/** `cli`: another build's dist/src/cli.js (bench/tradeoff-cost.ts runs two side by side). */
+/** `cli`: another build's dist/src/main.js (dist/src/cli.js before the bin split) (bench/tradeoff-cost.ts runs two side by side). */
 export async function startRaced(upstreams: number[], extra: string[], cpu: string | null, cli = RACED_CLI): Promise<Proc> {
   const port = await freePort();
   const args = ['--max-semi-space-size=4', cli, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...upstreams.map((p) => `--server=127.0.0.1:${p}`), ...extra];

@@ -113,6 +113,10 @@ export interface Options {
   latencyTargetMs: number | null;
 }
 
+/**
+ * Every default, once: commander's flag defaults and help text (cli/flags.ts)
+ * and defaultOptions() both read this table.
+ */
 export const DEFAULTS = {
   listen: '127.0.0.1:53',
   resolvFile: '/etc/resolv.conf',
@@ -147,6 +151,18 @@ export const DEFAULTS = {
   tlsIdleTimeoutMs: 8000,
   rateLimitPrefix: '32,64',
   rateLimitAction: 'refuse' as RateLimitAction,
+  raceWidth: 2,
+  /** 2% of races ask every healthy upstream. */
+  exploreShare: 0.02,
+  ndots: 1,
+  fwdNdots: 0,
+  /** Hosts files are not polled. */
+  hostsPoll: 0,
+  workers: 1,
+  /** What a bare --serve-stale (or RACED_SERVE_STALE=on) means, in seconds; without it: off (0). */
+  serveStaleSeconds: 86400,
+  /** -1: derived per race from the pending upstreams' latency. */
+  negativeGraceMs: -1,
 };
 
 export function defaultOptions(): Options {
@@ -179,12 +195,12 @@ export function defaultOptions(): Options {
     tcpIdleMs: DEFAULTS.tcpIdleMs,
     maxTcpConnections: DEFAULTS.maxTcpConnections,
     maxTcpPerClient: DEFAULTS.maxTcpPerClient,
-    workers: 1,
+    workers: DEFAULTS.workers,
     hedgeDelayMs: null,
     metricsListen: null,
     hostsFiles: [],
     hostsTtl: DEFAULTS.hostsTtl,
-    hostsPoll: 0,
+    hostsPoll: DEFAULTS.hostsPoll,
     hostsText: '',
     roundRobin: false,
     defaultResolver: false,
@@ -192,8 +208,8 @@ export function defaultOptions(): Options {
     user: null,
     searchDomains: [],
     enableSearch: false,
-    ndots: 1,
-    fwdNdots: 0,
+    ndots: DEFAULTS.ndots,
+    fwdNdots: DEFAULTS.fwdNdots,
     noRec: false,
     tlsPool: DEFAULTS.tlsPool,
     bootstrap: [],
@@ -203,18 +219,18 @@ export function defaultOptions(): Options {
     tlsReadTimeoutMs: DEFAULTS.tlsReadTimeoutMs,
     tlsIdleTimeoutMs: DEFAULTS.tlsIdleTimeoutMs,
     rateLimit: 0,
-    rateLimitV4Prefix: 32,
-    rateLimitV6Prefix: 64,
+    rateLimitV4Prefix: parse.rateLimitPrefix(DEFAULTS.rateLimitPrefix)[0],
+    rateLimitV6Prefix: parse.rateLimitPrefix(DEFAULTS.rateLimitPrefix)[1],
     rateLimitAction: DEFAULTS.rateLimitAction,
     rateLimitExempt: [],
-    negativeGraceMs: -1,
+    negativeGraceMs: DEFAULTS.negativeGraceMs,
     ignoreAddress: [],
     bogusNxdomain: [],
     stopDnsRebind: false,
     rebindLocalhostOk: false,
     rebindDomainOk: [],
-    raceWidth: 2,
-    exploreShare: 0.02,
+    raceWidth: DEFAULTS.raceWidth,
+    exploreShare: DEFAULTS.exploreShare,
     latencyTargetMs: null,
   };
 }

@@ -23,11 +23,10 @@ export function parseResolvConf(text: string): ResolvConf {
   return out;
 }
 
-/** Upstreams named by a resolv.conf file; unparseable entries are reported, not fatal. */
-export function readResolvUpstreams(path: string, warn: (msg: string) => void): UpstreamSpec[] {
-  const conf = parseResolvConf(readFileSync(path, 'utf8'));
+/** Nameserver lines as upstreams; unparseable entries are reported (as from `path`), not fatal. */
+export function nameserverUpstreams(nameservers: readonly string[], path: string, warn: (msg: string) => void): UpstreamSpec[] {
   const specs: UpstreamSpec[] = [];
-  for (const ns of conf.nameservers) {
+  for (const ns of nameservers) {
     try {
       specs.push(parseUpstream(ns));
     } catch (err) {
@@ -35,6 +34,20 @@ export function readResolvUpstreams(path: string, warn: (msg: string) => void): 
     }
   }
   return specs;
+}
+
+/** Upstreams named by a resolv.conf file; unparseable entries are reported, not fatal. */
+export function readResolvUpstreams(path: string, warn: (msg: string) => void): UpstreamSpec[] {
+  return nameserverUpstreams(parseResolvConf(readFileSync(path, 'utf8')).nameservers, path, warn);
+}
+
+/** A resolv.conf file's search domains without trailing dots; none when it cannot be read. */
+export function readResolvSearch(path: string): string[] {
+  try {
+    return parseResolvConf(readFileSync(path, 'utf8')).search.map((d) => d.replace(/\.$/, ''));
+  } catch {
+    return [];
+  }
 }
 
 /** Calls `onChange` when the file's contents may have changed (stat polling: survives renames). */

@@ -13,7 +13,7 @@ import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { Stub } from './stub.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 const RC = '/etc/resolv.conf';
 const BACKUP = '/etc/resolv.conf.raced-orig';
 const mode = process.argv[2] ?? 'file';
