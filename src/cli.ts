@@ -22,7 +22,7 @@ import { ResolvTakeover } from './config/takeover.js';
 import { ConfFileError, addressRules, listenFrom, readConfFile } from './config/conf-file.js';
 import { normaliseDomain } from './router.js';
 import { answersOn } from './selfcheck.js';
-import { parseUpstream } from './upstream/upstream.js';
+import { parseUpstream } from './upstream/address.js';
 import { installProcessGuard, printable } from './guard.js';
 import { dropPrivileges, plannedUser, unreadable, unwritableDir, type Account } from './privilege.js';
 import { ControlError, localHandlers, runCommand, sendCommand, startControl } from './control.js';

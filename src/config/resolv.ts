@@ -1,7 +1,7 @@
 // Reading resolv.conf(5): nameservers become upstreams; search and options
 // are kept for the host-front features.
 import { readFileSync, watchFile, unwatchFile } from 'node:fs';
-import { parseUpstream, type UpstreamSpec } from '../upstream/upstream.js';
+import { parseUpstream, type UpstreamSpec } from '../upstream/address.js';
 
 export interface ResolvConf {
   nameservers: string[];
