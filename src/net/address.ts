@@ -15,8 +15,14 @@ export class AddressError extends Error {
   override name = 'AddressError';
 }
 
+/** A host as it goes before `:PORT` (in a label, a URL authority, a flag value): IPv6 in brackets. */
+export function hostPart(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** HOST:PORT, [V6]:PORT: the one label of an address in logs and metrics, and what parseEndpoint reads back. */
 export function endpointLabel(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return `${hostPart(host)}:${port}`;
 }
 
 function parsePort(text: string, spec: string, min: number): number {

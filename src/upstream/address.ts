@@ -1,7 +1,7 @@
 // What an upstream is, as the user names it: the transport, the address,
 // the TLS name and the label in logs and metrics. Parsing only: nothing here
 // loads TLS or HTTP/2, so config/ and the CLI can read a flag without them.
-import { parseEndpoint, type Endpoint } from '../net/address.js';
+import { endpointLabel, parseEndpoint, type Endpoint } from '../net/address.js';
 
 export type Transport = 'udp' | 'tcp' | 'tls' | 'https';
 
@@ -10,12 +10,38 @@ export interface UpstreamSpec {
   transport: Transport;
   /** tls: the name the server's certificate must carry; null: its IP address. */
   tlsName: string | null;
-  /** The label in logs and metrics: ADDR:PORT for UDP, with the scheme for tcp:// and tls://. */
+  /** The label in logs and metrics: upstreamLabel() of the rest. */
   label: string;
   /** https: the request path (default /dns-query). */
   path?: string;
   /** https://HOST with HOST a name: resolved through the bootstrap; `endpoint.host` is empty until then. */
   hostName?: string;
+}
+
+/**
+ * The one label of an upstream in logs, metrics and `raced status`: ADDR:PORT
+ * ([V6]:PORT) for UDP; with the scheme for the others, since the same address
+ * over another transport is another upstream with its own series; tls:// and
+ * https:// with NAME@ when a TLS name was given, https:// with its path.
+ */
+export function upstreamLabel(s: Omit<UpstreamSpec, 'label'>): string {
+  const ep = s.endpoint.label;
+  switch (s.transport) {
+    case 'udp':
+      return ep;
+    case 'tcp':
+      return `tcp://${ep}`;
+    case 'tls':
+      return `tls://${s.tlsName !== null ? `${s.tlsName}@` : ''}${ep}`;
+    case 'https':
+      // https://HOST: the host name is the TLS name and already the label's host.
+      return `https://${s.tlsName !== null && !s.hostName ? `${s.tlsName}@` : ''}${ep}${s.path ?? '/dns-query'}`;
+  }
+}
+
+/** The spec with its label. */
+function withLabel(s: Omit<UpstreamSpec, 'label'>): UpstreamSpec {
+  return { ...s, label: upstreamLabel(s) };
 }
 
 const NAME_RE = /^[a-z0-9*]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
@@ -49,9 +75,9 @@ function parseHttps(spec: string, rest: string): UpstreamSpec {
     const port = m[2] === undefined ? 443 : Number(m[2]);
     if (port < 1 || port > 65535) throw new Error(`port out of range in '${spec}'`);
     hostName = tlsName = host!;
-    endpoint = { host: '', port, family: 4, label: `${host}:${port}` };
+    endpoint = { host: '', port, family: 4, label: endpointLabel(host!, port) };
   }
-  return { endpoint, transport: 'https', tlsName, path, ...(hostName ? { hostName } : {}), label: `https://${tlsName && !hostName ? `${tlsName}@` : ''}${endpoint.label}${path}` };
+  return withLabel({ endpoint, transport: 'https', tlsName, path, ...(hostName ? { hostName } : {}) });
 }
 
 /**
@@ -72,9 +98,7 @@ export function parseUpstream(spec: string): UpstreamSpec {
     if (transport === 'https') return parseHttps(spec, rest);
   }
   if (transport !== 'tls') {
-    const endpoint = parseEndpoint(rest, 53);
-    // tcp:// keeps its scheme in the label: the same address over UDP is another upstream, with its own series.
-    return { endpoint, transport, tlsName: null, label: transport === 'tcp' ? `tcp://${endpoint.label}` : endpoint.label };
+    return withLabel({ endpoint: parseEndpoint(rest, 53), transport, tlsName: null });
   }
   let tlsName: string | null = null;
   const at = rest.lastIndexOf('@');
@@ -85,6 +109,5 @@ export function parseUpstream(spec: string): UpstreamSpec {
     }
     rest = rest.slice(at + 1);
   }
-  const endpoint = parseEndpoint(rest, 853);
-  return { endpoint, transport, tlsName, label: `tls://${tlsName ? `${tlsName}@` : ''}${endpoint.label}` };
+  return withLabel({ endpoint: parseEndpoint(rest, 853), transport, tlsName });
 }

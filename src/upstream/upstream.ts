@@ -6,7 +6,7 @@ import { FLAG_TC, Rcode, Type, CLASS_IN } from '../wire/constants.js';
 import { matchReply } from '../wire/match.js';
 import { newScan, type Scan } from '../wire/message.js';
 import { takeStreamOptions, withStreamOptions } from '../wire/stream-options.js';
-import type { Endpoint } from '../net/address.js';
+import { hostPart, type Endpoint } from '../net/address.js';
 import type { UpstreamSpec } from './address.js';
 import { Health } from './health.js';
 import { UpstreamStats, type ErrorKind } from './stats.js';
@@ -80,7 +80,7 @@ export class Upstream {
     if (streamOpts === null || tlsSettings === null || spec.transport === 'udp') this.stream = null;
     else if (spec.transport === 'https') {
       const { host, port } = spec.endpoint;
-      const name = spec.tlsName ?? (host.includes(':') ? `[${host}]` : host);
+      const name = spec.tlsName ?? hostPart(host);
       const target = { tls: tlsSettings, authority: port === 443 ? name : `${name}:${port}`, path: spec.path ?? '/dns-query' };
       this.stream = new DohPool(spec.hostName ? null : spec.endpoint, { ...streamOpts, tls: tlsSettings }, target, onConnError, onStray);
     } else {
