@@ -21,6 +21,7 @@ import { status, statusTradeoffs } from './status.js';
 import { ResolvTakeover } from './config/takeover.js';
 import { ConfFileError, addressRules, listenFrom, readConfFile } from './config/conf-file.js';
 import { normaliseDomain } from './router.js';
+import { withoutDot } from './wire/names.js';
 import { answersOn } from './selfcheck.js';
 import { parseUpstream } from './upstream/address.js';
 import { installProcessGuard, printable } from './guard.js';
@@ -236,7 +237,7 @@ export function toOptions(raw: Raw, source: (attr: string) => ValueSource = () =
   o.defaultResolver = raw.defaultResolver === true;
   o.systemd = raw.systemd === true;
   o.user = (raw.user as string | undefined) ?? null;
-  o.searchDomains = ((raw.searchDomains as string[] | undefined) ?? []).map((d) => d.replace(/\.$/, ''));
+  o.searchDomains = ((raw.searchDomains as string[] | undefined) ?? []).map(withoutDot);
   o.enableSearch = raw.enableSearch === true;
   o.ndots = raw.ndots as number;
   o.fwdNdots = raw.fwdNdots as number;

@@ -18,6 +18,7 @@ import { AnswerCache } from './cache/cache.js';
 import { CacheFile } from './cache/persist.js';
 import { Pipeline } from './pipeline.js';
 import { AddressRules } from './wire/filter.js';
+import { withoutDot } from './wire/names.js';
 import { LOCAL, Router, type Route } from './router.js';
 import { UdpListener } from './server/udp.js';
 import { TcpListener, TcpStats, type TcpOptions } from './server/tcp.js';
@@ -452,7 +453,7 @@ function searchDomains(opts: Options): string[] {
   if (opts.searchDomains.length > 0) return opts.searchDomains;
   if (opts.noResolv) return [];
   try {
-    return parseResolvConf(readFileSync(opts.resolvFile, 'utf8')).search.map((d) => d.replace(/\.$/, ''));
+    return parseResolvConf(readFileSync(opts.resolvFile, 'utf8')).search.map(withoutDot);
   } catch {
     return [];
   }

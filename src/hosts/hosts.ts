@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { printable } from '../guard.js';
+import { normalName } from '../wire/names.js';
 
 export interface HostRecord {
   v4: Buffer[];
@@ -83,7 +84,7 @@ export function parseHosts(text: string, file: string, table: HostsTable): Hosts
     const bytes = fam === 4 ? ipv4Bytes(addr!) : ipv6Bytes(addr!);
     let first: string | null = null;
     for (const n of names) {
-      const name = n.toLowerCase().replace(/\.$/, '');
+      const name = normalName(n);
       if (!validName(name)) {
         problems.push({ file, line: i + 1, message: `bad name '${printable(n, 80)}'` });
         continue;

@@ -2,6 +2,7 @@
 // the TLS name and the label in logs and metrics. Parsing only: nothing here
 // loads TLS or HTTP/2, so config/ and the CLI can read a flag without them.
 import { endpointLabel, parseEndpoint, type Endpoint } from '../net/address.js';
+import { normalName } from '../wire/names.js';
 
 export type Transport = 'udp' | 'tcp' | 'tls' | 'https';
 
@@ -59,7 +60,7 @@ function parseHttps(spec: string, rest: string): UpstreamSpec {
   let tlsName: string | null = null;
   const at = rest.lastIndexOf('@');
   if (at >= 0) {
-    tlsName = rest.slice(0, at).toLowerCase().replace(/\.$/, '');
+    tlsName = normalName(rest.slice(0, at));
     if (!NAME_RE.test(tlsName)) throw new Error(`bad TLS server name '${rest.slice(0, at)}' in '${spec}'`);
     rest = rest.slice(at + 1);
   }
@@ -69,7 +70,7 @@ function parseHttps(spec: string, rest: string): UpstreamSpec {
     endpoint = parseEndpoint(rest, 443);
   } catch (err) {
     const m = /^([^:#[\]]+)(?:[:#](\d{1,5}))?$/.exec(rest);
-    const host = m?.[1]!.toLowerCase().replace(/\.$/, '');
+    const host = m && normalName(m[1]!);
     if (!m || !HOST_RE.test(host!) || /^[\d.]+$/.test(host!)) throw err;
     if (tlsName !== null) throw new Error(`'${spec}': NAME@ needs an IP address after it, not the name '${m[1]}'`);
     const port = m[2] === undefined ? 443 : Number(m[2]);
@@ -103,7 +104,7 @@ export function parseUpstream(spec: string): UpstreamSpec {
   let tlsName: string | null = null;
   const at = rest.lastIndexOf('@');
   if (at >= 0) {
-    tlsName = rest.slice(0, at).toLowerCase().replace(/\.$/, '');
+    tlsName = normalName(rest.slice(0, at));
     if (!NAME_RE.test(tlsName)) {
       throw new Error(`bad TLS server name '${rest.slice(0, at)}' in '${spec}'`);
     }
