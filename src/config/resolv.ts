@@ -1,7 +1,8 @@
 // Reading resolv.conf(5): nameservers become upstreams; search and options
 // are kept for the host-front features.
-import { readFileSync, watchFile, unwatchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseUpstream, type UpstreamSpec } from '../upstream/address.js';
+import { watchPath } from '../watch.js';
 
 export interface ResolvConf {
   nameservers: string[];
@@ -39,9 +40,5 @@ export function readResolvUpstreams(path: string, warn: (msg: string) => void): 
 
 /** Calls `onChange` when the file's contents may have changed (stat polling: survives renames). */
 export function watchResolv(path: string, onChange: () => void, intervalMs = 1000): () => void {
-  const listener = (cur: { mtimeMs: number; ino: number; size: number }, prev: { mtimeMs: number; ino: number; size: number }): void => {
-    if (cur.mtimeMs !== prev.mtimeMs || cur.ino !== prev.ino || cur.size !== prev.size) onChange();
-  };
-  watchFile(path, { interval: intervalMs, persistent: false }, listener);
-  return () => unwatchFile(path, listener);
+  return watchPath(path, intervalMs, onChange);
 }
