@@ -16,6 +16,7 @@ import {
 import type { ParsedQuery, Question } from './message.js';
 import { u16, u32, put16, put32, copyBytes } from './bytes.js';
 import { edeOption } from './ede.js';
+import { withoutDot } from './names.js';
 
 const OPT_LEN = 11;
 
@@ -194,9 +195,14 @@ export function clientUdpLimit(pq: ParsedQuery, cap: number): number {
   return Math.min(Math.max(pq.ednsUdpSize, 512), cap);
 }
 
+/** The largest reply a client can take over its transport: clientUdpLimit over UDP, the 16-bit length over TCP. */
+export function replyLimit(pq: ParsedQuery, udp: boolean, cap: number): number {
+  return udp ? clientUdpLimit(pq, cap) : 65535;
+}
+
 /** A text name (no escapes) in wire form. */
 export function textToWire(name: string): Buffer {
-  const labels = name.replace(/\.$/, '').split('.').filter(Boolean);
+  const labels = withoutDot(name).split('.').filter(Boolean);
   return Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
 }
 
