@@ -1,6 +1,7 @@
 // Building the few messages raced writes itself, and reshaping an upstream
 // reply for one client by copy-and-patch (no decode).
 import {
+  CLASS_IN,
   EDNS_DO,
   FLAG_AA,
   FLAG_AD,
@@ -193,6 +194,29 @@ function truncated(reply: Buffer, base: number, query: Buffer, pq: ParsedQuery, 
 export function clientUdpLimit(pq: ParsedQuery, cap: number): number {
   if (!pq.edns) return 512;
   return Math.min(Math.max(pq.ednsUdpSize, 512), cap);
+}
+
+/**
+ * A query of one question (`name` in wire form, class IN) with these header
+ * flags, and an OPT (root owner, no options) when `opt` is given: the one
+ * builder of the queries raced makes itself (search domains, bootstrap).
+ */
+export function buildQuery(name: Buffer, qtype: number, id: number, flags: number, opt: { udpSize: number; do: boolean } | null = null): Buffer {
+  const qEnd = HEADER_LEN + name.length + 4;
+  const out = Buffer.alloc(qEnd + (opt ? OPT_LEN : 0));
+  put16(out, 0, id);
+  put16(out, 2, flags);
+  put16(out, 4, 1);
+  copyBytes(name, out, HEADER_LEN, 0, name.length);
+  put16(out, qEnd - 4, qtype);
+  put16(out, qEnd - 2, CLASS_IN);
+  if (opt) {
+    put16(out, 10, 1);
+    put16(out, qEnd + 1, Type.OPT);
+    put16(out, qEnd + 3, opt.udpSize);
+    put16(out, qEnd + 7, opt.do ? EDNS_DO : 0);
+  }
+  return out;
 }
 
 /** The largest reply a client can take over its transport: clientUdpLimit over UDP, the 16-bit length over TCP. */
