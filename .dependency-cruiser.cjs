@@ -38,6 +38,13 @@ module.exports = {
       from: { path: '^src/wire/' },
       to: { path: '^src/', pathNot: '^src/wire/' },
     },
+    {
+      name: 'parsing-an-upstream-loads-no-tls',
+      severity: 'error',
+      comment: 'Reading an upstream flag or resolv.conf needs no TLS or HTTP/2: src/upstream/address.ts parses, the transports live elsewhere.',
+      from: { path: '^src/upstream/address\\.ts$|^src/config/(resolv|conf-file)\\.ts$' },
+      to: { path: '^(node:)?(tls|http2)$', reachable: true },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -11,6 +11,7 @@ import type { AnswerCache } from './cache/cache.js';
 import { nameToText, typeName } from './wire/message.js';
 import { rcodeName } from './wire/constants.js';
 import { textToWire } from './wire/build.js';
+import { normalName } from './wire/names.js';
 import { printable } from './guard.js';
 
 export class ControlError extends Error {
@@ -30,14 +31,13 @@ const IDLE_MS = 5000;
 
 /** A domain name as the lower-cased wire form the cache keys start with; throws ControlError for a bad one. */
 export function nameToWire(text: string): Buffer {
-  const name = text.trim().replace(/\.$/, '');
+  const name = normalName(text.trim());
   if (name === '') return Buffer.from([0]);
   for (const l of name.split('.')) {
     if (l.length === 0 || l.length > 63) throw new ControlError(`not a domain name: '${printable(text, 80)}'`);
     if (/[^\x21-\x7e]/.test(l) || l.includes('\\')) throw new ControlError(`not a domain name (escapes and odd bytes are not supported): '${printable(text, 80)}'`);
   }
-  // Printable ASCII only (checked above), so toLowerCase folds exactly A-Z.
-  const wire = textToWire(name.toLowerCase());
+  const wire = textToWire(name);
   if (wire.length > 255) throw new ControlError(`not a domain name (longer than 255 bytes): '${printable(text, 80)}'`);
   return wire;
 }

@@ -3,19 +3,16 @@
 // domain is local and never forwarded), else the default set. SIGHUP swaps
 // the sets without dropping races in flight (they keep their own list).
 import { HEADER_LEN } from './wire/constants.js';
+import { normalName } from './wire/names.js';
 import type { Upstream } from './upstream/upstream.js';
 
 /** A domain's upstreams, or LOCAL: answered here (NXDOMAIN), never forwarded. */
 export const LOCAL = 'local' as const;
 export type Route = readonly Upstream[] | typeof LOCAL;
 
-/**
- * Lower-cases (ASCII only: RFC 4343 — toLowerCase would also fold Latin-1
- * and other letters, making different names equal) and strips the trailing
- * dot: the one form of a rule's domain.
- */
+/** A rule's domain as the user wrote it, in the one form of a name (wire/names.ts). */
 export function normaliseDomain(d: string): string {
-  return d.trim().replace(/[A-Z]+/g, (m) => m.toLowerCase()).replace(/\.$/, '');
+  return normalName(d.trim());
 }
 
 /** One wire label as rule text: ASCII letters folded, a dot or backslash inside it escaped (so it can never match a rule's label boundary). */

@@ -14,7 +14,7 @@
 import { randomInt } from 'node:crypto';
 import { HEADER_LEN, Rcode } from './wire/constants.js';
 import { scanMessage, type ParsedQuery } from './wire/message.js';
-import { clientUdpLimit, errorReply, shapeReply, textToWire } from './wire/build.js';
+import { errorReply, replyLimit, shapeReply, textToWire } from './wire/build.js';
 import { aliasReply, internalQuery } from './wire/alias.js';
 import type { Client, ClientTransport } from './client.js';
 
@@ -78,7 +78,7 @@ interface Outcome {
 export function searchAndAnswer(msg: Buffer, pq: ParsedQuery, o: SearchOptions, ctx: SearchContext): boolean {
   if (o.domains.length === 0 || pq.question.qclass !== 1 || msg[HEADER_LEN] === 0) return false;
   const list = tries(msg, pq.question.nameEnd, o);
-  const limit = ctx.transport === 'udp' ? clientUdpLimit(pq, ctx.ednsPacketMax) : 65535;
+  const limit = replyLimit(pq, ctx.transport === 'udp', ctx.ednsPacketMax);
   let done = false;
   const reply = (out: Buffer): void => {
     if (done) return;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, firstData } from './helpers/client.js';
 import { parseServerItem, type DomainRoute } from '../src/config/options.js';
-import { parseUpstream } from '../src/upstream/upstream.js';
+import { parseUpstream } from '../src/upstream/address.js';
 
 async function stubs(...opts: ConstructorParameters<typeof Stub>[0][]): Promise<Stub[]> {
   return Promise.all(opts.map((o) => Stub.start(o)));

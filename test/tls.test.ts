@@ -11,7 +11,7 @@ import { makePki, startUnbound, type Pki } from './helpers/dot.js';
 import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, tcpExchange, makeQuery, decode, sleep, firstData, type Running } from './helpers/client.js';
 import { CLI, freeTcpPort, exited } from './helpers/process.js';
-import { parseUpstream } from '../src/upstream/upstream.js';
+import { parseUpstream } from '../src/upstream/address.js';
 import { parseEndpoint } from '../src/net/address.js';
 import { parseMetrics } from '../src/status.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,6 @@
 // Commander's parsed values (by attribute name) into the one options object,
 // with the checks that weigh flags against each other.
+import { withoutDot } from '../wire/names.js';
 import { DEFAULTS, OptionValueError, defaultOptions, parse, resolveStrategy, type Options, type ServerItem, type ValueSource } from '../config/options.js';
 
 export type Raw = Record<string, unknown>;
@@ -50,7 +51,7 @@ export function toOptions(raw: Raw, source: (attr: string) => ValueSource = () =
   o.defaultResolver = raw.defaultResolver === true;
   o.systemd = raw.systemd === true;
   o.user = (raw.user as string | undefined) ?? null;
-  o.searchDomains = ((raw.searchDomains as string[] | undefined) ?? []).map((d) => d.replace(/\.$/, ''));
+  o.searchDomains = ((raw.searchDomains as string[] | undefined) ?? []).map(withoutDot);
   o.enableSearch = raw.enableSearch === true;
   o.ndots = raw.ndots as number;
   o.fwdNdots = raw.fwdNdots as number;

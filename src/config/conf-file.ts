@@ -3,6 +3,7 @@
 // not support is an error naming it and its line, never silently ignored.
 import { ERROR_CODES, RacedError } from '../errors.js';
 import { readFileSync } from 'node:fs';
+import { endpointLabel } from '../net/address.js';
 
 /** What the file sets, as values of raced's own flags (commander attribute names), and the line of each value. */
 export class ConfValues extends Map<string, string | boolean | string[]> {
@@ -124,7 +125,7 @@ export function listenFrom(values: ConfValues, defaultHost: string): { value: st
     list
       .split(/[\s,]+/)
       .filter(Boolean)
-      .map((a) => ({ value: a.includes(':') && !a.startsWith('[') ? `[${a}]:${p}` : `${a}:${p}`, line: lines[i] })),
+      .map((a) => ({ value: a.startsWith('[') ? `${a}:${p}` : endpointLabel(a, Number(p)), line: lines[i] })),
   );
 }
 

@@ -3,7 +3,7 @@
 // these to flags.
 import { ERROR_CODES, RacedError } from '../errors.js';
 import { parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../net/address.js';
-import { parseUpstream, type UpstreamSpec } from '../upstream/upstream.js';
+import { parseUpstream, type UpstreamSpec } from '../upstream/address.js';
 import { STRATEGY_NAMES, type StrategyName } from '../strategy/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
 import { normaliseDomain } from '../router.js';

@@ -1,7 +1,9 @@
 // Reading resolv.conf(5): nameservers become upstreams; search and options
 // are kept for the host-front features.
-import { readFileSync, watchFile, unwatchFile } from 'node:fs';
-import { parseUpstream, type UpstreamSpec } from '../upstream/upstream.js';
+import { readFileSync } from 'node:fs';
+import { parseUpstream, type UpstreamSpec } from '../upstream/address.js';
+import { watchPath } from '../watch.js';
+import { withoutDot } from '../wire/names.js';
 
 export interface ResolvConf {
   nameservers: string[];
@@ -44,7 +46,7 @@ export function readResolvUpstreams(path: string, warn: (msg: string) => void): 
 /** A resolv.conf file's search domains without trailing dots; none when it cannot be read. */
 export function readResolvSearch(path: string): string[] {
   try {
-    return parseResolvConf(readFileSync(path, 'utf8')).search.map((d) => d.replace(/\.$/, ''));
+    return parseResolvConf(readFileSync(path, 'utf8')).search.map(withoutDot);
   } catch {
     return [];
   }
@@ -52,9 +54,5 @@ export function readResolvSearch(path: string): string[] {
 
 /** Calls `onChange` when the file's contents may have changed (stat polling: survives renames). */
 export function watchResolv(path: string, onChange: () => void, intervalMs = 1000): () => void {
-  const listener = (cur: { mtimeMs: number; ino: number; size: number }, prev: { mtimeMs: number; ino: number; size: number }): void => {
-    if (cur.mtimeMs !== prev.mtimeMs || cur.ino !== prev.ino || cur.size !== prev.size) onChange();
-  };
-  watchFile(path, { interval: intervalMs, persistent: false }, listener);
-  return () => unwatchFile(path, listener);
+  return watchPath(path, intervalMs, onChange);
 }

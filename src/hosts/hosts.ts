@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { printable } from '../guard.js';
+import { ipBytes } from '../net/address.js';
+import { normalName } from '../wire/names.js';
 
 export interface HostRecord {
   v4: Buffer[];
@@ -37,36 +39,14 @@ export function emptyTable(): HostsTable {
   return { names: new Map(), wildcards: new Map(), ptr: new Map() };
 }
 
-function ipv4Bytes(ip: string): Buffer {
-  return Buffer.from(ip.split('.').map(Number));
-}
-
-function ipv6Bytes(ip: string): Buffer {
-  const zone = ip.indexOf('%');
-  if (zone >= 0) ip = ip.slice(0, zone);
-  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
-  const parse = (s: string | undefined): number[] => {
-    if (!s) return [];
-    const out: number[] = [];
-    for (const g of s.split(':')) {
-      if (g.includes('.')) {
-        const b = ipv4Bytes(g);
-        out.push((b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!);
-      } else out.push(parseInt(g, 16));
-    }
-    return out;
-  };
-  const h = parse(head);
-  const t = parse(tail);
-  const groups = tail === undefined ? h : [...h, ...Array<number>(8 - h.length - t.length).fill(0), ...t];
-  const buf = Buffer.alloc(16);
-  groups.forEach((g, i) => buf.writeUInt16BE(g, i * 2));
-  return buf;
+/** An address as record data (A: 4 bytes, AAAA: 16), by net/address.ts's one parser; `ip` already passed isIP. */
+function ipData(ip: string): Buffer {
+  return Buffer.from(ipBytes(ip)!.bytes);
 }
 
 export function reverseName(ip: string): string {
   if (isIP(ip) === 4) return ip.split('.').reverse().join('.') + '.in-addr.arpa';
-  const hex = ipv6Bytes(ip).toString('hex');
+  const hex = ipData(ip).toString('hex');
   return [...hex].reverse().join('.') + '.ip6.arpa';
 }
 
@@ -80,10 +60,10 @@ export function parseHosts(text: string, file: string, table: HostsTable): Hosts
     const fam = isIP(addr!);
     if (fam === 0) return problems.push({ file, line: i + 1, message: `not an IP address: '${printable(addr!, 80)}'` });
     if (names.length === 0) return problems.push({ file, line: i + 1, message: `no name after ${addr}` });
-    const bytes = fam === 4 ? ipv4Bytes(addr!) : ipv6Bytes(addr!);
+    const bytes = ipData(addr!);
     let first: string | null = null;
     for (const n of names) {
-      const name = n.toLowerCase().replace(/\.$/, '');
+      const name = normalName(n);
       if (!validName(name)) {
         problems.push({ file, line: i + 1, message: `bad name '${printable(n, 80)}'` });
         continue;

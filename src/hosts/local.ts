@@ -1,13 +1,14 @@
 // The pipeline's local-answer link: names from hosts files are answered
 // here and never raced upstream. Files are re-read on change when polled;
 // a file that becomes unreadable keeps its old contents in force.
-import { watchFile, unwatchFile } from 'node:fs';
 import { CLASS_IN } from '../wire/constants.js';
 import { nameToText, type ParsedQuery } from '../wire/message.js';
-import { clientUdpLimit, localAnswer, shapeReply, textToWire } from '../wire/build.js';
+import { localAnswer, replyLimit, shapeReply, textToWire } from '../wire/build.js';
 import { loadHostsFiles, lookupHosts, type HostsTable } from './hosts.js';
 import type { Logger } from '../log.js';
 import { printable } from '../guard.js';
+import { normalName } from '../wire/names.js';
+import { watchPath } from '../watch.js';
 
 /** Skipped lines logged one by one per load; the rest are counted in one line. */
 const MAX_PROBLEM_LINES = 20;
@@ -34,13 +35,7 @@ export class LocalHosts {
   ) {
     this.table = this.load();
     if (opts.pollSeconds > 0) {
-      for (const f of opts.files) {
-        const listener = (cur: { mtimeMs: number; size: number; ino: number }, prev: { mtimeMs: number; size: number; ino: number }): void => {
-          if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) this.reload();
-        };
-        watchFile(f, { interval: opts.pollSeconds * 1000, persistent: false }, listener);
-        this.unwatchers.push(() => unwatchFile(f, listener));
-      }
+      for (const f of opts.files) this.unwatchers.push(watchPath(f, opts.pollSeconds * 1000, () => this.reload()));
     }
   }
 
@@ -64,14 +59,14 @@ export class LocalHosts {
   /** The local reply for this query, or null when the hosts files do not know the name. */
   answer(msg: Buffer, pq: ParsedQuery, udp: boolean, ednsPacketMax: number): Buffer | null {
     if (pq.question.qclass !== CLASS_IN || this.table.names.size + this.table.wildcards.size + this.table.ptr.size === 0) return null;
-    const name = nameToText(msg).toLowerCase().replace(/\.$/, '');
+    const name = normalName(nameToText(msg));
     const hit = lookupHosts(this.table, name, pq.question.qtype);
     if (hit === null) return null;
     this.answered++;
     const rdatas = hit.kind === 'addresses' ? hit.addrs : hit.kind === 'ptr' ? [textToWire(hit.name)] : [];
     const out = localAnswer(msg, pq, rdatas, this.opts.ttl, ednsPacketMax);
     // Many addresses for one name can overflow a UDP client: the same TC rule as forwarded replies.
-    const limit = udp ? clientUdpLimit(pq, ednsPacketMax) : 65535;
+    const limit = replyLimit(pq, udp, ednsPacketMax);
     if (out.length <= limit) return out;
     return shapeReply(out, { start: 0, end: out.length, opt: -1, optEnd: -1, ttls: null }, msg, pq, limit, 0);
   }

@@ -112,7 +112,7 @@ function bindError(ep: Endpoint, err: NodeJS.ErrnoException): StartupError {
       `cannot listen on ${ep.label}: permission denied. Ports below 1024 need CAP_NET_BIND_SERVICE: run raced from ` +
         `the systemd unit (deploy/raced.service: DynamicUser=, AmbientCapabilities=CAP_NET_BIND_SERVICE) or with socket ` +
         `activation (--systemd), or start it as root (it binds, then runs as --user, default nobody); ` +
-        `or use another port: --listen ${ep.family === 6 ? `[${ep.host}]` : ep.host}:5353`,
+        `or use another port: --listen ${endpointLabel(ep.host, 5353)}`,
     );
   }
   if (err.code === 'EADDRINUSE') return new StartupError(ERROR_CODES.LISTEN, `cannot listen on ${ep.label}: address already in use`);

@@ -10,8 +10,8 @@ import { isIP } from 'node:net';
 import { endpointLabel, type Endpoint } from '../net/address.js';
 import { matchReply } from '../wire/match.js';
 import { skipName } from '../wire/message.js';
-import { textToWire } from '../wire/build.js';
-import { Rcode, Type, CLASS_IN, HEADER_LEN } from '../wire/constants.js';
+import { buildQuery, textToWire } from '../wire/build.js';
+import { FLAG_RD, Rcode, Type, CLASS_IN } from '../wire/constants.js';
 import { u16, u32 } from '../wire/bytes.js';
 import { random16 } from './udp-pool.js';
 
@@ -30,15 +30,7 @@ export interface Addresses {
 }
 
 function query(name: string, type: number): Buffer {
-  const wire = textToWire(name);
-  const q = Buffer.alloc(HEADER_LEN + wire.length + 4);
-  q.writeUInt16BE(random16(), 0);
-  q.writeUInt16BE(0x0100, 2); // RD
-  q.writeUInt16BE(1, 4);
-  wire.copy(q, HEADER_LEN);
-  q.writeUInt16BE(type, HEADER_LEN + wire.length);
-  q.writeUInt16BE(CLASS_IN, HEADER_LEN + wire.length + 2);
-  return q;
+  return buildQuery(textToWire(name), type, random16(), FLAG_RD);
 }
 
 /** The addresses of `type` in a valid reply to `sent`; an Error saying why not. */

@@ -10,6 +10,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import type { Endpoint } from '../net/address.js';
+import { ConnTimer } from './conn-timer.js';
 import { ConnPool, StreamStats, connectTls, isVerifyError, type ConnErrorKind, type StreamPoolOptions, type StreamWaiter, type TlsSettings } from './stream-pool.js';
 
 /** Why a DoH exchange failed though the connection was fine; the `raced_upstream_doh_http_errors_total` kinds. */
@@ -59,9 +60,8 @@ export class DohConn {
   private nextId = 1;
   private readonly h2: http2.ClientHttp2Session;
   private readonly sock: tls.TLSSocket;
-  private timer: NodeJS.Timeout | null = null;
   /** setup: connect/handshake; read: replies due; ping: next keepalive PING; pong: its ack due; idle: close. */
-  private timerFor: 'setup' | 'read' | 'idle' | 'ping' | 'pong' = 'setup';
+  private readonly timer = new ConnTimer<'setup' | 'read' | 'idle' | 'ping' | 'pong'>('setup', () => this.onTimer());
   private lastRead = 0;
   private idleSince = 0;
 
@@ -74,10 +74,10 @@ export class DohConn {
   ) {
     const { raw, sock } = connectTls(ep, target.tls, session, ['h2']);
     this.sock = sock;
-    this.arm(opts.connectTimeoutMs);
+    this.timer.arm(opts.connectTimeoutMs, 'setup');
     raw.once('connect', () => {
       this.tcpUp = true;
-      if (!this.closed) this.arm(opts.handshakeTimeoutMs);
+      if (!this.closed) this.timer.arm(opts.handshakeTimeoutMs, 'setup');
     });
     // Before http2's own listener: a server without h2 never gets an HTTP/1 request.
     sock.once('secureConnect', () => {
@@ -115,9 +115,9 @@ export class DohConn {
     this.pending.set(id, waiter);
     this.queries++;
     this.pool.stats.streams++;
-    if (this.ready && this.timerFor !== 'read') {
+    if (this.ready && this.timer.for !== 'read') {
       this.lastRead = performance.now();
-      this.arm(this.opts.readTimeoutMs, 'read');
+      this.timer.arm(this.opts.readTimeoutMs, 'read');
     }
     let req: http2.ClientHttp2Stream;
     try {
@@ -192,7 +192,7 @@ export class DohConn {
     this.draining = true;
     if (this.closed) return;
     this.closed = true;
-    this.clear();
+    this.timer.clear();
     this.h2.close();
     this.sock.end();
     setTimeout(() => this.h2.destroy(), 1000).unref();
@@ -219,7 +219,7 @@ export class DohConn {
     this.pool.connected();
     if (this.pending.size > 0) {
       this.lastRead = performance.now();
-      this.arm(this.opts.readTimeoutMs, 'read');
+      this.timer.arm(this.opts.readTimeoutMs, 'read');
     } else {
       this.quiet();
     }
@@ -230,7 +230,7 @@ export class DohConn {
     if (this.closed || !this.ready) return;
     if (this.draining) return this.close();
     this.idleSince = performance.now();
-    this.arm(this.pingEvery(), 'ping');
+    this.timer.arm(this.pingEvery(), 'ping');
   }
 
   private idleLeft(): number {
@@ -242,39 +242,26 @@ export class DohConn {
     return Math.min(30_000, Math.max(100, this.opts.idleTimeoutMs / 3));
   }
 
-  private arm(ms: number, what: 'setup' | 'read' | 'idle' | 'ping' | 'pong' = 'setup'): void {
-    this.clear();
-    this.timerFor = what;
-    this.timer = setTimeout(() => this.onTimer(), ms);
-    this.timer.unref();
-  }
-
-  private clear(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-  }
-
   private onTimer(): void {
-    this.timer = null;
     if (this.closed) return;
-    if (this.timerFor === 'idle') return this.close();
-    if (this.timerFor === 'setup') return this.fail(this.tcpUp ? 'handshake' : 'connect', 'timed out');
-    if (this.timerFor === 'pong') return this.fail('read_timeout', `PING not answered in ${this.opts.readTimeoutMs} ms`);
-    if (this.timerFor === 'ping') {
+    if (this.timer.for === 'idle') return this.close();
+    if (this.timer.for === 'setup') return this.fail(this.tcpUp ? 'handshake' : 'connect', 'timed out');
+    if (this.timer.for === 'pong') return this.fail('read_timeout', `PING not answered in ${this.opts.readTimeoutMs} ms`);
+    if (this.timer.for === 'ping') {
       // No PING whose answer could not come before the idle close.
       const left = this.idleLeft();
-      if (left <= this.opts.readTimeoutMs) return this.arm(Math.max(1, left), 'idle');
+      if (left <= this.opts.readTimeoutMs) return this.timer.arm(Math.max(1, left), 'idle');
       const sent = this.h2.ping(() => {
         // Acked (or the session is gone): the next PING, unless a query took over the timer meanwhile.
-        if (!this.closed && this.timerFor === 'pong') this.arm(Math.max(1, Math.min(this.pingEvery(), this.idleLeft())), 'ping');
+        if (!this.closed && this.timer.for === 'pong') this.timer.arm(Math.max(1, Math.min(this.pingEvery(), this.idleLeft())), 'ping');
       });
       if (!sent) return this.close();
-      return this.arm(this.opts.readTimeoutMs, 'pong');
+      return this.timer.arm(this.opts.readTimeoutMs, 'pong');
     }
     if (this.pending.size === 0) return this.quiet();
     // Read deadline from the last response byte: a busy connection is never cut.
     const left = this.lastRead + this.opts.readTimeoutMs - performance.now();
-    if (left > 1) return this.arm(left, 'read');
+    if (left > 1) return this.timer.arm(left, 'read');
     this.fail('read_timeout', `no reply for ${this.opts.readTimeoutMs} ms`);
   }
 
@@ -288,7 +275,7 @@ export class DohConn {
     if (this.closed) return;
     this.closed = true;
     this.draining = true;
-    this.clear();
+    this.timer.clear();
     this.reqs.clear();
     this.h2.destroy();
     this.sock.destroy();

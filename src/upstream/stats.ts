@@ -10,6 +10,13 @@ export type OverruledKind = (typeof OVERRULED_KINDS)[number];
 /** Upper bounds (seconds) of the latency histogram buckets, Prometheus style. */
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
+/** The slot of `value` in a histogram with these upper bounds (non-cumulative counts, last slot +Inf). */
+export function bucketIndex(bounds: readonly number[], value: number): number {
+  let i = 0;
+  while (i < bounds.length && value > bounds[i]!) i++;
+  return i;
+}
+
 const RING = 128;
 
 /** A histogram for export plus a ring of recent samples for cheap p50/p95 reads. */
@@ -24,9 +31,7 @@ export class LatencyTracker {
   private sorted: Float64Array | null = null;
 
   observe(seconds: number): void {
-    let i = 0;
-    while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]!) i++;
-    this.buckets[i]!++;
+    this.buckets[bucketIndex(LATENCY_BUCKETS, seconds)]!++;
     this.sum += seconds;
     this.count++;
     this.ring[this.next] = seconds;

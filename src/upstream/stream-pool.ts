@@ -10,6 +10,8 @@ import { performance } from 'node:perf_hooks';
 import type { Endpoint } from '../net/address.js';
 import { FrameReader, frame } from '../net/framing.js';
 import { random16 } from './udp-pool.js';
+import { bucketIndex } from './stats.js';
+import { ConnTimer } from './conn-timer.js';
 
 /** What a query holds of the pooled connection (stream or HTTP/2) it waits on. */
 export interface QueryConn {
@@ -131,9 +133,8 @@ export class StreamConn {
   /** The TCP connection is up (TLS: the handshake may still be running). */
   private tcpUp = false;
   queries = 0;
-  private timer: NodeJS.Timeout | null = null;
   /** What the timer is for; a read deadline while queries are out, else idle. */
-  private timerFor: 'setup' | 'read' | 'idle' = 'setup';
+  private readonly timer = new ConnTimer<'setup' | 'read' | 'idle'>('setup', () => this.onTimer());
   private lastRead = 0;
   private idleMs: number;
 
@@ -145,10 +146,10 @@ export class StreamConn {
   ) {
     this.idleMs = opts.idleTimeoutMs;
     const { raw, sock } = opts.tls === null ? { raw: net.connect({ host: ep.host, port: ep.port, noDelay: true }), sock: null } : connectTls(ep, opts.tls, session);
-    this.arm(opts.connectTimeoutMs);
+    this.timer.arm(opts.connectTimeoutMs, 'setup');
     raw.once('connect', () => {
       this.tcpUp = true;
-      if (opts.tls !== null && !this.closed) this.arm(opts.handshakeTimeoutMs);
+      if (opts.tls !== null && !this.closed) this.timer.arm(opts.handshakeTimeoutMs, 'setup');
     });
     if (sock === null) {
       this.sock = raw;
@@ -176,9 +177,9 @@ export class StreamConn {
     packet.writeUInt16BE(id, 0);
     this.pending.set(id, waiter);
     this.queries++;
-    if (this.ready && this.timerFor !== 'read') {
+    if (this.ready && this.timer.for !== 'read') {
       this.lastRead = performance.now();
-      this.arm(this.opts.readTimeoutMs, 'read');
+      this.timer.arm(this.opts.readTimeoutMs, 'read');
     }
     this.sock.write(frame(packet));
     return id;
@@ -205,7 +206,7 @@ export class StreamConn {
     this.draining = true;
     if (this.closed) return;
     this.closed = true;
-    this.clear();
+    this.timer.clear();
     // FIN (after TLS close_notify) once written, then the descriptor goes: no waiting on a server that never closes its side.
     this.sock.destroySoon();
     this.pool.gone(this, 'closed', null, this.ready);
@@ -217,7 +218,7 @@ export class StreamConn {
     this.pool.connected();
     if (this.pending.size > 0) {
       this.lastRead = performance.now();
-      this.arm(this.opts.readTimeoutMs, 'read');
+      this.timer.arm(this.opts.readTimeoutMs, 'read');
     } else {
       this.quiet();
     }
@@ -237,31 +238,18 @@ export class StreamConn {
   private quiet(): void {
     if (this.closed || !this.ready) return;
     if (this.draining) return this.close();
-    this.arm(this.idleMs, 'idle');
-  }
-
-  private arm(ms: number, what: 'setup' | 'read' | 'idle' = 'setup'): void {
-    this.clear();
-    this.timerFor = what;
-    this.timer = setTimeout(() => this.onTimer(), ms);
-    this.timer.unref();
-  }
-
-  private clear(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.timer.arm(this.idleMs, 'idle');
   }
 
   private onTimer(): void {
-    this.timer = null;
-    if (this.timerFor === 'idle') return this.close();
-    if (this.timerFor === 'setup') {
+    if (this.timer.for === 'idle') return this.close();
+    if (this.timer.for === 'setup') {
       return this.fail(this.tcpUp ? 'handshake' : 'connect', 'timed out');
     }
     if (this.pending.size === 0) return this.quiet();
     // Read deadline: measured from the last byte, so a busy connection is never cut.
     const left = this.lastRead + this.opts.readTimeoutMs - performance.now();
-    if (left > 1) return this.arm(left, 'read');
+    if (left > 1) return this.timer.arm(left, 'read');
     this.fail('read_timeout', `no reply for ${this.opts.readTimeoutMs} ms`);
   }
 
@@ -275,7 +263,7 @@ export class StreamConn {
     if (this.closed) return;
     this.closed = true;
     this.draining = true;
-    this.clear();
+    this.timer.clear();
     this.sock.destroy();
     this.pool.gone(this, kind, message, this.ready);
   }
@@ -332,9 +320,7 @@ export abstract class ConnPool<C extends PoolConn, S extends StreamStats = Strea
     this.conns.splice(i, 1);
     const s = this.stats;
     s.closed++;
-    let b = 0;
-    while (b < QUERIES_PER_CONN_BUCKETS.length && c.queries > QUERIES_PER_CONN_BUCKETS[b]!) b++;
-    s.perConn[b]!++;
+    s.perConn[bucketIndex(QUERIES_PER_CONN_BUCKETS, c.queries)]!++;
     s.perConnSum += c.queries;
     if (kind !== 'closed') {
       // A server closing a connection it served is routine; a reset with queries on it or a failure to connect is not:

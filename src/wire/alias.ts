@@ -3,30 +3,17 @@
 // "the name you asked is an alias of the qualified one" (a CNAME in front of
 // the qualified name's records). Nothing here throws on a malformed reply:
 // it returns null and the caller answers SERVFAIL.
-import { CLASS_IN, EDNS_DO, FLAG_AA, FLAG_AD, FLAG_CD, FLAG_RD, HEADER_LEN, Type } from './constants.js';
+import { CLASS_IN, FLAG_AA, FLAG_AD, FLAG_CD, FLAG_RD, HEADER_LEN, Type } from './constants.js';
 import { put16, put32, u16 } from './bytes.js';
 import { sameName, type ParsedQuery, type Scan } from './message.js';
+import { buildQuery } from './build.js';
 
 const MAX_NAME = 255;
 
 /** A query for `name` (wire form), the client's RD/CD, and an OPT with its DO bit when it used EDNS. */
 export function internalQuery(name: Buffer, qtype: number, pq: ParsedQuery, id: number): Buffer {
-  const qEnd = HEADER_LEN + name.length + 4;
-  const out = Buffer.alloc(qEnd + (pq.edns ? 11 : 0));
-  put16(out, 0, id);
-  put16(out, 2, (pq.rd ? FLAG_RD : 0) | (pq.cd ? FLAG_CD : 0));
-  put16(out, 4, 1);
-  name.copy(out, HEADER_LEN);
-  put16(out, qEnd - 4, qtype);
-  put16(out, qEnd - 2, CLASS_IN);
-  if (pq.edns) {
-    put16(out, 10, 1);
-    // root owner (0), TYPE OPT, UDP size: the internal client is not size-limited.
-    put16(out, qEnd + 1, Type.OPT);
-    put16(out, qEnd + 3, 65535);
-    put16(out, qEnd + 7, pq.ednsDo ? EDNS_DO : 0);
-  }
-  return out;
+  // UDP size 65535: the internal client is not size-limited.
+  return buildQuery(name, qtype, id, (pq.rd ? FLAG_RD : 0) | (pq.cd ? FLAG_CD : 0), pq.edns ? { udpSize: 65535, do: pq.ednsDo } : null);
 }
 
 /**

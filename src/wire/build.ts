@@ -1,6 +1,7 @@
 // Building the few messages raced writes itself, and reshaping an upstream
 // reply for one client by copy-and-patch (no decode).
 import {
+  CLASS_IN,
   EDNS_DO,
   FLAG_AA,
   FLAG_AD,
@@ -16,6 +17,7 @@ import {
 import type { ParsedQuery, Question } from './message.js';
 import { u16, u32, put16, put32, copyBytes } from './bytes.js';
 import { edeOption } from './ede.js';
+import { withoutDot } from './names.js';
 
 const OPT_LEN = 11;
 
@@ -194,9 +196,37 @@ export function clientUdpLimit(pq: ParsedQuery, cap: number): number {
   return Math.min(Math.max(pq.ednsUdpSize, 512), cap);
 }
 
+/**
+ * A query of one question (`name` in wire form, class IN) with these header
+ * flags, and an OPT (root owner, no options) when `opt` is given: the one
+ * builder of the queries raced makes itself (search domains, bootstrap).
+ */
+export function buildQuery(name: Buffer, qtype: number, id: number, flags: number, opt: { udpSize: number; do: boolean } | null = null): Buffer {
+  const qEnd = HEADER_LEN + name.length + 4;
+  const out = Buffer.alloc(qEnd + (opt ? OPT_LEN : 0));
+  put16(out, 0, id);
+  put16(out, 2, flags);
+  put16(out, 4, 1);
+  copyBytes(name, out, HEADER_LEN, 0, name.length);
+  put16(out, qEnd - 4, qtype);
+  put16(out, qEnd - 2, CLASS_IN);
+  if (opt) {
+    put16(out, 10, 1);
+    put16(out, qEnd + 1, Type.OPT);
+    put16(out, qEnd + 3, opt.udpSize);
+    put16(out, qEnd + 7, opt.do ? EDNS_DO : 0);
+  }
+  return out;
+}
+
+/** The largest reply a client can take over its transport: clientUdpLimit over UDP, the 16-bit length over TCP. */
+export function replyLimit(pq: ParsedQuery, udp: boolean, cap: number): number {
+  return udp ? clientUdpLimit(pq, cap) : 65535;
+}
+
 /** A text name (no escapes) in wire form. */
 export function textToWire(name: string): Buffer {
-  const labels = name.replace(/\.$/, '').split('.').filter(Boolean);
+  const labels = withoutDot(name).split('.').filter(Boolean);
   return Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
 }
 

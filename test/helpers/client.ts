@@ -6,7 +6,7 @@ import { FrameReader, frame } from '../../src/net/framing.js';
 import { Raced } from '../../src/raced.js';
 import { defaultOptions, type Options } from '../../src/config/options.js';
 import { parseEndpoint } from '../../src/net/address.js';
-import { parseUpstream } from '../../src/upstream/upstream.js';
+import { parseUpstream } from '../../src/upstream/address.js';
 import { Logger } from '../../src/log.js';
 
 export interface QueryOpts {
