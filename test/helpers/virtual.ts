@@ -42,6 +42,8 @@ export interface Sent {
   packet: Buffer;
   at: number;
   released: boolean;
+  /** A health probe (`. NS`), not a leg of a race. */
+  probe: boolean;
 }
 
 /** The stand-in pool: every send recorded, in order, for all upstreams that share it. */
@@ -54,7 +56,8 @@ export class RecordingPool {
     this.nextId = (this.nextId + 0x0101) & 0xffff;
     packet.writeUInt16BE(this.nextId, 0);
     const l = leg as Leg;
-    const s: Sent = { upstream: l.upstream.label, leg: l, packet, at: now, released: false };
+    const probe = packet[12] === 0 && packet.readUInt16BE(13) === 2;
+    const s: Sent = { upstream: l.upstream.label, leg: l, packet, at: now, released: false, probe };
     this.sent.push(s);
     return {
       release: (id, who) => {
@@ -63,14 +66,29 @@ export class RecordingPool {
     };
   }
 
-  /** Upstream labels in the order their legs went out (probes included). */
-  order(): string[] {
-    return this.sent.map((s) => s.upstream);
+  /** Race legs (no probes), oldest first. */
+  legs(): Sent[] {
+    return this.sent.filter((s) => !s.probe);
   }
 
-  /** Legs sent to `label`, oldest first. */
+  /** Upstream labels in the order race legs went out (probes left out). */
+  order(): string[] {
+    return this.legs().map((s) => s.upstream);
+  }
+
+  /** `label@ms` per race leg, ms after `t0`: when each upstream was asked. */
+  timeline(t0: number): string[] {
+    return this.legs().map((s) => `${s.upstream.slice(-4)}@${s.at - t0}`);
+  }
+
+  /** Health probes, as `label@ms` after `t0`. */
+  probes(t0: number): string[] {
+    return this.sent.filter((s) => s.probe).map((s) => `${s.upstream.slice(-4)}@${s.at - t0}`);
+  }
+
+  /** Race legs sent to `label`, oldest first. */
   to(label: string): Sent[] {
-    return this.sent.filter((s) => s.upstream === label);
+    return this.legs().filter((s) => s.upstream === label);
   }
 
   /** The one leg sent to `label`; fails if there is not exactly one. */
