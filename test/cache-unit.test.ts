@@ -90,3 +90,74 @@ test('bounded by entries (LRU) and by bytes', () => {
   assert.ok(small.bytes <= r.length * 2);
   assert.equal(put(cache({ maxBytes: r.length - 1 }), r, 0), null, 'a reply over the bound is not cached');
 });
+
+/** A negative reply whose SOA record TTL and MINIMUM differ (RFC 2308 §5 takes the smaller). */
+function negative(o: { rcode: 0 | 3; soaTtl: number; minimum: number }): Buffer {
+  return dnsPacket.encode({
+    type: 'response',
+    id: 1,
+    flags: o.rcode,
+    questions: [{ name: 'x.example', type: 'AAAA', class: 'IN' }],
+    answers: [],
+    authorities: [{ name: 'example', type: 'SOA', ttl: o.soaTtl, data: { mname: 'ns', rname: 'h', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: o.minimum } }],
+  } as dnsPacket.Packet);
+}
+
+test('RFC 2308: a negative answer lives min(SOA TTL, MINIMUM), NXDOMAIN and NODATA alike; the stored SOA TTL says no more', () => {
+  for (const rcode of [3, 0] as const) {
+    const lowTtl = put(cache(), negative({ rcode, soaTtl: 40, minimum: 900 }), 0)!;
+    assert.equal(lowTtl.expiresAt, 40_000, `rcode ${rcode}: the record's TTL is the smaller`);
+    const lowMin = put(cache(), negative({ rcode, soaTtl: 3600, minimum: 25 }), 0)!;
+    assert.equal(lowMin.expiresAt, 25_000, `rcode ${rcode}: MINIMUM is the smaller`);
+    assert.equal(lowMin.reply.readUInt32BE(lowMin.start + lowMin.ttls![0]!), 25, 'the SOA TTL field lowered to the life');
+  }
+  // The clamps apply to negative lives too.
+  assert.equal(put(cache({ maxTtl: 10 }), negative({ rcode: 3, soaTtl: 300, minimum: 300 }), 0)!.expiresAt, 10_000);
+  assert.equal(put(cache({ minTtl: 60 }), negative({ rcode: 3, soaTtl: 5, minimum: 5 }), 0)!.expiresAt, 60_000);
+  // A zero life is not cached at all.
+  assert.equal(put(cache(), negative({ rcode: 3, soaTtl: 0, minimum: 300 }), 0), null);
+  assert.equal(put(cache(), reply({ ttl: 0 }), 0), null);
+});
+
+test('a stale entry is a miss, not a hit; without serve-stale an expired entry is gone', () => {
+  const c = cache({ serveStale: 60 });
+  put(c, reply({ ttl: 10 }), 0);
+  assert.equal(c.lookup('k', 9_999)?.state, 'fresh');
+  const s = c.lookup('k', 10_000);
+  assert.equal(s?.state, 'stale');
+  assert.deepEqual([c.stats.hits, c.stats.misses], [1, 1]);
+  const plain = cache();
+  put(plain, reply({ ttl: 10 }), 0);
+  assert.equal(plain.lookup('k', 10_000), null);
+});
+
+test('replacing a key keeps the byte count of one reply; deleteName drops every type of one name only', () => {
+  const c = cache();
+  const r = reply();
+  put(c, r, 0, 'k');
+  put(c, reply({ answers: 3 }), 5, 'k');
+  assert.equal(c.size, 1);
+  assert.equal(c.bytes, reply({ answers: 3 }).length);
+  assert.equal(c.lookup('k', 300_004)?.state, 'fresh', 'the second reply, stored at 5, lives 300 s from then');
+  assert.equal(c.lookup('k', 300_005), null);
+  // Keys are the lower-cased wire name, then type, class and one flags byte.
+  const name = Buffer.from('\x01x\x07example\x00', 'latin1').toString('latin1');
+  const other = Buffer.from('\x01x\x07example\x03org\x00', 'latin1').toString('latin1'); // x.example.org
+  const c2 = cache();
+  put(c2, r, 0, `${name}\x00\x01\x00\x01\x00`);
+  put(c2, r, 0, `${name}\x00\x1c\x00\x01\x00`);
+  put(c2, r, 0, `${other}\x00\x01\x00\x01\x00`);
+  assert.equal(c2.deleteName(Buffer.from(name, 'latin1')), 2);
+  assert.equal(c2.size, 1);
+  assert.equal(c2.bytes, r.length);
+});
+
+test('restore keeps the times it is given (cache file), on the same clock as lookups', () => {
+  const c = cache({ serveStale: 30 });
+  const r = reply({ ttl: 100 });
+  c.restore('k', r, scanMessage(r, true)!, -50_000, 50_000);
+  const hit = c.lookup('k', 0);
+  assert.equal(hit?.state === 'fresh' && hit.age, 50);
+  assert.equal(c.lookup('k', 50_000)?.state, 'stale');
+  assert.equal(c.lookup('k', 80_000), null);
+});

@@ -6,6 +6,7 @@ import dnsPacket from 'dns-packet';
 import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, tcpExchange, makeQuery, decode, firstData, sleep } from './helpers/client.js';
 import type { Options } from '../src/config/options.js';
+import type { AnswerCache } from '../src/cache/cache.js';
 
 async function withRaced(stubOpts: ConstructorParameters<typeof Stub>[0], over: Partial<Options>, fn: (port: number, up: Stub, r: Awaited<ReturnType<typeof startRaced>>) => Promise<void>): Promise<void> {
   const up = await Stub.start(stubOpts);
@@ -20,6 +21,20 @@ async function withRaced(stubOpts: ConstructorParameters<typeof Stub>[0], over: 
 
 const ttlOf = (p: dnsPacket.Packet, section: 'answers' | 'authorities' = 'answers'): number => (p[section]![0] as { ttl: number }).ttl;
 
+/**
+ * Moves every entry `ms` into the past: what the cache sees after `ms` of
+ * waiting, without the wait. The TTL arithmetic itself is checked on an
+ * injected clock in cache-unit.test.ts; these tests check it through raced.
+ */
+function age(cache: AnswerCache, ms: number): void {
+  for (const e of cache.snapshot().entries) {
+    e.storedAt -= ms;
+    e.expiresAt -= ms;
+    e.staleUntil -= ms;
+    e.prefetchAt -= ms;
+  }
+}
+
 test('a hit does not reach the upstream, and carries the client ID and case', async () => {
   await withRaced({ address: '192.0.2.5' }, {}, async (port, up, r) => {
     await udpQuery(port, 'hit.example');
@@ -33,34 +48,36 @@ test('a hit does not reach the upstream, and carries the client ID and case', as
   });
 });
 
-test('TTL counts down: ask, wait 2 s, ask again', async () => {
-  await withRaced({ ttl: 100 }, {}, async (port, up) => {
+test('TTL counts down: ask, age the entry 2 s, ask again', async () => {
+  await withRaced({ ttl: 100 }, {}, async (port, up, r) => {
     const first = await udpQuery(port, 'ttl.example');
     assert.equal(ttlOf(first.packet), 100);
-    await sleep(2100);
+    age(r.raced.cache!, 2000);
     const again = await udpQuery(port, 'ttl.example');
     assert.equal(up.count(), 1);
-    const t = ttlOf(again.packet);
-    assert.ok(t >= 97 && t <= 98, `TTL ${t}`);
+    assert.equal(ttlOf(again.packet), 98);
   });
 });
 
 test('entries expire with their smallest TTL', async () => {
-  await withRaced({ ttl: 1 }, {}, async (port, up) => {
+  await withRaced({ ttl: 1 }, {}, async (port, up, r) => {
     await udpQuery(port, 'short.example');
-    await sleep(1100);
+    age(r.raced.cache!, 900);
+    await udpQuery(port, 'short.example');
+    assert.equal(up.count(), 1, 'fresh 0.9 s in');
+    age(r.raced.cache!, 100);
     await udpQuery(port, 'short.example');
     assert.equal(up.count(), 2);
   });
 });
 
 test('--min-cache-ttl and --max-cache-ttl clamp what is stored and served', async () => {
-  await withRaced({ ttl: 1 }, { minCacheTtl: 60 }, async (port, up) => {
+  await withRaced({ ttl: 1 }, { minCacheTtl: 60 }, async (port, up, r) => {
     await udpQuery(port, 'min.example');
-    await sleep(1100);
+    age(r.raced.cache!, 1100);
     const { packet } = await udpQuery(port, 'min.example');
     assert.equal(up.count(), 1);
-    assert.ok(ttlOf(packet) >= 58);
+    assert.equal(ttlOf(packet), 59);
   });
   await withRaced({ ttl: 5000 }, { maxCacheTtl: 30 }, async (port) => {
     const { packet } = await udpQuery(port, 'max.example');
@@ -172,27 +189,27 @@ test('a client with EDNS and one without share an entry, each gets the right OPT
 });
 
 test('--serve-stale: stale answer (TTL 30) when every upstream is dead; not without the flag', async () => {
-  await withRaced({ ttl: 1, address: '192.0.2.44' }, { serveStale: 3600, timeoutMs: 2500 }, async (port, up) => {
+  await withRaced({ ttl: 1, address: '192.0.2.44' }, { serveStale: 3600, timeoutMs: 2500 }, async (port, up, r) => {
     await udpQuery(port, 'stale.example');
     up.opts.behaviour = 'drop';
-    await sleep(1100);
+    age(r.raced.cache!, 1100);
     const t0 = Date.now();
     const { packet } = await udpQuery(port, 'stale.example');
     assert.equal(firstData(packet), '192.0.2.44');
     assert.equal(ttlOf(packet), 30);
     assert.ok(Date.now() - t0 < 2300, 'answered at the stale deadline (1.8 s), not the query deadline');
   });
-  await withRaced({ ttl: 1 }, { timeoutMs: 500 }, async (port, up) => {
+  await withRaced({ ttl: 1 }, { timeoutMs: 500 }, async (port, up, r) => {
     await udpQuery(port, 'nostale.example');
     up.opts.behaviour = 'drop';
-    await sleep(1100);
+    age(r.raced.cache!, 1100);
     const { packet } = await udpQuery(port, 'nostale.example');
     assert.equal(packet.rcode, 'SERVFAIL');
   });
-  await withRaced({ ttl: 1, address: '192.0.2.45' }, { serveStale: 3600 }, async (port, up) => {
+  await withRaced({ ttl: 1, address: '192.0.2.45' }, { serveStale: 3600 }, async (port, up, r) => {
     await udpQuery(port, 'stale-sf.example');
     up.opts.behaviour = 'servfail';
-    await sleep(1100);
+    age(r.raced.cache!, 1100);
     const { packet } = await udpQuery(port, 'stale-sf.example');
     assert.equal(firstData(packet), '192.0.2.45', 'upstreams failing fast: stale at once');
   });
@@ -201,15 +218,19 @@ test('--serve-stale: stale answer (TTL 30) when every upstream is dead; not with
 test('--prefetch refreshes an entry that is asked for shortly before it expires', async () => {
   await withRaced({ ttl: 10 }, { prefetch: true }, async (port, up, r) => {
     await udpQuery(port, 'pf.example');
-    await sleep(9100); // inside the last tenth of its life
+    age(r.raced.cache!, 8900);
     await udpQuery(port, 'pf.example');
-    await sleep(100);
+    assert.equal(r.raced.cache!.stats.prefetches, 0, 'not before the last tenth of its life');
+    age(r.raced.cache!, 200); // 9.1 s: inside the last tenth
+    const hit = await udpQuery(port, 'pf.example');
+    assert.equal(ttlOf(hit.packet), 1, 'answered from the cache at once');
+    for (let i = 0; i < 100 && up.count() < 2; i++) await sleep(10);
     assert.equal(up.count(), 2, 'a background refresh went upstream');
     assert.equal(r.raced.cache!.stats.prefetches, 1);
-    await sleep(1000); // the original would have expired by now
+    age(r.raced.cache!, 1000); // the original would have expired by now
     const { packet } = await udpQuery(port, 'pf.example');
     assert.equal(up.count(), 2, 'served from the refreshed entry');
-    assert.ok(ttlOf(packet) >= 8);
+    assert.equal(ttlOf(packet), 9);
   });
 });
 

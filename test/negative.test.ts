@@ -74,9 +74,8 @@ test('--negative-grace 0: the first valid answer wins, NXDOMAIN included', async
   const wrong = await splitHorizon('corp.internal');
   const right = await stub({ address: '192.0.2.51', delayMs: 25 });
   await withRaced([wrong, right], { negativeGraceMs: 0 }, async (r) => {
-    const [{ packet }, ms] = await timed(udpQuery(r.port, 'known.example'));
-    assert.equal(packet.rcode, 'NXDOMAIN');
-    assert.ok(ms < 25, `answered before the positive upstream (${ms.toFixed(1)} ms)`);
+    const { packet } = await udpQuery(r.port, 'known.example');
+    assert.equal(packet.rcode, 'NXDOMAIN', 'not held: a held NXDOMAIN would lose to the positive answer');
   });
 });
 
@@ -84,11 +83,11 @@ test('two agreeing NXDOMAINs are answered when the second arrives, not at the gr
   const a = await stub();
   const b = await stub({ delayMs: 40 });
   const dead = await stub({ behaviour: 'drop' });
-  await withRaced([a, b, dead], { negativeGraceMs: 1000 }, async (r) => {
+  // Grace and deadline 60 s: an answer within the client's 5 s came from agreement.
+  await withRaced([a, b, dead], { negativeGraceMs: 60_000, timeoutMs: 60_000 }, async (r) => {
     const [{ packet }, ms] = await timed(udpQuery(r.port, 'nx-agree.example'));
     assert.equal(packet.rcode, 'NXDOMAIN');
     assert.ok(ms >= 35, `waited for the second upstream (${ms.toFixed(1)} ms)`);
-    assert.ok(ms < 500, `did not wait for the 1 s grace (${ms.toFixed(1)} ms)`);
     assert.equal(r.raced.upstreams[0]!.stats.overruled.nxdomain, 0);
   });
 });
@@ -102,7 +101,8 @@ test('AAAA NODATA: agreement of two upstreams answers at the second one, a third
     const [{ packet }, ms] = await timed(udpQuery(r.port, 'v4only.example', { type: 'AAAA' }));
     assert.equal(packet.rcode, 'NOERROR');
     assert.equal(packet.answers!.length, 0);
-    assert.ok(ms >= 15 && ms < 300, `answered at the second upstream's reply (${ms.toFixed(1)} ms)`);
+    assert.ok(ms >= 15, `answered at the second upstream's reply (${ms.toFixed(1)} ms)`);
+    assert.equal(r.raced.upstreams[2]!.stats.latency.count, 0, 'before the slow one replied');
     const { packet: p4 } = await udpQuery(r.port, 'v4only.example', { type: 'A' });
     assert.equal(firstData(p4), '192.0.2.52');
   });
@@ -111,15 +111,15 @@ test('AAAA NODATA: agreement of two upstreams answers at the second one, a third
 test('a lone NXDOMAIN beside a dead upstream waits a bounded grace, not the query deadline', async () => {
   const nx = await stub();
   const dead = await stub({ behaviour: 'drop' });
-  await withRaced([nx, dead], { timeoutMs: 3000 }, async (r) => {
+  // A 60 s deadline: an answer within the client's 5 s came from the bounded grace (its exact length: race-rule.test.ts).
+  await withRaced([nx, dead], { timeoutMs: 60_000 }, async (r) => {
     const [{ packet }, ms] = await timed(udpQuery(r.port, 'nx-lone.example'));
     assert.equal(packet.rcode, 'NXDOMAIN');
     assert.ok(ms >= 90, `held for the grace (${ms.toFixed(1)} ms)`);
-    assert.ok(ms < 1000, `bounded by the 100 ms cap, not the 3 s deadline (${ms.toFixed(1)} ms)`);
     // Asked for longer than the cap and never answered: no longer waited for, long before it is marked down.
     const [{ packet: p2 }, ms2] = await timed(udpQuery(r.port, 'nx-lone2.example'));
     assert.equal(p2.rcode, 'NXDOMAIN');
-    assert.ok(ms2 < 60, `a silent upstream is not waited for again (${ms2.toFixed(1)} ms)`);
+    assert.ok(ms2 < ms, `a silent upstream is not waited for again (${ms2.toFixed(1)} ms, the first ${ms.toFixed(1)} ms)`);
     assert.equal(r.raced.upstreams[1]!.health.up, true, 'not yet marked down: the grace rule alone did it');
   });
   // An upstream whose port is closed fails at once (ICMP): the negative answer is then the last word.
@@ -127,11 +127,12 @@ test('a lone NXDOMAIN beside a dead upstream waits a bounded grace, not the quer
   const closedLabel = closed.label;
   await closed.close();
   stubs.splice(stubs.indexOf(closed), 1);
-  const r = await startRaced([nx.label, closedLabel], { timeoutMs: 3000 });
+  // Grace and deadline 60 s: an answer within the client's 5 s means the failed leg ended the wait.
+  const r = await startRaced([nx.label, closedLabel], { timeoutMs: 60_000, negativeGraceMs: 60_000 });
   try {
-    const [{ packet }, ms] = await timed(udpQuery(r.port, 'nx-icmp.example'));
+    const { packet } = await udpQuery(r.port, 'nx-icmp.example');
     assert.equal(packet.rcode, 'NXDOMAIN');
-    assert.ok(ms < 90, `no grace once every other leg has failed (${ms.toFixed(1)} ms)`);
+    assert.ok(r.raced.upstreams[1]!.stats.errors.network >= 1, 'the other leg failed outright');
   } finally {
     await r.close();
   }
@@ -166,10 +167,11 @@ test('a CNAME whose target has no record of the type is NODATA; a complete chain
   });
   const fastFull = await stub({ answers: full.opts.answers });
   const slowBroken = await stub({ answers: broken.opts.answers, delayMs: 300 });
-  await withRaced([fastFull, slowBroken], {}, async (r) => {
-    const [{ packet }, ms] = await timed(udpQuery(r.port, 'www.example'));
+  // A 60 s grace: a held answer would have waited for the slow one's reply.
+  await withRaced([fastFull, slowBroken], { negativeGraceMs: 60_000 }, async (r) => {
+    const { packet } = await udpQuery(r.port, 'www.example');
     assert.equal(firstData(packet), '192.0.2.54');
-    assert.ok(ms < 200, `a positive answer through a CNAME is not held (${ms.toFixed(1)} ms)`);
+    assert.equal(r.raced.upstreams[1]!.stats.latency.count, 0, 'a positive answer through a CNAME is not held: answered before the slow one replied');
     await sleep(350);
     assert.equal(r.raced.upstreams[1]!.stats.overruled.nodata, 1, 'a negative after the positive won is overruled too');
   });
@@ -360,19 +362,19 @@ test('the flags through the real command: env RACED_NEGATIVE_GRACE, conf-file ig
 test('hedged fires its hedge at once on a negative answer; ordered lets the one upstream asked have the last word', async () => {
   const wrong = await splitHorizon('corp.internal');
   const right = await stub({ address: '192.0.2.58', delayMs: 20 });
-  await withRaced([wrong, right], { strategy: 'hedged', hedgeDelayMs: 1000 }, async (r) => {
-    const [{ packet }, ms] = await timed(udpQuery(r.port, 'hedge-neg.example'));
+  // A hedge delay longer than the deadline: the right answer can only come from a hedge sent on the NXDOMAIN.
+  await withRaced([wrong, right], { strategy: 'hedged', hedgeDelayMs: 60_000, timeoutMs: 3000 }, async (r) => {
+    const { packet } = await udpQuery(r.port, 'hedge-neg.example');
     assert.equal(firstData(packet), '192.0.2.58');
-    assert.ok(ms < 500, `the hedge went out on the NXDOMAIN, not after the 1 s hedge delay (${ms.toFixed(1)} ms)`);
     assert.equal(right.count(), 1);
     assert.equal(r.raced.upstreams[0]!.stats.overruled.nxdomain, 1);
   });
   right.reset();
   wrong.reset();
-  await withRaced([wrong, right], { strategy: 'ordered' }, async (r) => {
-    const [{ packet }, ms] = await timed(udpQuery(r.port, 'ordered-neg.example'));
+  // Grace, try timeout and deadline 60 s: an answer within the client's 5 s was not held.
+  await withRaced([wrong, right], { strategy: 'ordered', negativeGraceMs: 60_000, tryTimeoutMs: 60_000, timeoutMs: 60_000 }, async (r) => {
+    const { packet } = await udpQuery(r.port, 'ordered-neg.example');
     assert.equal(packet.rcode, 'NXDOMAIN');
-    assert.ok(ms < 50, `not held (${ms.toFixed(1)} ms)`);
     assert.equal(right.count(), 0, 'the next upstream is not asked');
   });
 });

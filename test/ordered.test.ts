@@ -23,12 +23,11 @@ test('ordered: only the primary is asked while it answers', async () => {
 test('ordered: a losing RCODE moves on to the next upstream at once', async () => {
   const p = await Stub.start({ behaviour: 'servfail' });
   const s = await Stub.start({ address: '192.0.2.2' });
-  const r = await startRaced([p.label, s.label], { strategy: 'ordered', tryTimeoutMs: 1000 });
+  // Try timeout and deadline 60 s: an answer within the client's 5 s means the SERVFAIL moved the race on.
+  const r = await startRaced([p.label, s.label], { strategy: 'ordered', tryTimeoutMs: 60_000, timeoutMs: 60_000 });
   try {
-    const t0 = Date.now();
     const { packet } = await udpQuery(r.port, 'sf.example');
     assert.equal(firstData(packet), '192.0.2.2');
-    assert.ok(Date.now() - t0 < 500);
   } finally {
     await r.close();
     await p.close();

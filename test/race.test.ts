@@ -23,9 +23,8 @@ test('all-servers: fans out to every upstream and the fastest answer wins', asyn
   const slow = await stub({ address: '192.0.2.20', delayMs: 200 });
   const r = await startRaced([slow.label, fast.label]);
   try {
-    const t0 = Date.now();
     const { packet } = await udpQuery(r.port, 'fan.example');
-    assert.ok(Date.now() - t0 < 150, 'answered before the slow upstream replied');
+    assert.equal(r.raced.upstreams[0]!.stats.latency.count, 0, 'answered before the slow upstream replied');
     assert.equal(aRecord(packet), '192.0.2.10');
     assert.equal(packet.rcode, 'NOERROR');
     assert.equal(fast.count('udp'), 1);
@@ -46,13 +45,13 @@ test('all-servers: fans out to every upstream and the fastest answer wins', asyn
 test('a dead upstream costs the client nothing', async () => {
   const dead = await stub({ behaviour: 'drop' });
   const live = await stub({ address: '192.0.2.30', delayMs: 5 });
-  const r = await startRaced([dead.label, live.label]);
+  const r = await startRaced([dead.label, live.label], { timeoutMs: 60_000 });
   try {
     for (let i = 0; i < 10; i++) {
-      const t0 = Date.now();
       const { packet } = await udpQuery(r.port, `dead${i}.example`);
       assert.equal(aRecord(packet), '192.0.2.30');
-      assert.ok(Date.now() - t0 < 200);
+      // With a 60 s deadline, an answer at all means nobody waited for the dead upstream.
+      assert.equal(r.raced.upstreams[0]!.stats.inflight, i + 1, 'the dead leg is still open');
     }
   } finally {
     await r.close();
@@ -90,21 +89,18 @@ test('every upstream loses: their common RCODE at once, or SERVFAIL when they di
   const r1 = await stub({ behaviour: 'refused' });
   const r2 = await stub({ behaviour: 'refused', delayMs: 20 });
   const s1 = await stub({ behaviour: 'servfail' });
-  let r = await startRaced([r1.label, r2.label], { timeoutMs: 3000 });
+  // A 60 s deadline: an answer within the client's 5 s did not wait for it.
+  let r = await startRaced([r1.label, r2.label], { timeoutMs: 60_000 });
   try {
-    const t0 = Date.now();
     const { packet } = await udpQuery(r.port, 'allrefused.example');
     assert.equal(packet.rcode, 'REFUSED');
-    assert.ok(Date.now() - t0 < 1000, 'did not wait for the deadline');
   } finally {
     await r.close();
   }
-  r = await startRaced([r1.label, s1.label], { timeoutMs: 3000 });
+  r = await startRaced([r1.label, s1.label], { timeoutMs: 60_000 });
   try {
-    const t0 = Date.now();
     const { packet } = await udpQuery(r.port, 'mixed.example');
     assert.equal(packet.rcode, 'SERVFAIL');
-    assert.ok(Date.now() - t0 < 1000);
   } finally {
     await r.close();
   }
@@ -119,7 +115,7 @@ test('all upstreams dead: SERVFAIL at the deadline, never silence', async () => 
     const { packet } = await udpQuery(r.port, 'alldead.example');
     const took = Date.now() - t0;
     assert.equal(packet.rcode, 'SERVFAIL');
-    assert.ok(took >= 350 && took < 1200, `took ${took} ms`);
+    assert.ok(took >= 350, `took ${took} ms: at the deadline (its exact time: race-rule.test.ts)`);
     assert.equal(r.raced.upstreams[0]!.stats.errors.timeout, 1);
     assert.equal(r.raced.upstreams[0]!.stats.inflight, 0);
   } finally {
@@ -225,14 +221,14 @@ test('each leg gets a fresh random ID; the upstream sees a lower-cased name', as
 test('an upstream dying mid-run: the race goes on with the others', async () => {
   const dying = await stub({ address: '192.0.2.70' });
   const steady = await stub({ address: '192.0.2.71', delayMs: 10 });
-  const r = await startRaced([dying.label, steady.label]);
+  // A 60 s deadline: every answer within the client's 5 s came from the race, not its end.
+  const r = await startRaced([dying.label, steady.label], { timeoutMs: 60_000 });
   try {
     for (let i = 0; i < 20; i++) {
       if (i === 10) await dying.close();
-      const t0 = Date.now();
       const { packet } = await udpQuery(r.port, `mid${i}.example`);
       assert.equal(packet.rcode, 'NOERROR');
-      assert.ok(Date.now() - t0 < 300, `lookup ${i} took ${Date.now() - t0} ms`);
+      if (i >= 10) assert.equal(aRecord(packet), '192.0.2.71', `lookup ${i}: the steady one`);
     }
     stubs.splice(stubs.indexOf(dying), 1);
   } finally {
@@ -252,12 +248,12 @@ test('an upstream port with nothing listening (ICMP unreachable): fails fast, ne
   } finally {
     await r.close();
   }
-  const only = await startRaced([goneLabel], { timeoutMs: 2000 });
+  const only = await startRaced([goneLabel], { timeoutMs: 60_000 });
   try {
-    const t0 = Date.now();
+    // A 60 s deadline: SERVFAIL within the client's 5 s came from the ICMP error, not the deadline.
     const { packet } = await udpQuery(only.port, 'icmp-only.example');
     assert.equal(packet.rcode, 'SERVFAIL');
-    assert.ok(Date.now() - t0 < 1000, 'did not wait for the deadline');
+    assert.ok(only.raced.upstreams[0]!.stats.errors.network >= 1, 'a network error');
   } finally {
     await only.close();
   }
