@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Client, ClientTransport } from './client.js';
 import { Rcode, rcodeName } from './wire/constants.js';
 import { checkQuery, nameToText, readQuestion, typeName, type ParsedQuery, type Scan } from './wire/message.js';
-import { clientUdpLimit, errorReply, ownOptSize, shapeReply, upstreamQuery } from './wire/build.js';
+import { errorReply, ownOptSize, replyLimit, shapeReply, upstreamQuery } from './wire/build.js';
 import { questionKey } from './wire/key.js';
 import { rotateAnswers } from './wire/rotate.js';
 import { cidrContains, isLoopback, type Cidr } from './net/address.js';
@@ -229,7 +229,7 @@ export class Pipeline {
       const local = this.hosts.answer(msg, pq, client.transport === 'udp', this.opts.ednsPacketMax);
       if (local !== null) return this.reply(client, local, started, logging, 'hosts');
     }
-    const maxSize = client.transport === 'udp' ? clientUdpLimit(pq, this.opts.ednsPacketMax) : 65535;
+    const maxSize = replyLimit(pq, client.transport === 'udp', this.opts.ednsPacketMax);
     const key = questionKey(msg, pq);
     let stale: CacheEntry | null = null;
     const cache = this.cache;

@@ -35,7 +35,7 @@ import { u16 } from './wire/bytes.js';
 import type { Leg, LegOwner, Upstream } from './upstream/upstream.js';
 import type { RaceView, Strategy } from './strategy/strategy.js';
 import type { Deadlines, Timed } from './deadlines.js';
-import { LatencyTracker, type ErrorKind } from './upstream/stats.js';
+import { LatencyTracker, bucketIndex, type ErrorKind } from './upstream/stats.js';
 import type { Logger } from './log.js';
 import { LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, type RaceWindow } from './tradeoff/window.js';
 
@@ -419,8 +419,6 @@ export class Race implements RaceView, LegOwner, Timed {
     const n = this.nLegs;
     for (let i = 0; i < n; i++) if (this.legs[i]!.upstream !== this.winner) this.legs[i]!.upstream.stats.losses++;
     this.stats.wasted += n - (this.winner ? 1 : 0);
-    let b = 0;
-    while (b < FANOUT_BUCKETS.length && n > FANOUT_BUCKETS[b]!) b++;
-    this.stats.fanout[b]!++;
+    this.stats.fanout[bucketIndex(FANOUT_BUCKETS, n)]!++;
   }
 }

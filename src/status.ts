@@ -1,5 +1,6 @@
 // `raced status`: one line per upstream read from a running raced's /metrics.
 import type { Prediction } from './tradeoff/estimate.js';
+import { histogramQuantile } from './upstream/stats.js';
 
 export interface Sample {
   name: string;
@@ -22,23 +23,19 @@ export function parseMetrics(text: string): Sample[] {
 }
 
 /** Quantile from cumulative histogram buckets, interpolated inside the bucket (as histogram_quantile does). */
+/** The q-quantile of a scraped (cumulative) histogram: raced's one histogram quantile on per-bucket counts. */
 export function bucketQuantile(buckets: { le: number; count: number }[], q: number): number {
   const sorted = [...buckets].sort((a, b) => a.le - b.le);
-  const total = sorted.at(-1)?.count ?? 0;
-  if (total === 0) return NaN;
-  const rank = q * total;
-  let prevLe = 0;
-  let prevCount = 0;
+  const bounds: number[] = [];
+  const counts: number[] = [];
+  let prev = 0;
   for (const b of sorted) {
-    if (b.count >= rank) {
-      if (!Number.isFinite(b.le)) return prevLe;
-      const inBucket = b.count - prevCount;
-      return inBucket === 0 ? b.le : prevLe + ((b.le - prevLe) * (rank - prevCount)) / inBucket;
-    }
-    prevLe = b.le;
-    prevCount = b.count;
+    if (Number.isFinite(b.le)) bounds.push(b.le);
+    counts.push(b.count - prev);
+    prev = b.count;
   }
-  return prevLe;
+  if (counts.length === bounds.length) counts.push(0);
+  return histogramQuantile(bounds, counts, q);
 }
 
 function ms(seconds: number): string {

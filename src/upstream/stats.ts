@@ -89,15 +89,25 @@ export class RecentWindow {
 
 /** Quantile of non-cumulative LATENCY_BUCKETS counts (last slot +Inf), interpolated in its bucket; NaN when empty. */
 export function bucketsQuantile(buckets: Float64Array, q: number): number {
+  return histogramQuantile(LATENCY_BUCKETS, buckets, q);
+}
+
+/**
+ * The q-quantile of a histogram, interpolated linearly inside its bucket (as
+ * Prometheus's histogram_quantile does). `counts` are per bucket, not
+ * cumulative; counts[bounds.length] is the +Inf bucket, read as its lower bound.
+ * NaN when empty.
+ */
+export function histogramQuantile(bounds: readonly number[], counts: ArrayLike<number>, q: number): number {
   let total = 0;
-  for (const c of buckets) total += c;
+  for (let i = 0; i < counts.length; i++) total += counts[i]!;
   if (total === 0) return NaN;
   const rank = q * total;
   let acc = 0;
   let lo = 0;
-  for (let i = 0; i < buckets.length; i++) {
-    const c = buckets[i]!;
-    const hi = i < LATENCY_BUCKETS.length ? LATENCY_BUCKETS[i]! : Infinity;
+  for (let i = 0; i < counts.length; i++) {
+    const c = counts[i]!;
+    const hi = i < bounds.length ? bounds[i]! : Infinity;
     if (acc + c >= rank && c > 0) return hi === Infinity ? lo : lo + ((hi - lo) * (rank - acc)) / c;
     acc += c;
     lo = hi;
