@@ -330,7 +330,16 @@ export class Race implements RaceView, LegOwner, Timed {
 
   private lost(rcode: number): void {
     this.losing = this.losing === NONE || this.losing === rcode ? rcode : MIXED;
+    const before = this.nLegs;
     this.launch(this.strategy.next(this, 'lost'), performance.now());
+    // The upstream asked now gets a whole try (or hedge) delay of its own: left
+    // on the first leg's timer it would be cut short and, under ordered, marked
+    // down for missing a timeout it was never given.
+    if (this.nLegs > before && this.delayTimer !== null) {
+      clearTimeout(this.delayTimer);
+      this.delayTimer = null;
+      this.scheduleDelay();
+    }
     if (this.openLegs > 0) return;
     if (this.hold !== null) return this.winHeld(performance.now());
     this.lose();

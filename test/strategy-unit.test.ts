@@ -98,10 +98,14 @@ test('ordered: a losing reply asks the next at once; with every upstream down th
   a.leg.onDatagram(replyTo(a, { rcode: SERVFAIL }));
   assert.deepEqual(r1.asked(), ['5301@0', '5302@20']);
   assert.equal(ups[0]!.health.up, true, 'a losing reply does not mark it down');
-  clock.advance(300);
-  // The per-try timer is the race's one delay timer, armed at the start: a loss asks the next
-  // upstream without re-arming it, so 5302 gets 280 ms, not 300, before it is marked down.
-  assert.deepEqual(r1.asked(), ['5301@0', '5302@20', '5303@300']);
+  clock.advance(299);
+  // The loss re-arms the per-try timer: 5302 gets its whole 300 ms (it once got the 280 left of
+  // 5301's try and was marked down for missing a timeout it was never given).
+  assert.deepEqual(r1.asked(), ['5301@0', '5302@20']);
+  assert.equal(ups[1]!.health.up, true, '5302 is not marked down before its own try timeout');
+  clock.advance(1);
+  assert.deepEqual(r1.asked(), ['5301@0', '5302@20', '5303@320']);
+  assert.equal(ups[1]!.health.up, false, '5302 missed its own try timeout: down');
   finish(r1);
   for (const u of ups) u.health.markDown();
   const r2 = race(s);
