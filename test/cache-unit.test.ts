@@ -161,3 +161,15 @@ test('restore keeps the times it is given (cache file), on the same clock as loo
   assert.equal(c.lookup('k', 50_000)?.state, 'stale');
   assert.equal(c.lookup('k', 80_000), null);
 });
+
+test('RFC 2308 §5: a CNAME chain that ends in NODATA lives the negative TTL; a chain that ends in the asked type stays positive', () => {
+  const soa = { name: 'example', type: 'SOA', ttl: 3600, data: { mname: 'ns', rname: 'h', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 } };
+  const chain = (answers: object[]): Buffer =>
+    dnsPacket.encode({ type: 'response', id: 1, flags: 0, questions: [{ name: 'www.example', type: 'AAAA', class: 'IN' }], answers, authorities: [soa] } as dnsPacket.Packet);
+  const cname = { name: 'www.example', type: 'CNAME', ttl: 3600, data: 'host.example' };
+  const toNothing = put(cache(), chain([cname]), 0)!;
+  assert.equal(toNothing.expiresAt, 60_000, 'min(SOA TTL 3600, MINIMUM 60), not the CNAME\'s 3600');
+  for (const at of toNothing.ttls!) assert.ok(toNothing.reply.readUInt32BE(toNothing.start + at) <= 60, 'no stored TTL says more than the life');
+  const toAnswer = put(cache(), chain([cname, { name: 'host.example', type: 'AAAA', ttl: 1800, data: '2001:db8::1' }]), 0)!;
+  assert.equal(toAnswer.expiresAt, 1_800_000, 'a chain that ends in an AAAA is positive: its smallest TTL');
+});

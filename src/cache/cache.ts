@@ -6,8 +6,21 @@
 // the wall clock neither keeps an answer past its TTL nor expires it early.
 import { LRUMapWithDelete } from 'mnemonist';
 import { Rcode } from '../wire/constants.js';
+import { POSITIVE, negativeKind } from '../wire/match.js';
+import { u16 } from '../wire/bytes.js';
 import type { Scan } from '../wire/message.js';
 import type { ReplyLayout } from '../wire/build.js';
+
+/**
+ * A negative answer for caching (RFC 2308): NXDOMAIN, an empty answer, or a
+ * CNAME chain that ends in no record of the asked type (§5: the chain's end
+ * is NODATA, cached for the SOA's negative TTL like any other). The chain is
+ * only walked when the reply carries an SOA: a positive reply rarely does.
+ */
+function isNegative(reply: Buffer, scan: Scan): boolean {
+  if (scan.rcode === Rcode.NXDOMAIN || scan.ancount === 0) return true;
+  return scan.soaTtl >= 0 && scan.qEnd >= 4 && negativeKind(reply, scan, u16(reply, scan.qEnd - 4)) !== POSITIVE;
+}
 
 export interface CacheOptions {
   size: number;
@@ -152,10 +165,10 @@ export class AnswerCache {
   }
 
   /** Lifetime in seconds raced gives this reply, or -1 when it is not cached. */
-  ttlFor(scan: Scan): number {
+  ttlFor(reply: Buffer, scan: Scan): number {
     const o = this.opts;
     if (scan.rcode !== Rcode.NOERROR && scan.rcode !== Rcode.NXDOMAIN) return -1; // SERVFAIL & co.: see README
-    const negative = scan.rcode === Rcode.NXDOMAIN || scan.ancount === 0;
+    const negative = isNegative(reply, scan);
     let ttl: number;
     if (negative) {
       if (!o.negCache) return -1;
@@ -176,10 +189,10 @@ export class AnswerCache {
    * first answer and later hits agree.
    */
   store(key: string, reply: Buffer, scan: Scan, now: number): CacheEntry | null {
-    const ttl = this.ttlFor(scan);
+    const ttl = this.ttlFor(reply, scan);
     if (ttl < 0 || scan.ttls === null || reply.length > this.maxBytes) return null;
     const o = this.opts;
-    const negative = scan.rcode === Rcode.NXDOMAIN || scan.ancount === 0;
+    const negative = isNegative(reply, scan);
     // slice(): an exact-size copy; the scan's array was grown by push and has spare room.
     const entry = this.insert(key, reply, scan, now, now + ttl * 1000, scan.ttls.slice());
     const { reply: copy, start } = entry;
@@ -194,7 +207,7 @@ export class AnswerCache {
   /**
    * Puts back an entry read from the cache file (src/cache/persist.ts): its
    * bytes already hold the clamped TTLs; `storedAt` and `expiresAt` are on
-   * this process's monotonic clock. The caller checked ttlFor(scan) >= 0.
+   * this process's monotonic clock. The caller checked ttlFor(reply, scan) >= 0.
    */
   restore(key: string, reply: Buffer, scan: Scan, storedAt: number, expiresAt: number): void {
     if (scan.ttls === null || reply.length > this.maxBytes) return;

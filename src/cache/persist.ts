@@ -200,7 +200,7 @@ export function loadInto(cache: AnswerCache, buf: Buffer, ednsPacketMax: number,
         res.expired++;
         return;
       }
-      if (cache.ttlFor(r.scan) < 0) {
+      if (cache.ttlFor(r.reply, r.scan) < 0) {
         res.refused++;
         return;
       }
