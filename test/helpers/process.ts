@@ -10,8 +10,15 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 const children: ChildProcess[] = [];
 after(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const c of children) stop(c);
 });
+
+/** SIGKILL if still running, and let go of its pipes so a grandchild holding them cannot keep the test file alive. */
+function stop(c: ChildProcess): void {
+  if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  c.stderr?.destroy();
+  c.stdout?.destroy();
+}
 
 /** A UDP port free on 127.0.0.1 right now (the bench's helper). */
 export { freePort } from '../../bench/lib/procs.js';
@@ -26,7 +33,12 @@ export function freeTcpPort(): Promise<number> {
   });
 }
 
-/** Starts raced and resolves once it logs that it listens; killed at the end of the test file. */
+/**
+ * Starts raced and resolves once it logs that it listens; killed at the end of the test file.
+ * The start limit is generous (--workers 2 took 5-10 s on a loaded 2-core machine): it only
+ * turns a raced that never starts into a failure, and a raced that did not start is stopped
+ * at once rather than left to hold the test file open.
+ */
 export async function spawnRaced(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; log: () => string }> {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(child);
@@ -34,7 +46,10 @@ export async function spawnRaced(args: string[], env: Record<string, string> = {
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const t0 = Date.now();
   while (!log.includes('listening on')) {
-    if (child.exitCode !== null || Date.now() - t0 > 5000) throw new Error(`raced did not start: ${log}`);
+    if (child.exitCode !== null || Date.now() - t0 > 20_000) {
+      stop(child);
+      throw new Error(`raced did not start: ${log}`);
+    }
     await sleep(20);
   }
   return { child, log: () => log };
