@@ -18,7 +18,7 @@
 // With --out, the report (tradeoffs.md, tradeoffs.json, one SVG per scenario) goes there; else bench/results.
 import type { Prediction } from '../src/tradeoff/estimate.js';
 import { numArg } from './lib/args.js';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
@@ -86,6 +86,17 @@ interface Measured {
   sent: number;
   /** The stand-ins' worst stall during the measured runs, ms (see Pool.stallMs). */
   stallMs: number;
+  /** ms per second the server's main thread waited for a CPU while measured (see Pool.waitMs). */
+  serverWaitMsPerS: number;
+}
+
+/** ms a thread has spent runnable but waiting for a CPU (the scheduler's run-queue delay), from /proc; NaN if unreadable. */
+function runqueueWaitMs(pid: number | undefined): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
+  } catch {
+    return NaN;
+  }
 }
 
 /** Latencies and counts pooled over rounds. */
@@ -101,6 +112,13 @@ class Pool {
    * stalled, not the race.
    */
   stallMs = 0;
+  /**
+   * Run-queue delay of the server's main thread (its event loop) and the seconds measured: a
+   * query that arrives while raced waits for a CPU waits too, before raced can see it, so no
+   * window inside raced can predict that part. Under host load it is most of a p99's excess.
+   */
+  waitMs = 0;
+  measuredS = 0;
   result(): Measured {
     return {
       p50: percentile(this.lat, 50),
@@ -109,6 +127,7 @@ class Pool {
       answered: this.answered / this.sent,
       sent: this.sent,
       stallMs: Number(this.stallMs.toFixed(1)),
+      serverWaitMsPerS: Number((this.waitMs / this.measuredS).toFixed(1)),
     };
   }
 }
@@ -144,7 +163,10 @@ try {
     for (const x of proxies) x.resetCounters();
     const eld = monitorEventLoopDelay({ resolution: 5 });
     eld.enable();
+    const w0 = runqueueWaitMs(p.child.pid);
     const r = await dnsperf(p.port, queryFile, s, { cpu: '0', rate, verbose: true });
+    pool.waitMs += runqueueWaitMs(p.child.pid) - w0;
+    pool.measuredS += s;
     eld.disable();
     pool.stallMs = Math.max(pool.stallMs, eld.max / 1e6);
     commands.add(r.command.replace(/-p \d+/, '-p PORT').replace(/-l \d+/, `-l ${s}`));
@@ -214,6 +236,7 @@ try {
         measuredAnswered: Number(own.answered.toFixed(4)),
         queries: own.sent,
         standInStallMs: own.stallMs,
+        serverWaitMsPerS: own.serverWaitMsPerS,
       });
     }
     for (const run of runs) {
@@ -228,6 +251,7 @@ try {
           measuredAnswered: Number(m.answered.toFixed(4)),
           queries: m.sent,
           standInStallMs: m.stallMs,
+          serverWaitMsPerS: m.serverWaitMsPerS,
         });
         points.push({ x: m.qpq, y: m.p99, label: run.name.split(' ')[0]!, series: 'peers (measured)' });
         continue;
@@ -246,6 +270,7 @@ try {
         measuredAnswered: Number(m.answered.toFixed(4)),
         queries: m.sent,
         standInStallMs: m.stallMs,
+        serverWaitMsPerS: m.serverWaitMsPerS,
       });
       points.push({ x: pr.upstream_queries_per_query!, y: pr.p99_ms!, label: pr.option, series: 'predicted (from an all run)' });
       points.push({ x: m.qpq, y: m.p99, label: pr.option, series: 'measured' });
@@ -328,20 +353,21 @@ function markdown(out: { date: string; machine: Record<string, unknown>; command
       `${rounds} interleaved rounds of ${seconds} s pooled; p99 at the client (dnsperf), upstream queries counted at the stand-ins. ` +
       `Within bounds: p99 error at most ${P99_SHARE * 100} % or ${P99_MS} ms, upstream queries per query at most ${QPQ_ABS}. ` +
       'The first row of each table is the predicting run against its own client-side figures (the estimator alone, no run-to-run change). ' +
-      "Stand-in stall max: the longest the fault proxies' event loop was held up while measuring: a p99 near it, far above every stand-in's slowest reply, is a host stall, not the race.",
+      "Stand-in stall max: the longest the fault proxies' event loop was held up while measuring: a p99 near it, far above every stand-in's slowest reply, is a host stall, not the race. " +
+      'Server CPU wait: ms per second the server\'s event-loop thread was runnable but waiting for a CPU (/proc schedstat); a query that comes in meanwhile waits before raced sees it, which no prediction from inside raced can include: on a quiet host it is near 0.',
     '',
   ];
   for (const s of out.report) {
     lines.push(`## ${String(s.scenario)}`, '', `${String(s.what)}. Predicted from ${String(s.predictedFromRaces)} races.`, '');
-    lines.push('| option | p99 predicted | p99 measured | p99 ok | q/q predicted | q/q measured | q/q ok | p50 predicted | p50 measured | answered measured | stand-in stall max |');
-    lines.push('|---|---:|---:|:-:|---:|---:|:-:|---:|---:|---:|---:|');
+    lines.push('| option | p99 predicted | p99 measured | p99 ok | q/q predicted | q/q measured | q/q ok | p50 predicted | p50 measured | answered measured | stand-in stall max | server CPU wait ms/s |');
+    lines.push('|---|---:|---:|:-:|---:|---:|:-:|---:|---:|---:|---:|---:|');
     for (const r of s.rows as Record<string, unknown>[]) {
       if (r.peer) {
-        lines.push(`| ${String(r.peer)} | | ${f(r.measuredP99)} | | | ${f(r.measuredQpq, 3)} | | | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} |`);
+        lines.push(`| ${String(r.peer)} | | ${f(r.measuredP99)} | | | ${f(r.measuredQpq, 3)} | | | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} | ${f(r.serverWaitMsPerS)} |`);
         continue;
       }
       lines.push(
-        `| ${String(r.option)} | ${f(r.predictedP99)} | ${f(r.measuredP99)} | ${mark(r.p99Ok)} | ${f(r.predictedQpq, 3)} | ${f(r.measuredQpq, 3)} | ${mark(r.qpqOk)} | ${f(r.predictedP50)} | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} |`,
+        `| ${String(r.option)} | ${f(r.predictedP99)} | ${f(r.measuredP99)} | ${mark(r.p99Ok)} | ${f(r.predictedQpq, 3)} | ${f(r.measuredQpq, 3)} | ${mark(r.qpqOk)} | ${f(r.predictedP50)} | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} | ${f(r.serverWaitMsPerS)} |`,
       );
     }
     lines.push('');
