@@ -222,7 +222,9 @@ export function predict(option: string, plan: readonly PlannedLeg[], curves: rea
   };
   const planned = plan.filter((l) => l.at < timeoutMs);
   if (planned.length === 0 || planned.some((l) => (curves[l.u]?.legs ?? 0) === 0)) return row;
-  const runs = (lags.length > 0 ? lags : [0]).map((lag) => lagged(plan, lag, timeoutMs));
+  // A plan with no timer-sent leg (all, top-K) is the same at every lag: one run.
+  const timed = lags.length > 0 && plan.some((l) => l.hops);
+  const runs = (timed ? lags : [0]).map((lag) => lagged(plan, lag, timeoutMs));
   const unansweredAt = (t: number): number => {
     let s = 0;
     for (const r of runs) s += unanswered(r, curves, t);
