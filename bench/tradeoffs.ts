@@ -379,8 +379,8 @@ function markdown(out: { date: string; machine: Record<string, unknown>; command
     if (starved.length > 0) {
       lines.push(
         '',
-        `**Host-starved** (server waited for a CPU more than ${STARVED_MS_PER_S} ms per second): ${starved.join(', ')}. Their p99 says more about the host than the option; ` +
-          'if the predicting run is among them, so is every prediction. Run again on a quiet machine.',
+        `**Host-starved** (server waited for a CPU more than ${STARVED_MS_PER_S} ms per second): ${starved.join(', ')}. Their p99 may say more about the host than the option; ` +
+          'if the predicting run is among them, so may every prediction. Best run again on a quiet machine.',
       );
     }
     lines.push('');
