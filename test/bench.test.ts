@@ -12,7 +12,7 @@ import { median, percentile } from '../bench/lib/stats.js';
 import { parseDnsperf } from '../bench/lib/procs.js';
 import { FaultProxy } from '../bench/lib/fault-proxy.js';
 import { renderMarkdown, seedTable, tradeoffSvg, type Row } from '../bench/lib/report.js';
-import { scatter, ticks } from '../bench/lib/svg.js';
+import { logTicks, scatter, ticks } from '../bench/lib/svg.js';
 import { medianRow, parseArgs } from '../bench/run.js';
 import { Stub } from './helpers/stub.js';
 import { udpQuery, makeQuery } from './helpers/client.js';
@@ -80,10 +80,30 @@ test('the fault proxy counts queries and bytes at the upstream, and injects faul
     const t0 = Date.now();
     await udpQuery(proxy.port, 'slow.example');
     assert.ok(Date.now() - t0 >= 110);
+    // The flaky scenario's silent share: every query dropped (counted), none answered.
+    proxy.faults = { delayMs: 0, jitterMs: 0, dead: false, servfailRate: 0, dropShare: 1 };
+    await assert.rejects(udpQuery(proxy.port, 'dropped.example', {}, 300));
+    assert.equal(proxy.queries, 5);
   } finally {
     await proxy.close();
     await up.close();
   }
+});
+
+test('log axis for the frontier plots: 1-2-5 ticks covering the points, the lowest point on or above the bottom tick', () => {
+  assert.deepEqual(logTicks(3, 2000), [2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000]);
+  assert.deepEqual(logTicks(8, 130), [5, 10, 20, 50, 100, 200]);
+  const svg = scatter(
+    [
+      { x: 1, y: 4, label: 'a', series: 's' },
+      { x: 3, y: 2000, label: 'b', series: 's' },
+    ],
+    { title: 't', xLabel: 'x', yLabel: 'y', logY: true },
+  );
+  const ys = [...svg.matchAll(/<circle cx="[\d.]+" cy="([\d.]+)" r="5" fill="[^"]+" fill-opacity/g)].map((m) => Number(m[1]));
+  assert.equal(ys.length, 2);
+  // 4 ms sits between the 2 tick (bottom) and the top (2000): above the x axis, below the top margin.
+  assert.ok(ys[0]! < 560 - 55 && ys[0]! > ys[1]!, String(ys));
 });
 
 const row = (over: Partial<Row>): Row => ({

@@ -16,6 +16,7 @@ import {
   type Scene,
 } from '../src/tradeoff/estimate.js';
 import { AUTO_DWELL_MS, AUTO_MIN_RACES, AUTO_SETTLE_MS, AutoChooser } from '../src/tradeoff/auto.js';
+import { PROBE_EVERY, PROBE_MS, SAMPLES, TimerLag } from '../src/tradeoff/lag.js';
 
 const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 const good = (ms: number[], bytes = 100): Curve => curveOf(ms, ms.map(() => LEG_GOOD), ms.map(() => bytes));
@@ -86,6 +87,64 @@ test('hedged@2ms over a 50 % tail: p50 1, p99 12 (the hedge at 2 + 10), 1.5 quer
   assert.equal(p.p99_ms, 12);
   assert.equal(p.upstream_queries_per_query, 1.5);
   assert.equal(p.upstream_bytes_per_query, 125);
+});
+
+test('a hedge timer that fires 1 ms late: the hedge answers at 2 + 1 + 10, not 2 + 10; legs sent with the query do not move', () => {
+  const a = good([...Array(50).fill(1), ...Array(50).fill(100)]);
+  const b = good(Array(100).fill(10), 50);
+  const plan = [
+    { u: 0, at: 0 },
+    { u: 1, at: 2, hops: 1 },
+  ];
+  const p = predict('hedged@2ms', plan, [a, b], 1000, [1]);
+  assert.equal(p.p50_ms, 1);
+  assert.equal(p.p99_ms, 13);
+  assert.equal(p.upstream_queries_per_query, 1.5);
+  const all = predict('all', [{ u: 0, at: 0 }, { u: 1, at: 0 }], [a, b], 1000, [1]);
+  assert.equal(all.p99_ms, 10);
+});
+
+test('the lag is a mixture, not a mean: hedge rate and p99 over a lag of 0 or 2 ms', () => {
+  // A answers in 1..10 ms, 10 % each; B in 1 ms. hedged@4ms: A has not answered by 4 ms in 60 % of races, by 6 ms in 40 %.
+  const a = good(range(1, 10));
+  const b = good([1]);
+  const plan = [
+    { u: 0, at: 0 },
+    { u: 1, at: 4, hops: 1 },
+  ];
+  assert.equal(predict('hedged@4ms', plan, [a, b], 1000, [0]).upstream_queries_per_query, 1.6);
+  const mixed = predict('hedged@4ms', plan, [a, b], 1000, [0, 2]);
+  assert.equal(mixed.upstream_queries_per_query, 1.5);
+  // Half the races answer by 5 (hedge at 4 + 1), the other half by 7 (hedge at 6 + 1) or sooner from A.
+  assert.equal(mixed.p99_ms, 7);
+  assert.equal(mixed.p50_ms, 5);
+  // A lag that would send the hedge before the query clamps at the query.
+  assert.equal(predict('hedged@4ms', plan, [a, b], 1000, [-10]).p99_ms, 1);
+});
+
+test('predictAll shifts timer-sent legs (hedges, ordered) by the scene\'s lag, not all or top-K', () => {
+  const base: Scene = { up: [true, true, true], rank: [0, 1, 2], hedgeMs: [120, 10, 100], timeoutMs: 1000, tryTimeoutMs: 300 };
+  const on = predictAll(base, issueCurves());
+  const late = predictAll({ ...base, timerLagMs: [3] }, issueCurves());
+  assert.equal(row(late, 'hedged@2ms').p99_ms, row(on, 'hedged@2ms').p99_ms! + 3);
+  assert.equal(row(late, 'all').p99_ms, row(on, 'all').p99_ms);
+  assert.equal(row(late, 'top-2').p99_ms, row(on, 'top-2').p99_ms);
+});
+
+test('TimerLag: [0] before any sample, then five quantiles of the ring; real probes land within the deadline', async () => {
+  const t = new TimerLag();
+  assert.deepEqual(t.points(), [0]);
+  for (let i = 0; i < 100; i++) t.note(i / 100);
+  assert.deepEqual(t.points(), [0.1, 0.3, 0.5, 0.7, 0.9]);
+  // The ring keeps the newest SAMPLES.
+  for (let i = 0; i < SAMPLES; i++) t.note(5);
+  assert.deepEqual(t.points(), [5, 5, 5, 5, 5]);
+  const probed = new TimerLag();
+  for (let i = 0; i < 4 * PROBE_EVERY; i++) probed.maybeProbe();
+  await new Promise((r) => setTimeout(r, PROBE_MS + 200));
+  assert.equal(probed.samples, 4);
+  // libuv's loop clock is truncated to the millisecond: a timer may fire up to 1 ms early, never more.
+  for (const x of probed.points()) assert.ok(x >= -1.01 && x < 200, `lag ${x}`);
 });
 
 test('an unmeasured upstream gives no prediction rather than a made-up one', () => {

@@ -12,6 +12,8 @@ export interface Faults {
   dead: boolean;
   /** Share of queries answered SERVFAIL at once instead of relayed, 0..1. */
   servfailRate: number;
+  /** Share of queries (0..1) dropped without a word: the leg times out. */
+  dropShare?: number;
   /**
    * Answer NXDOMAIN (after the delay) for every name h<i>… with i a multiple of this, instead of
    * relaying: an upstream that does not know a fixed share of the names (split horizon, filter). 0: off.
@@ -62,6 +64,7 @@ export class FaultProxy {
     this.bytesIn += msg.length;
     const f = this.faults;
     if (f.dead) return;
+    if (f.dropShare !== undefined && f.dropShare > 0 && Math.random() < f.dropShare) return;
     if (f.servfailRate > 0 && Math.random() < f.servfailRate) {
       const out = Buffer.from(msg);
       out[2] = (out[2]! | 0x80) & 0xf9; // QR=1, AA=0, TC=0

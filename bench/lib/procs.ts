@@ -181,6 +181,41 @@ export async function startDnsmasq(upstreams: number[], extra: string[], cpu: st
   return ready(track(`dnsmasq:${port}`, spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }), port));
 }
 
+/**
+ * SmartDNS, the closest racing peer, as issue 18 asks: every server asked,
+ * the first reply taken (`response-mode fastest-response`), no speed check,
+ * TTLs untouched, no cache, no prefetch or serve-expired, and no AAAA query
+ * beside each A (dualstack selection off), so what the stand-ins count is its racing.
+ */
+export async function startSmartdns(dir: string, upstreams: number[], cpu: string | null): Promise<Proc> {
+  need('smartdns', 'smartdns');
+  const port = await freePort();
+  const d = join(dir, `smartdns-${port}`);
+  mkdirSync(d, { recursive: true });
+  const conf = join(d, 'smartdns.conf');
+  writeFileSync(
+    conf,
+    [
+      `bind 127.0.0.1:${port}`,
+      `bind-tcp 127.0.0.1:${port}`,
+      'cache-size 0',
+      'cache-persist no',
+      'prefetch-domain no',
+      'serve-expired no',
+      'response-mode fastest-response',
+      'speed-check-mode none',
+      'dualstack-ip-selection no',
+      'rr-ttl-min 0',
+      'log-level error',
+      `log-file ${d}/smartdns.log`,
+      ...upstreams.map((p) => `server 127.0.0.1:${p}`),
+      '',
+    ].join('\n'),
+  );
+  const [cmd, args] = pinned(cpu, 'smartdns', ['-f', '-c', conf, '-p', '-']);
+  return ready(track(`smartdns:${port}`, spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }), port));
+}
+
 /** `cli`: another build's dist/src/main.js (dist/src/cli.js before the bin split) (bench/tradeoff-cost.ts runs two side by side). */
 export async function startRaced(upstreams: number[], extra: string[], cpu: string | null, cli = RACED_CLI): Promise<Proc> {
   const port = await freePort();

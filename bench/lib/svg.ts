@@ -27,18 +27,34 @@ export function ticks(max: number, count = 5): number[] {
   return out;
 }
 
-export function scatter(points: Point[], o: { title: string; xLabel: string; yLabel: string; width?: number; height?: number }): string {
+/** Ticks 1, 2, 5, 10, 20, ... covering [min, max] (a log axis). */
+export function logTicks(min: number, max: number): number[] {
+  const out: number[] = [];
+  for (let mag = 10 ** Math.floor(Math.log10(Math.max(min, 1e-9))); out.length === 0 || out[out.length - 1]! < max; mag *= 10) {
+    for (const m of [1, 2, 5]) {
+      const v = Number((m * mag).toPrecision(6));
+      if (v * 2.5 >= min && (out.length === 0 || out[out.length - 1]! < max)) out.push(v);
+    }
+  }
+  return out;
+}
+
+/** `logY`: a logarithmic y axis (latencies from a few ms to the deadline on one plot). */
+export function scatter(points: Point[], o: { title: string; xLabel: string; yLabel: string; width?: number; height?: number; logY?: boolean }): string {
   const W = o.width ?? 900;
   const H = o.height ?? 560;
   const m = { l: 70, r: 240, t: 40, b: 55 };
   const xMax = Math.max(1e-9, ...points.map((p) => p.x).filter(Number.isFinite));
   const yMax = Math.max(1e-9, ...points.map((p) => p.y).filter(Number.isFinite));
   const xt = ticks(xMax);
-  const yt = ticks(yMax);
+  const yMin = Math.min(yMax, ...points.map((p) => p.y).filter((y) => Number.isFinite(y) && y > 0));
+  const yt = o.logY ? logTicks(yMin, yMax) : ticks(yMax);
   const xTop = xt[xt.length - 1]!;
   const yTop = yt[yt.length - 1]!;
+  const yBottom = o.logY ? yt[0]! : 0;
   const px = (x: number): number => m.l + (x / xTop) * (W - m.l - m.r);
-  const py = (y: number): number => H - m.b - (y / yTop) * (H - m.t - m.b);
+  const frac = (y: number): number => (o.logY ? Math.log(Math.max(y, yBottom) / yBottom) / Math.log(yTop / yBottom) : y / yTop);
+  const py = (y: number): number => H - m.b - frac(y) * (H - m.t - m.b);
   const series = [...new Set(points.map((p) => p.series))];
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,

@@ -8,6 +8,7 @@ import { ExploreStats } from '../strategy/explore.js';
 import { RaceWindow } from './window.js';
 import { bestHedgeMs, predictAll, windowCurve, windowSpan, type Curve, type Prediction, type Scene } from './estimate.js';
 import { AutoChooser } from './auto.js';
+import { TimerLag } from './lag.js';
 
 /** How often the predictions are recomputed (and auto may change its choice). */
 export const TICK_MS = 2_000;
@@ -50,6 +51,8 @@ export class Tradeoffs {
   races = 0;
   seconds = 0;
   readonly explore = new ExploreStats();
+  /** How late strategy timers fire here: hedges and ordered's next try are predicted that late. */
+  readonly timerLag = new TimerLag();
   readonly auto: AutoChooser | null;
   /** The hedge delay that covers the best upstream's tail (ms); null: none advised. */
   hedgeAdviceMs: number | null = null;
@@ -156,6 +159,7 @@ export class Tradeoffs {
       timeoutMs: this.settings.timeoutMs,
       tryTimeoutMs: this.settings.tryTimeoutMs,
       // auto's hedge delay in use stays listed: a moving candidate set must not force a change.
+      timerLagMs: this.timerLag.points(),
       extraHedgeMs: this.auto ? [/^hedged@(\d+)ms$/.exec(this.auto.chosen)?.[1]].filter((x) => x !== undefined).map(Number) : [],
     };
     this.rows = n > 0 && got.races > 0 ? predictAll(scene, curves) : [];

@@ -11,7 +11,10 @@
 // the expected legs per query (leg i is sent when nothing won before o_i)
 // follow from S. Independence lets an upstream that a strategy asked only on
 // some races (hedged, top-k, the explore share) still be predicted for the
-// races it was not asked on.
+// races it was not asked on. A leg a strategy's timer sends (a hedge, the
+// next try of ordered) goes out late by the timer's lag (lag.ts): each such
+// leg's offset is shifted by the lag per timer wait before it, and the
+// prediction is the mixture over the lag's measured values.
 import { LEG_GOOD, LEG_NONE, LEG_TIMEOUT, type RaceWindow } from './window.js';
 
 /** One upstream's time to a winning answer, as a step CDF. */
@@ -147,6 +150,8 @@ export function windowCurves(w: RaceWindow, from: number, to: number): { curves:
 export interface PlannedLeg {
   readonly u: number;
   readonly at: number;
+  /** Strategy timer waits before this leg goes out (each fires lag ms late); 0 or absent: sent with the query. */
+  readonly hops?: number;
 }
 
 /** The JSON row of one option (field names are a contract: GET /tradeoffs). */
@@ -190,8 +195,22 @@ const RESOLUTION_MS = 0.01;
 
 const round = (x: number, d: number): number => Math.round(x * 10 ** d) / 10 ** d;
 
-/** Predicts one option's latency and cost; latencies null when an upstream of the plan has no measurement. */
-export function predict(option: string, plan: readonly PlannedLeg[], curves: readonly Curve[], timeoutMs: number): Prediction {
+/** The plan as it runs when every timer fires `lag` ms late; legs past the deadline are never sent. */
+function lagged(plan: readonly PlannedLeg[], lag: number, timeoutMs: number): PlannedLeg[] {
+  const out: PlannedLeg[] = [];
+  for (const l of plan) {
+    const at = l.hops ? Math.max(0, l.at + l.hops * lag) : l.at;
+    if (at < timeoutMs) out.push(at === l.at ? l : { u: l.u, at, hops: l.hops });
+  }
+  return out;
+}
+
+/**
+ * Predicts one option's latency and cost; latencies null when an upstream of
+ * the plan has no measurement. `lags`: the strategy timer's lag (ms) as equally
+ * likely values (lag.ts); [0]: timers fire exactly on time.
+ */
+export function predict(option: string, plan: readonly PlannedLeg[], curves: readonly Curve[], timeoutMs: number, lags: readonly number[] = [0]): Prediction {
   const row: Prediction = {
     option,
     p50_ms: null,
@@ -201,9 +220,17 @@ export function predict(option: string, plan: readonly PlannedLeg[], curves: rea
     upstream_queries_per_query: null,
     upstream_bytes_per_query: null,
   };
-  const sent = plan.filter((l) => l.at < timeoutMs);
-  if (sent.length === 0 || sent.some((l) => (curves[l.u]?.legs ?? 0) === 0)) return row;
-  const answered = 1 - unanswered(sent, curves, timeoutMs);
+  const planned = plan.filter((l) => l.at < timeoutMs);
+  if (planned.length === 0 || planned.some((l) => (curves[l.u]?.legs ?? 0) === 0)) return row;
+  // A plan with no timer-sent leg (all, top-K) is the same at every lag: one run.
+  const timed = lags.length > 0 && plan.some((l) => l.hops);
+  const runs = (timed ? lags : [0]).map((lag) => lagged(plan, lag, timeoutMs));
+  const unansweredAt = (t: number): number => {
+    let s = 0;
+    for (const r of runs) s += unanswered(r, curves, t);
+    return s / runs.length;
+  };
+  const answered = 1 - unansweredAt(timeoutMs);
   row.answered_share = round(answered, 4);
   const qs: number[] = [];
   for (const q of QUANTILES) {
@@ -216,23 +243,27 @@ export function predict(option: string, plan: readonly PlannedLeg[], curves: rea
     let hi = timeoutMs;
     while (hi - lo > RESOLUTION_MS) {
       const mid = (lo + hi) / 2;
-      if (1 - unanswered(sent, curves, mid) >= q - 1e-12) hi = mid;
+      if (1 - unansweredAt(mid) >= q - 1e-12) hi = mid;
       else lo = mid;
     }
-    qs.push(round(stepIn(sent, curves, lo, hi), 2));
+    let step = hi;
+    for (const r of runs) step = Math.min(step, stepIn(r, curves, lo, hi));
+    qs.push(round(step, 2));
   }
   [row.p50_ms, row.p95_ms, row.p99_ms] = qs as [number, number, number];
   // Leg i goes out when nothing won before its offset; legs sent together share that chance.
   let queries = 0;
   let bytes = 0;
-  for (const l of sent) {
-    let p = 1;
-    for (const e of sent) if (e.at < l.at) p *= 1 - cdfAt(curves[e.u]!, l.at - e.at);
-    queries += p;
-    bytes += p * curves[l.u]!.meanBytes;
+  for (const sent of runs) {
+    for (const l of sent) {
+      let p = 1;
+      for (const e of sent) if (e.at < l.at) p *= 1 - cdfAt(curves[e.u]!, l.at - e.at);
+      queries += p;
+      bytes += p * curves[l.u]!.meanBytes;
+    }
   }
-  row.upstream_queries_per_query = round(queries, 4);
-  row.upstream_bytes_per_query = round(bytes, 1);
+  row.upstream_queries_per_query = round(queries / runs.length, 4);
+  row.upstream_bytes_per_query = round(bytes / runs.length, 1);
   return row;
 }
 
@@ -248,6 +279,8 @@ export interface Scene {
   readonly tryTimeoutMs: number;
   /** More hedge delays to list (auto's `hedged@Dms` in use, so it stays predicted when the quantiles move). */
   readonly extraHedgeMs?: readonly number[];
+  /** How late strategy timers fire, ms, as equally likely values (lag.ts TimerLag.points()); absent: on time. */
+  readonly timerLagMs?: readonly number[];
 }
 
 /** Indices of the healthy upstreams; all when none is up (strategy.ts healthy()). */
@@ -277,21 +310,21 @@ export function plans(scene: Scene, curves: readonly Curve[]): [string, PlannedL
   for (let k = 1; k < ranked.length; k++) out.push([`top-${k}`, ranked.slice(0, k).map((u) => ({ u, at: 0 }))]);
   const hedged: PlannedLeg[] = [];
   let at = 0;
-  for (const u of ranked) {
-    hedged.push({ u, at });
+  for (const [k, u] of ranked.entries()) {
+    hedged.push({ u, at, hops: k });
     at += scene.hedgeMs[u] ?? 0;
   }
   out.push(['hedged', hedged]);
   const delays = hedgeCandidates(curves[ranked[0]!]);
   for (const d of scene.extraHedgeMs ?? []) if (!delays.includes(d)) delays.push(d);
   delays.sort((a, b) => a - b);
-  for (const d of delays) out.push([`hedged@${d}ms`, ranked.map((u, k) => ({ u, at: k * d }))]);
-  out.push(['ordered', healthy.map((u, k) => ({ u, at: k * scene.tryTimeoutMs }))]);
+  for (const d of delays) out.push([`hedged@${d}ms`, ranked.map((u, k) => ({ u, at: k * d, hops: k }))]);
+  out.push(['ordered', healthy.map((u, k) => ({ u, at: k * scene.tryTimeoutMs, hops: k }))]);
   return out;
 }
 
 export function predictAll(scene: Scene, curves: readonly Curve[]): Prediction[] {
-  return plans(scene, curves).map(([name, plan]) => predict(name, plan, curves, scene.timeoutMs));
+  return plans(scene, curves).map(([name, plan]) => predict(name, plan, curves, scene.timeoutMs, scene.timerLagMs));
 }
 
 /**
