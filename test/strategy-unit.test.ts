@@ -246,7 +246,7 @@ test('random: a fresh shuffle per race (Fisher-Yates on Math.random), down ones 
 
 const fakeTradeoffs = (t: { chosen: string | null }): Tradeoffs => ({ get chosen() {
   return t.chosen;
-}, adviceMs: () => -1, explore: { races: 0 } }) as unknown as Tradeoffs;
+}, adviceMs: () => -1, explore: { races: 0 }, timerLag: { maybeProbe() {} } }) as unknown as Tradeoffs; // the lag probe arms real timers: not part of these timelines
 
 test('--explore-share: one race in 1/share asks every healthy upstream at once; the strategy\'s own plan goes on', (t) => {
   const { clock, ups, race } = setup(t, 3);
