@@ -4,6 +4,7 @@
 // A bad value exits with status 2 and one line naming it.
 import { CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { OptionValueError, type Options, type ValueSource } from './config/options.js';
 import { ConfFileError } from './config/conf-file.js';
 import { normaliseDomain } from './router.js';
@@ -15,6 +16,13 @@ import { SUBCOMMANDS, addCommands } from './cli/commands.js';
 import { applyConfFile } from './cli/apply-conf.js';
 import { toOptions } from './cli/to-options.js';
 import { run } from './cli/run.js';
+
+// Run directly (an old unit's `node dist/src/cli.js`), this module would
+// define main and exit 0 having done nothing: say where raced starts instead.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.stderr.write('raced: dist/src/cli.js only defines the command line; run dist/src/main.js (the `raced` bin) instead\n');
+  process.exit(2);
+}
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

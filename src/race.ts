@@ -331,11 +331,14 @@ export class Race implements RaceView, LegOwner, Timed {
   private lost(rcode: number): void {
     this.losing = this.losing === NONE || this.losing === rcode ? rcode : MIXED;
     const before = this.nLegs;
+    const othersOpen = this.openLegs > 0;
     this.launch(this.strategy.next(this, 'lost'), performance.now());
-    // The upstream asked now gets a whole try (or hedge) delay of its own: left
-    // on the first leg's timer it would be cut short and, under ordered, marked
-    // down for missing a timeout it was never given.
-    if (this.nLegs > before && this.delayTimer !== null) {
+    // When the leg that lost was the only one open, the timer was its own: the
+    // upstream asked in its place gets a whole try (or hedge) delay, not what
+    // was left (under ordered it was marked down for missing a timeout it was
+    // never given). With other legs open the timer is theirs and stays: a
+    // hedge they are owed must not wait for the newcomer's delay.
+    if (this.nLegs > before && !othersOpen && this.delayTimer !== null) {
       clearTimeout(this.delayTimer);
       this.delayTimer = null;
       this.scheduleDelay();

@@ -170,6 +170,8 @@ test('RFC 2308 §5: a CNAME chain that ends in NODATA lives the negative TTL; a 
   const toNothing = put(cache(), chain([cname]), 0)!;
   assert.equal(toNothing.expiresAt, 60_000, 'min(SOA TTL 3600, MINIMUM 60), not the CNAME\'s 3600');
   for (const at of toNothing.ttls!) assert.ok(toNothing.reply.readUInt32BE(toNothing.start + at) <= 60, 'no stored TTL says more than the life');
+  const shortCname = put(cache(), chain([{ ...cname, ttl: 5 }]), 0)!;
+  assert.equal(shortCname.expiresAt, 5_000, 'a CNAME shorter than the negative TTL bounds the life: its target may change');
   const toAnswer = put(cache(), chain([cname, { name: 'host.example', type: 'AAAA', ttl: 1800, data: '2001:db8::1' }]), 0)!;
   assert.equal(toAnswer.expiresAt, 1_800_000, 'a chain that ends in an AAAA is positive: its smallest TTL');
 });

@@ -167,6 +167,41 @@ test('hedged: a negative answer hedges at once; a losing reply hedges at once, t
   finish(r2);
 });
 
+test('a loss re-arms the delay only when the lost leg was the one open: a hedge or try already owed to another open leg keeps its time', (t) => {
+  const { clock, pool, ups, race } = setup(t, 4);
+  [0.01, 0.02, 0.9, 0.95].forEach((s, i) => measured(ups[i]!, s));
+  // Fixed hedge 100 ms: B hedged at 100; A's SERVFAIL at 150 asks C at once; D is still B's hedge, due at 200.
+  const r1 = race(hedgedStrategy(100));
+  clock.advance(150);
+  const a = pool.to('127.0.0.1:5301').at(-1)!;
+  a.leg.onDatagram(replyTo(a, { rcode: SERVFAIL }));
+  clock.advance(60);
+  assert.deepEqual(r1.asked(), ['5301@0', '5302@100', '5303@150', '5304@200']);
+  finish(r1);
+  // Learned delays: B hedged after A's 10 ms; A's SERVFAIL at 15 asks C (p95 900 ms); D is due when B's own 20 ms run out.
+  const r2 = race(hedgedStrategy(null));
+  clock.advance(15);
+  const a2 = pool.to('127.0.0.1:5301').at(-1)!;
+  a2.leg.onDatagram(replyTo(a2, { rcode: SERVFAIL }));
+  clock.advance(20);
+  assert.deepEqual(r2.asked(), ['5301@0', '5302@10', '5303@15', '5304@30']);
+  finish(r2);
+});
+
+test('ordered: a late SERVFAIL from an upstream that already missed its try does not give the one being tried more time', (t) => {
+  const { clock, pool, ups, race } = setup(t, 4);
+  const r = race(orderedStrategy(300));
+  clock.advance(400);
+  assert.deepEqual(r.asked(), ['5301@0', '5302@300']);
+  const a = pool.to('127.0.0.1:5301').at(-1)!;
+  a.leg.onDatagram(replyTo(a, { rcode: SERVFAIL }));
+  assert.deepEqual(r.asked(), ['5301@0', '5302@300', '5303@400'], 'a loss asks the next at once');
+  clock.advance(200);
+  assert.deepEqual(r.asked(), ['5301@0', '5302@300', '5303@400', '5304@600'], '5302 had its 300 ms');
+  assert.equal(ups[1]!.health.up, false, '5302 missed its own try: down');
+  finish(r);
+});
+
 test('top-k: the K best healthy at once, nobody on a delay, the next best after each loss; none up: the first K', (t) => {
   const { clock, pool, ups, race } = setup(t, 4);
   [0.04, 0.01, 0.03, 0.02].forEach((s, i) => measured(ups[i]!, s));

@@ -172,7 +172,8 @@ export class AnswerCache {
     let ttl: number;
     if (negative) {
       if (!o.negCache) return -1;
-      if (scan.soaTtl >= 0) ttl = scan.soaTtl;
+      // With a CNAME chain before the negative end, the chain's own TTLs bound the life too.
+      if (scan.soaTtl >= 0) ttl = scan.ancount > 0 ? Math.min(scan.soaTtl, scan.minTtl) : scan.soaTtl;
       else if (o.negTtl >= 0) ttl = o.negTtl;
       else return -1;
     } else {
