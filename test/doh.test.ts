@@ -11,7 +11,7 @@ import { makePki, startUnbound, type Pki } from './helpers/dot.js';
 import { DohStub, startDnsdist } from './helpers/doh.js';
 import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, tcpExchange, makeQuery, decode, sleep, firstData, type Running } from './helpers/client.js';
-import { CLI, exited, freeTcpPort, spawnRaced } from './helpers/process.js';
+import { CLI, exited, freeTcpPort, silentTcpServer, spawnRaced } from './helpers/process.js';
 import { parseMetrics } from '../src/status.js';
 import { parseServerItem } from '../src/config/options.js';
 import { writeFileSync } from 'node:fs';
@@ -219,9 +219,8 @@ test('unbound restarted mid-load (the new one on the same port first): no query 
 test('a DoH upstream that accepts TCP and never handshakes, or is closed, beside a live plain one: costs nothing, marked down', async () => {
   const live = await Stub.start({ address: '192.0.2.7' });
   const closedPort = await freeTcpPort();
-  const silent = net.createServer(() => {});
-  await new Promise<void>((res) => silent.listen(0, '127.0.0.1', res));
-  const silentPort = (silent.address() as net.AddressInfo).port;
+  const silent = await silentTcpServer();
+  const silentPort = silent.port;
   const r = await startRaced([`https://dns.test@127.0.0.1:${closedPort}`, `https://dns.test@127.0.0.1:${silentPort}`, live.label], {
     tlsCa: [pki.caFile],
     tlsHandshakeTimeoutMs: 300,

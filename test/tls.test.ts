@@ -10,7 +10,7 @@ import { Resolver } from 'node:dns/promises';
 import { makePki, startUnbound, type Pki } from './helpers/dot.js';
 import { Stub } from './helpers/stub.js';
 import { startRaced, udpQuery, tcpExchange, makeQuery, decode, sleep, firstData, type Running } from './helpers/client.js';
-import { CLI, freeTcpPort, exited } from './helpers/process.js';
+import { CLI, freeTcpPort, exited, silentTcpServer } from './helpers/process.js';
 import { parseUpstream } from '../src/upstream/address.js';
 import { parseEndpoint } from '../src/net/address.js';
 import { parseMetrics } from '../src/status.js';
@@ -214,9 +214,8 @@ test('a dead TLS upstream racing a live plain one costs nothing; a silent one ti
   const live = await Stub.start({ address: '192.0.2.7' });
   const closedPort = await freeTcpPort();
   // Accepts TCP and never speaks: only the handshake timeout ends it.
-  const silent = net.createServer(() => {});
-  await new Promise<void>((res) => silent.listen(0, '127.0.0.1', res));
-  const silentPort = (silent.address() as net.AddressInfo).port;
+  const silent = await silentTcpServer();
+  const silentPort = silent.port;
   const r = await startRaced([`tls://dns.test@127.0.0.1:${closedPort}`, `tls://dns.test@127.0.0.1:${silentPort}`, live.label], {
     tlsCa: [pki.caFile],
     tlsHandshakeTimeoutMs: 300,

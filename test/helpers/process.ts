@@ -23,6 +23,28 @@ function stop(c: ChildProcess): void {
 /** A UDP port free on 127.0.0.1 right now (the bench's helper). */
 export { freePort } from '../../bench/lib/procs.js';
 
+/**
+ * A TCP server on 127.0.0.1 that accepts and never says a word (a handshake that never comes).
+ * close() also destroys what it accepted: a socket nobody reads never sees the peer's FIN, so
+ * left open it would keep the test file alive until the runner's timeout.
+ */
+export async function silentTcpServer(): Promise<{ port: number; close: () => void }> {
+  const conns = new Set<net.Socket>();
+  const srv = net.createServer((s) => {
+    conns.add(s);
+    s.on('error', () => {});
+    s.on('close', () => conns.delete(s));
+  });
+  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    close: () => {
+      for (const s of conns) s.destroy();
+      srv.close();
+    },
+  };
+}
+
 /** A TCP port free on 127.0.0.1 right now. */
 export function freeTcpPort(): Promise<number> {
   return new Promise((resolve) => {
