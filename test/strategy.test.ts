@@ -20,7 +20,9 @@ test('hedged: healthy upstreams cost about one upstream query per client query',
   try {
     for (let i = 0; i < 200; i++) await udpQuery(r.port, `h${i}.example`);
     const sent = ups.reduce((a, u) => a + u.count(), 0);
-    assert.ok(sent / 200 <= 1.15, `fan-out ${sent / 200}`);
+    // ~1.03 on a quiet machine; an event-loop stall makes a few replies late enough to hedge
+    // (one CI run saw 1.165). The point is ~1, not all-servers' 2.
+    assert.ok(sent / 200 <= 1.3, `fan-out ${sent / 200}`);
   } finally {
     await r.close();
     await closeAll(ups);
