@@ -339,8 +339,7 @@ export class Race implements RaceView, LegOwner, Timed {
     // never given). With other legs open the timer is theirs and stays: a
     // hedge they are owed must not wait for the newcomer's delay.
     if (this.nLegs > before && !othersOpen && this.delayTimer !== null) {
-      clearTimeout(this.delayTimer);
-      this.delayTimer = null;
+      this.clearDelay();
       this.scheduleDelay();
     }
     if (this.openLegs > 0) return;
