@@ -166,9 +166,13 @@ export class AnswerCache {
 
   /** Lifetime in seconds raced gives this reply, or -1 when it is not cached. */
   ttlFor(reply: Buffer, scan: Scan): number {
+    return this.life(scan, isNegative(reply, scan));
+  }
+
+  /** ttlFor with the reply's negativity already known (store() needs it twice: decided once). */
+  private life(scan: Scan, negative: boolean): number {
     const o = this.opts;
     if (scan.rcode !== Rcode.NOERROR && scan.rcode !== Rcode.NXDOMAIN) return -1; // SERVFAIL & co.: see README
-    const negative = isNegative(reply, scan);
     let ttl: number;
     if (negative) {
       if (!o.negCache) return -1;
@@ -190,10 +194,10 @@ export class AnswerCache {
    * first answer and later hits agree.
    */
   store(key: string, reply: Buffer, scan: Scan, now: number): CacheEntry | null {
-    const ttl = this.ttlFor(reply, scan);
+    const negative = isNegative(reply, scan);
+    const ttl = this.life(scan, negative);
     if (ttl < 0 || scan.ttls === null || reply.length > this.maxBytes) return null;
     const o = this.opts;
-    const negative = isNegative(reply, scan);
     // slice(): an exact-size copy; the scan's array was grown by push and has spare room.
     const entry = this.insert(key, reply, scan, now, now + ttl * 1000, scan.ttls.slice());
     const { reply: copy, start } = entry;
