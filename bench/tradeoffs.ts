@@ -92,6 +92,26 @@ interface Measured {
   serverWaitMsPerS: number;
 }
 
+/** One report row: a prediction beside what was measured, with the tolerances. */
+function compared(option: string, pr: Prediction, m: Measured): Record<string, unknown> {
+  return {
+    option,
+    predictedP99: pr.p99_ms,
+    measuredP99: m.p99,
+    p99Ok: Math.abs(pr.p99_ms! - m.p99) <= Math.max(P99_MS, P99_SHARE * m.p99),
+    predictedQpq: pr.upstream_queries_per_query,
+    measuredQpq: Number(m.qpq.toFixed(3)),
+    qpqOk: Math.abs(pr.upstream_queries_per_query! - m.qpq) <= QPQ_ABS,
+    predictedP50: pr.p50_ms,
+    measuredP50: m.p50,
+    predictedAnswered: pr.answered_share,
+    measuredAnswered: Number(m.answered.toFixed(4)),
+    queries: m.sent,
+    standInStallMs: m.stallMs,
+    serverWaitMsPerS: m.serverWaitMsPerS,
+  };
+}
+
 /** ms a thread has spent runnable but waiting for a CPU (the scheduler's run-queue delay), from /proc; NaN if unreadable. */
 function runqueueWaitMs(pid: number | undefined): number {
   try {
@@ -226,24 +246,7 @@ try {
     // The estimator alone: the all run's own client-side p99 against what its window predicted.
     const own = predictedFrom.result();
     const allPr = predicted.options.find((o) => o.option === 'all');
-    if (allPr && allPr.p99_ms !== null) {
-      rows.push({
-        option: 'all (the predicting run itself)',
-        predictedP99: allPr.p99_ms,
-        measuredP99: own.p99,
-        p99Ok: Math.abs(allPr.p99_ms - own.p99) <= Math.max(P99_MS, P99_SHARE * own.p99),
-        predictedQpq: allPr.upstream_queries_per_query,
-        measuredQpq: Number(own.qpq.toFixed(3)),
-        qpqOk: Math.abs(allPr.upstream_queries_per_query! - own.qpq) <= QPQ_ABS,
-        predictedP50: allPr.p50_ms,
-        measuredP50: own.p50,
-        predictedAnswered: allPr.answered_share,
-        measuredAnswered: Number(own.answered.toFixed(4)),
-        queries: own.sent,
-        standInStallMs: own.stallMs,
-        serverWaitMsPerS: own.serverWaitMsPerS,
-      });
-    }
+    if (allPr && allPr.p99_ms !== null) rows.push(compared('all (the predicting run itself)', allPr, own));
     for (const run of runs) {
       const m = run.pool.result();
       const pr = run.prediction;
@@ -261,22 +264,7 @@ try {
         points.push({ x: m.qpq, y: m.p99, label: run.name.split(' ')[0]!, series: 'peers (measured)' });
         continue;
       }
-      rows.push({
-        option: pr.option,
-        predictedP99: pr.p99_ms,
-        measuredP99: m.p99,
-        p99Ok: Math.abs(pr.p99_ms! - m.p99) <= Math.max(P99_MS, P99_SHARE * m.p99),
-        predictedQpq: pr.upstream_queries_per_query,
-        measuredQpq: Number(m.qpq.toFixed(3)),
-        qpqOk: Math.abs(pr.upstream_queries_per_query! - m.qpq) <= QPQ_ABS,
-        predictedP50: pr.p50_ms,
-        measuredP50: m.p50,
-        predictedAnswered: pr.answered_share,
-        measuredAnswered: Number(m.answered.toFixed(4)),
-        queries: m.sent,
-        standInStallMs: m.stallMs,
-        serverWaitMsPerS: m.serverWaitMsPerS,
-      });
+      rows.push(compared(pr.option, pr, m));
       points.push({ x: pr.upstream_queries_per_query!, y: pr.p99_ms!, label: pr.option, series: 'predicted (from an all run)' });
       points.push({ x: m.qpq, y: m.p99, label: pr.option, series: 'measured' });
     }
