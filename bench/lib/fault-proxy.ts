@@ -2,6 +2,7 @@
 // with jitter, silence, SERVFAIL — and counts what reaches the upstream, so
 // benchmarks measure upstream traffic at the upstream, not as raced reports it.
 import dgram from 'node:dgram';
+import { PreciseTimers } from './precise-timer.js';
 
 export interface Faults {
   /** Added to every reply, milliseconds. */
@@ -33,7 +34,8 @@ export class FaultProxy {
   queries = 0;
   bytesIn = 0;
   bytesOut = 0;
-  private timers = new Set<NodeJS.Timeout>();
+  /** Delays off the loop's millisecond grid (precise-timer.ts says why). */
+  private readonly timers = new PreciseTimers();
 
   private constructor(private readonly upstreamPort: number) {}
 
@@ -109,11 +111,7 @@ export class FaultProxy {
     const late = f.lateShare !== undefined && f.lateShare > 0 && Math.random() < f.lateShare;
     const delay = late ? (f.lateMs ?? 0) : f.delayMs + (f.jitterMs > 0 ? Math.random() * f.jitterMs : 0);
     if (delay <= 0) return this.send(msg, w.port, w.address);
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      this.send(msg, w.port, w.address);
-    }, delay);
-    this.timers.add(t);
+    this.timers.after(delay, () => this.send(msg, w.port, w.address));
   }
 
   private send(msg: Buffer, port: number, address: string): void {
@@ -122,7 +120,7 @@ export class FaultProxy {
   }
 
   async close(): Promise<void> {
-    for (const t of this.timers) clearTimeout(t);
+    await this.timers.close();
     await new Promise<void>((r) => this.front.close(() => r()));
     await new Promise<void>((r) => this.back.close(() => r()));
   }
