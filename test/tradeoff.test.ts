@@ -79,6 +79,61 @@ test('losing RCODEs and errors never win: they cap the answered share', () => {
   assert.equal(p.p99_ms, 1000);
 });
 
+/** A: 90 % answered at 5 ms, 10 % SERVFAIL at 1 ms; B: always 20 ms; C: always 5 ms. */
+function lossyCurves(): Curve[] {
+  const ms = [...Array(90).fill(5), ...Array(10).fill(1)];
+  const a = curveOf(ms, ms.map((_, i) => (i < 90 ? LEG_GOOD : LEG_LOSING + 2)), ms.map(() => 100));
+  return [a, good(Array(100).fill(20)), good(Array(100).fill(5))];
+}
+
+test('a loss brings in the reserve at once: top-1 over 10 % SERVFAIL costs 1.1 queries and answers every query, at 1 + 20 ms', () => {
+  const curves = lossyCurves();
+  assert.equal(curves[0]!.lossShare, 0.1);
+  assert.deepEqual([...curves[0]!.lossMs], Array(10).fill(1));
+  const p = predict('top-1', [{ u: 0, at: 0 }, { u: 1, at: Infinity }], curves, 1000);
+  assert.equal(p.upstream_queries_per_query, 1.1);
+  assert.equal(p.answered_share, 1);
+  assert.deepEqual([p.p50_ms, p.p95_ms, p.p99_ms], [5, 21, 21]);
+  // Without a reserve (all of one upstream) the loss is final: the deadline.
+  const alone = predict('all', [{ u: 0, at: 0 }], curves, 1000);
+  assert.deepEqual([alone.answered_share, alone.p95_ms, alone.upstream_queries_per_query], [0.9, 1000, 1]);
+});
+
+test('a loss while the only leg is out sends the next at once and re-arms the timer from there', () => {
+  // hedged@10ms: A at 0, B at 10, C at 20. A loses at 1: B at 1, C at 1 + 10 = 11, which answers at 16.
+  const plan = [
+    { u: 0, at: 0 },
+    { u: 1, at: 10, hops: 1 },
+    { u: 2, at: 20, hops: 2 },
+  ];
+  const p = predict('hedged@10ms', plan, lossyCurves(), 1000);
+  assert.deepEqual([p.p50_ms, p.p95_ms, p.p99_ms], [5, 16, 16]);
+  // 90 %: A alone; 10 %: A, B and C.
+  assert.equal(p.upstream_queries_per_query, 1.2);
+  // Timers late by 2 ms: the loss still sends B at once; C waits 10 + 2 after it.
+  const late = predict('hedged@10ms', plan, lossyCurves(), 1000, [2]);
+  assert.equal(late.p99_ms, 18);
+  // predictAll lists top-K's later upstreams as reserves.
+  const scene: Scene = { up: [true, true, true], rank: [0, 1, 2], hedgeMs: [10, 10, 10], timeoutMs: 1000, tryTimeoutMs: 300 };
+  const rows = predictAll(scene, lossyCurves());
+  assert.equal(row(rows, 'top-1').upstream_queries_per_query, 1.1);
+  assert.equal(row(rows, 'top-2').upstream_queries_per_query, 2.1);
+  // top-2 = A and B at once; A's loss brings C in at 1 (answers at 6) before B (20).
+  assert.equal(row(rows, 'top-2').p99_ms, 6);
+  assert.equal(row(rows, 'all').upstream_queries_per_query, 3);
+  // ordered: A's loss asks B at once; B's 20 ms is inside the 300 ms try.
+  assert.deepEqual([row(rows, 'ordered').p99_ms, row(rows, 'ordered').upstream_queries_per_query], [21, 1.1]);
+});
+
+test('an upstream that always loses is always replaced; a reserve never measured is left out, not guessed', () => {
+  const ms = Array(20).fill(3);
+  const refusing = curveOf(ms, ms.map(() => LEG_LOSING + 5));
+  const p = predict('top-1', [{ u: 0, at: 0 }, { u: 1, at: Infinity }], [refusing, good(Array(10).fill(7))], 1000);
+  assert.deepEqual([p.p99_ms, p.upstream_queries_per_query, p.answered_share], [10, 2, 1]);
+  const unmeasured = predict('top-1', [{ u: 0, at: 0 }, { u: 1, at: Infinity }], [lossyCurves()[0]!, curveOf([], [])], 1000);
+  assert.deepEqual([unmeasured.upstream_queries_per_query, unmeasured.p95_ms], [1, 1000]);
+});
+
 test('hedged@2ms over a 50 % tail: p50 1, p99 12 (the hedge at 2 + 10), 1.5 queries per query', () => {
   const a = good([...Array(50).fill(1), ...Array(50).fill(100)]);
   const b = good(Array(100).fill(10), 50);
@@ -223,6 +278,14 @@ test('window: legs land in their race, a reused slot drops the old race, the tim
   w.leg(h[3]!, 5, 1, LEG_GOOD, 1);
   assert.equal(w.width, 2);
   assert.ok(WINDOW_RACES >= 1024);
+  // Losing legs (an RCODE, an error) give the upstream's loss share and times; a timeout is no loss.
+  w.leg(h[0]!, 1, 0.5, LEG_LOSING + 2, 40);
+  w.leg(h[1]!, 1, 0.25, LEG_ERROR, 0);
+  w.leg(h[2]!, 1, 9, LEG_GOOD, 40);
+  w.leg(h[3]!, 1, 1000, LEG_TIMEOUT, 40);
+  const b = windowCurves(w, -Infinity, Infinity).curves[1]!;
+  assert.equal(b.lossShare, 0.5);
+  assert.deepEqual([...b.lossMs], [0.25, 0.5]);
 });
 
 test('auto: all until the window is trusted, cheapest meeting the target, hysteresis both ways, all after a state change', () => {

@@ -6,7 +6,7 @@ import type { Upstream } from '../upstream/upstream.js';
 import { latencyScore } from '../strategy/strategy.js';
 import { ExploreStats } from '../strategy/explore.js';
 import { RaceWindow } from './window.js';
-import { bestHedgeMs, predictAll, windowCurve, windowSpan, type Curve, type Prediction, type Scene } from './estimate.js';
+import { bestHedgeMs, plans, predict, predictAll, windowCurve, windowSpan, type Curve, type Prediction, type Scene } from './estimate.js';
 import { AutoChooser } from './auto.js';
 import { TimerLag } from './lag.js';
 
@@ -87,21 +87,38 @@ export class Tradeoffs {
     this.timer.unref();
   }
 
-  /** The timer's update: one upstream's curve per turn of the event loop, so no query waits for all of them. */
+  /**
+   * The timer's update: one upstream's curve, then one option's prediction,
+   * per turn of the event loop (each takes up to a millisecond or two), so no
+   * query waits for all of them.
+   */
   private tick(): void {
     const now = performance.now();
     const w = this.window;
     const from = now - MAX_AGE_MS;
     const to = now - this.settings.timeoutMs;
     const curves: Curve[] = [];
+    let s: { scene: Scene; best: Upstream | null } | null = null;
+    let todo: ReturnType<typeof plans> | null = null;
+    const rows: Prediction[] = [];
+    let got = { races: 0, oldest: Infinity };
     const step = (): void => {
       if (this.timer === null || w !== this.window) return;
       if (curves.length < w.width) {
         curves.push(windowCurve(w, curves.length, from, to));
+      } else if (todo === null) {
+        got = windowSpan(w, from, to);
+        s = this.scene(now, got.races);
+        todo = s === null ? [] : plans(s.scene, curves);
+      } else if (rows.length < todo.length) {
+        const [name, plan] = todo[rows.length]!;
+        rows.push(predict(name, plan, curves, s!.scene.timeoutMs, s!.scene.timerLagMs));
+      }
+      if (todo === null || rows.length < todo.length) {
         setImmediate(step);
         return;
       }
-      this.apply(now, curves, windowSpan(w, from, to));
+      this.apply(now, rows, got, s?.best ?? null);
     };
     step();
   }
@@ -131,10 +148,13 @@ export class Tradeoffs {
     const to = now - this.settings.timeoutMs;
     const curves: Curve[] = [];
     for (let i = 0; i < w.width; i++) curves.push(windowCurve(w, i, from, to));
-    this.apply(now, curves, windowSpan(w, from, to));
+    const got = windowSpan(w, from, to);
+    const s = this.scene(now, got.races);
+    this.apply(now, s === null ? [] : predictAll(s.scene, curves), got, s?.best ?? null);
   }
 
-  private apply(now: number, curves: Curve[], got: { races: number; oldest: number }): void {
+  /** The upstreams as the strategies see them now; null when there is nothing to predict. */
+  private scene(now: number, races: number): { scene: Scene; best: Upstream | null } | null {
     const set = this.set;
     const states = set.map((u) => (u.health.up ? '1' : '0')).join('');
     if (states !== this.states) {
@@ -142,8 +162,6 @@ export class Tradeoffs {
       this.states = states;
     }
     const w = this.window;
-    this.races = got.races;
-    this.seconds = got.races > 0 ? Math.round((now - got.oldest) / 100) / 10 : 0;
     const n = Math.min(set.length, w.width);
     const idx = set.slice(0, n).map((_, i) => i);
     const rank = [...idx].sort((a, b) => latencyScore(set[a]!) - latencyScore(set[b]!));
@@ -162,9 +180,16 @@ export class Tradeoffs {
       timerLagMs: this.timerLag.points(),
       extraHedgeMs: this.auto ? [/^hedged@(\d+)ms$/.exec(this.auto.chosen)?.[1]].filter((x) => x !== undefined).map(Number) : [],
     };
-    this.rows = n > 0 && got.races > 0 ? predictAll(scene, curves) : [];
+    return n > 0 && races > 0 ? { scene, best: best ?? null } : null;
+  }
+
+  /** The new predictions are in: advice for hedged, auto's choice. */
+  private apply(now: number, rows: Prediction[], got: { races: number; oldest: number }, best: Upstream | null): void {
+    this.races = got.races;
+    this.seconds = got.races > 0 ? Math.round((now - got.oldest) / 100) / 10 : 0;
+    this.rows = rows;
     this.hedgeAdviceMs = got.races >= ADVICE_MIN_RACES ? bestHedgeMs(this.rows) : null;
-    this.adviceFor = best ?? null;
+    this.adviceFor = best;
     if (this.auto) {
       const from = this.auto.chosen;
       if (this.auto.update(this.rows, got.races, this.settledSince, now)) {

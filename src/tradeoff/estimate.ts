@@ -14,7 +14,13 @@
 // races it was not asked on. A leg a strategy's timer sends (a hedge, the
 // next try of ordered) goes out late by the timer's lag (lag.ts): each such
 // leg's offset is shifted by the lag per timer wait before it, and the
-// prediction is the mixture over the lag's measured values.
+// prediction is the mixture over the lag's measured values. A leg that loses
+// (SERVFAIL, REFUSED, an error) brings in the next upstream of the plan at
+// once, as the strategies do: a plan lists those reserve legs (top-K's
+// upstreams past K, at Infinity), and each upstream's losses (how often, and
+// when) come from its own losing legs. This is modelled to first order: a
+// loss of one of the legs sent with the query, mixed in with its measured
+// chance and times; two losses in one race are rare enough to leave out.
 import { LEG_GOOD, LEG_NONE, LEG_TIMEOUT, type RaceWindow } from './window.js';
 
 /** One upstream's time to a winning answer, as a step CDF. */
@@ -27,6 +33,10 @@ export interface Curve {
   readonly legs: number;
   /** Mean bytes (sent + received) per leg. */
   readonly meanBytes: number;
+  /** P(a leg loses: a losing RCODE or an error, which brings in the next upstream). */
+  readonly lossShare: number;
+  /** When its losing legs ended (ms after sending), ascending. */
+  readonly lossMs: Float64Array;
 }
 
 /**
@@ -37,15 +47,18 @@ export function curveOf(ms: ArrayLike<number>, outcome: ArrayLike<number>, bytes
   const n = ms.length;
   const good = new Float64Array(n);
   const cens = new Float64Array(n);
+  const lost = new Float64Array(n);
   let g = 0;
   let c = 0;
+  let l = 0;
   let byteSum = 0;
   for (let i = 0; i < n; i++) {
     if (bytes) byteSum += bytes[i]!;
     if (outcome[i] === LEG_GOOD) good[g++] = ms[i]!;
     else if (outcome[i] === LEG_TIMEOUT) cens[c++] = ms[i]!;
+    else if (outcome[i] !== LEG_NONE) lost[l++] = ms[i]!;
   }
-  return kaplanMeier(good.subarray(0, g), cens.subarray(0, c), n, byteSum);
+  return kaplanMeier(good.subarray(0, g), cens.subarray(0, c), lost.subarray(0, l), n, byteSum);
 }
 
 /**
@@ -53,9 +66,10 @@ export function curveOf(ms: ArrayLike<number>, outcome: ArrayLike<number>, bytes
  * place, natively: the window holds up to 8192 x 16 legs and this runs on the
  * event loop). `n` counts every leg, the never-winning ones included.
  */
-function kaplanMeier(good: Float64Array, cens: Float64Array, n: number, byteSum: number): Curve {
+function kaplanMeier(good: Float64Array, cens: Float64Array, lost: Float64Array, n: number, byteSum: number): Curve {
   good.sort();
   cens.sort();
+  lost.sort();
   const times = new Float64Array(good.length);
   const cdf = new Float64Array(good.length);
   let out = 0;
@@ -79,7 +93,14 @@ function kaplanMeier(good: Float64Array, cens: Float64Array, n: number, byteSum:
     cdf[out++] = 1 - surv;
     atRisk -= d;
   }
-  return { times: times.subarray(0, out), cdf: cdf.subarray(0, out), legs: n, meanBytes: n > 0 ? byteSum / n : 0 };
+  return {
+    times: times.subarray(0, out),
+    cdf: cdf.subarray(0, out),
+    legs: n,
+    meanBytes: n > 0 ? byteSum / n : 0,
+    lossShare: n > 0 ? lost.length / n : 0,
+    lossMs: lost,
+  };
 }
 
 /** P(a winning answer within t ms of sending). */
@@ -122,8 +143,10 @@ export function windowSpan(w: RaceWindow, from: number, to: number): { races: nu
 export function windowCurve(w: RaceWindow, i: number, from: number, to: number): Curve {
   const good = new Float64Array(w.capacity);
   const cens = new Float64Array(w.capacity);
+  const lost = new Float64Array(w.capacity);
   let ng = 0;
   let nc = 0;
+  let nl = 0;
   let legs = 0;
   let bytes = 0;
   for (let s = 0, k = i; s < w.capacity; s++, k += w.width) {
@@ -135,8 +158,9 @@ export function windowCurve(w: RaceWindow, i: number, from: number, to: number):
     bytes += w.bytes[k]!;
     if (o === LEG_GOOD) good[ng++] = w.latency[k]!;
     else if (o === LEG_TIMEOUT) cens[nc++] = w.latency[k]!;
+    else lost[nl++] = w.latency[k]!;
   }
-  return kaplanMeier(good.subarray(0, ng), cens.subarray(0, nc), legs, bytes);
+  return kaplanMeier(good.subarray(0, ng), cens.subarray(0, nc), lost.subarray(0, nl), legs, bytes);
 }
 
 /** Every upstream's curve at once (tests, small sets). */
@@ -149,6 +173,7 @@ export function windowCurves(w: RaceWindow, from: number, to: number): { curves:
 /** One leg of an option's plan: upstream index and when it is sent (ms after the query). */
 export interface PlannedLeg {
   readonly u: number;
+  /** Infinity: a reserve, sent only when a leg loses (top-K's upstreams past K). */
   readonly at: number;
   /** Strategy timer waits before this leg goes out (each fires lag ms late); 0 or absent: sent with the query. */
   readonly hops?: number;
@@ -165,17 +190,31 @@ export interface Prediction {
   upstream_bytes_per_query: number | null;
 }
 
-/** P(no winning answer within t ms of the query) under a plan. */
-function unanswered(plan: readonly PlannedLeg[], curves: readonly Curve[], t: number): number {
+/** A leg as one run of a plan sends it: `win` scales its upstream's curve (0: it lost; 1/(1 - loss share): it did not). */
+interface Sent {
+  readonly u: number;
+  readonly at: number;
+  readonly win: number;
+}
+
+/** One way a plan can run, and how likely it is. */
+interface Run {
+  readonly legs: readonly Sent[];
+  readonly weight: number;
+}
+
+/** P(no winning answer within t ms of the query) in one run. */
+function unanswered(legs: readonly Sent[], curves: readonly Curve[], t: number): number {
   let s = 1;
-  for (const l of plan) if (l.at <= t) s *= 1 - cdfAt(curves[l.u]!, t - l.at);
+  for (const l of legs) if (l.at <= t && l.win > 0) s *= 1 - l.win * cdfAt(curves[l.u]!, t - l.at);
   return s;
 }
 
 /** The step of S in (lo, hi]: the exact time the bisection closed in on. */
-function stepIn(plan: readonly PlannedLeg[], curves: readonly Curve[], lo: number, hi: number): number {
+function stepIn(legs: readonly Sent[], curves: readonly Curve[], lo: number, hi: number): number {
   let best = hi;
-  for (const l of plan) {
+  for (const l of legs) {
+    if (l.win === 0) continue;
     const times = curves[l.u]!.times;
     let a = 0;
     let b = times.length;
@@ -192,17 +231,62 @@ function stepIn(plan: readonly PlannedLeg[], curves: readonly Curve[], lo: numbe
 const QUANTILES = [0.5, 0.95, 0.99] as const;
 /** Resolution of the quantile search, ms. */
 const RESOLUTION_MS = 0.01;
+/** A loss's time is read as this many equally likely values (its quantiles at 0.1, 0.3, ... 0.9). */
+const LOSS_POINTS = 5;
 
 const round = (x: number, d: number): number => Math.round(x * 10 ** d) / 10 ** d;
 
-/** The plan as it runs when every timer fires `lag` ms late; legs past the deadline are never sent. */
-function lagged(plan: readonly PlannedLeg[], lag: number, timeoutMs: number): PlannedLeg[] {
-  const out: PlannedLeg[] = [];
-  for (const l of plan) {
-    const at = l.hops ? Math.max(0, l.at + l.hops * lag) : l.at;
-    if (at < timeoutMs) out.push(at === l.at ? l : { u: l.u, at, hops: l.hops });
-  }
+/** The plan as it runs when every timer fires `lag` ms late (a reserve stays a reserve). */
+function lagged(plan: readonly PlannedLeg[], lag: number): PlannedLeg[] {
+  return plan.map((l) => (l.hops && Number.isFinite(l.at) ? { u: l.u, at: Math.max(0, l.at + l.hops * lag), hops: l.hops } : l));
+}
+
+/** `n` equally likely values of a sorted sample: its quantiles at (i + 0.5) / n. */
+function points(sorted: Float64Array, n: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(sorted[Math.min(sorted.length - 1, Math.floor(((i + 0.5) / n) * sorted.length))]!);
   return out;
+}
+
+/**
+ * The runs of one (lagged) plan: nobody sent with the query loses, or one of
+ * them (`lost`) loses at `tau`. A loss sends the next leg of the plan not yet
+ * out at once; when the lost leg was the only one out, the timer re-arms from
+ * there, so the legs after that one keep their spacing from it (race.ts).
+ */
+function runsOf(plan: readonly PlannedLeg[], curves: readonly Curve[], weight: number, out: Run[]): void {
+  const first = plan.filter((l) => l.at === 0 && !l.hops);
+  // Only a loss that brings someone in changes anything: `all` has nobody left to bring.
+  const triggers = plan.some((l) => l.at > 0) ? first.filter((l) => curves[l.u]!.lossShare > 0) : [];
+  const share = (l: PlannedLeg): number => curves[l.u]!.lossShare;
+  // P(none of the triggers loses but `except`).
+  const othersKeep = (except: PlannedLeg | null): number => triggers.reduce((p, l) => (l === except ? p : p * (1 - share(l))), 1);
+  const keep = (l: PlannedLeg): number => (triggers.includes(l) ? 1 / (1 - share(l)) : 1);
+  const cases: Run[] = [];
+  const noLoss = othersKeep(null);
+  if (noLoss > 0) cases.push({ legs: plan.map((l) => ({ u: l.u, at: l.at, win: keep(l) })), weight: noLoss });
+  for (const lost of triggers) {
+    const w = share(lost) * othersKeep(lost);
+    if (w === 0) continue;
+    for (const tau of points(curves[lost.u]!.lossMs, LOSS_POINTS)) {
+      const next = plan.findIndex((l) => l.at > tau);
+      const alone = !plan.some((l) => l !== lost && l.at <= tau);
+      const moved = next < 0 ? 0 : plan[next]!.at;
+      const legs = plan.map((l, i): Sent => {
+        const win = l === lost ? 0 : keep(l);
+        if (i === next) return { u: l.u, at: tau, win };
+        // Later scheduled legs move with the re-armed timer; reserves wait for a loss of their own.
+        if (alone && next >= 0 && i > next && Number.isFinite(l.at) && Number.isFinite(moved)) return { u: l.u, at: tau + (l.at - moved), win };
+        return { u: l.u, at: l.at, win };
+      });
+      cases.push({ legs, weight: w / LOSS_POINTS });
+    }
+  }
+  // Two losses in one race are left out: the cases share what is left. Two
+  // that always lose: both lose, and first order brings nobody in.
+  if (cases.length === 0) cases.push({ legs: plan.map((l) => ({ u: l.u, at: l.at, win: triggers.includes(l) ? 0 : 1 })), weight: 1 });
+  const total = cases.reduce((a, c) => a + c.weight, 0);
+  for (const c of cases) out.push({ legs: c.legs, weight: (weight * c.weight) / total });
 }
 
 /**
@@ -222,20 +306,23 @@ export function predict(option: string, plan: readonly PlannedLeg[], curves: rea
   };
   const planned = plan.filter((l) => l.at < timeoutMs);
   if (planned.length === 0 || planned.some((l) => (curves[l.u]?.legs ?? 0) === 0)) return row;
+  // A leg only a loss would send, to an upstream never measured, is not predicted: left out.
+  plan = plan.filter((l) => l.at < timeoutMs || (curves[l.u]?.legs ?? 0) > 0);
   // A plan with no timer-sent leg (all, top-K) is the same at every lag: one run.
   const timed = lags.length > 0 && plan.some((l) => l.hops);
-  const runs = (timed ? lags : [0]).map((lag) => lagged(plan, lag, timeoutMs));
+  const runs: Run[] = [];
+  for (const lag of timed ? lags : [0]) runsOf(lagged(plan, lag), curves, 1 / (timed ? lags.length : 1), runs);
   const unansweredAt = (t: number): number => {
     let s = 0;
-    for (const r of runs) s += unanswered(r, curves, t);
-    return s / runs.length;
+    for (const r of runs) s += r.weight * unanswered(r.legs, curves, t);
+    return s;
   };
   const answered = 1 - unansweredAt(timeoutMs);
   row.answered_share = round(answered, 4);
   const qs: number[] = [];
   for (const q of QUANTILES) {
     // Not reached before the deadline: the client's answer (SERVFAIL) comes at the deadline.
-    if (answered < q) {
+    if (answered < q - 1e-12) {
       qs.push(timeoutMs);
       continue;
     }
@@ -247,23 +334,24 @@ export function predict(option: string, plan: readonly PlannedLeg[], curves: rea
       else lo = mid;
     }
     let step = hi;
-    for (const r of runs) step = Math.min(step, stepIn(r, curves, lo, hi));
+    for (const r of runs) step = Math.min(step, stepIn(r.legs, curves, lo, hi));
     qs.push(round(step, 2));
   }
   [row.p50_ms, row.p95_ms, row.p99_ms] = qs as [number, number, number];
   // Leg i goes out when nothing won before its offset; legs sent together share that chance.
   let queries = 0;
   let bytes = 0;
-  for (const sent of runs) {
-    for (const l of sent) {
-      let p = 1;
-      for (const e of sent) if (e.at < l.at) p *= 1 - cdfAt(curves[e.u]!, l.at - e.at);
+  for (const r of runs) {
+    for (const l of r.legs) {
+      if (l.at >= timeoutMs) continue;
+      let p = r.weight;
+      for (const e of r.legs) if (e.at < l.at && e.win > 0) p *= 1 - e.win * cdfAt(curves[e.u]!, l.at - e.at);
       queries += p;
       bytes += p * curves[l.u]!.meanBytes;
     }
   }
-  row.upstream_queries_per_query = round(queries / runs.length, 4);
-  row.upstream_bytes_per_query = round(bytes / runs.length, 1);
+  row.upstream_queries_per_query = round(queries, 4);
+  row.upstream_bytes_per_query = round(bytes, 1);
   return row;
 }
 
@@ -307,7 +395,8 @@ export function plans(scene: Scene, curves: readonly Curve[]): [string, PlannedL
   const healthy = healthyIndices(scene.up);
   const ranked = scene.rank.filter((i) => healthy.includes(i));
   const out: [string, PlannedLeg[]][] = [['all', healthy.map((u) => ({ u, at: 0 }))]];
-  for (let k = 1; k < ranked.length; k++) out.push([`top-${k}`, ranked.slice(0, k).map((u) => ({ u, at: 0 }))]);
+  // top-K's upstreams past K are its reserves: a losing leg brings in the next (strategy/top-k.ts).
+  for (let k = 1; k < ranked.length; k++) out.push([`top-${k}`, ranked.map((u, i) => ({ u, at: i < k ? 0 : Infinity }))]);
   const hedged: PlannedLeg[] = [];
   let at = 0;
   for (const [k, u] of ranked.entries()) {
