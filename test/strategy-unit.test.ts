@@ -144,6 +144,22 @@ test('hedged: unmeasured upstreams go first and are hedged after 100 ms; --hedge
   finish(r3);
 });
 
+test('a strategy timer the loop clock fires early waits out the rest: no hedge before its delay', (t) => {
+  const { clock, ups, race } = setup(t, 2);
+  for (const u of ups) measured(u, 0.01);
+  // The race starts half a millisecond into one of the loop clock's whole milliseconds...
+  clock.now += 0.5;
+  const r = race(hedgedStrategy(7));
+  // ...so its 7 ms timer comes due on that clock when only 6.5 ms have passed.
+  clock.now += 6.5;
+  t.mock.timers.tick(7);
+  assert.deepEqual(r.asked(), ['5301@0']);
+  clock.now += 0.5;
+  t.mock.timers.tick(1);
+  assert.deepEqual(r.asked(), ['5301@0', '5302@7']);
+  finish(r);
+});
+
 test('hedged: a negative answer hedges at once; a losing reply hedges at once, to a down upstream only as a last resort', (t) => {
   const { clock, pool, ups, race } = setup(t, 3);
   measured(ups[0]!, 0.01);

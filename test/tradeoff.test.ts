@@ -198,8 +198,8 @@ test('TimerLag: [0] before any sample, then five quantiles of the ring; real pro
   for (let i = 0; i < 4 * PROBE_EVERY; i++) probed.maybeProbe();
   await new Promise((r) => setTimeout(r, PROBE_MS + 200));
   assert.equal(probed.samples, 4);
-  // libuv's loop clock is truncated to the millisecond: a timer may fire up to 1 ms early, never more.
-  for (const x of probed.points()) assert.ok(x >= -1.01 && x < 200, `lag ${x}`);
+  // libuv's loop clock is truncated to the millisecond, so a timer may fire early: the probe, like race.ts, waits out the rest.
+  for (const x of probed.points()) assert.ok(x >= 0 && x < 200, `lag ${x}`);
 });
 
 test('an unmeasured upstream gives no prediction rather than a made-up one', () => {

@@ -1,14 +1,15 @@
 // How late a strategy's timer really fires. hedged@Dms does not send its
 // hedge D ms after the query: Node's timers run on libuv's millisecond loop
 // clock, and the loop may be busy when one is due, so the hedge goes out at
-// D + lag, where lag is anything from about -1 ms (the loop clock is
-// truncated) to several ms (a busy or CPU-starved process). For a hedge of a
-// few ms over an upstream answering in a few ms, half a millisecond moves the
-// hedge rate by tens of points, so the estimator needs the lag's distribution
-// on this machine, under this load. An `all` run never arms a hedge timer, so
-// a probe samples it: one race in PROBE_EVERY arms a PROBE_MS timer from the
-// same place (the query's I/O callback, as the race starts) and notes how
-// late it fired. Cost: one timer per PROBE_EVERY races; memory: SAMPLES doubles.
+// D + lag, where lag is anything from 0 (race.ts waits out a timer the
+// truncated loop clock fired early) to several ms (a busy or CPU-starved
+// process). For a hedge of a few ms over an upstream answering in a few ms,
+// half a millisecond moves the hedge rate by tens of points, so the
+// estimator needs the lag's distribution on this machine, under this load.
+// An `all` run never arms a hedge timer, so a probe samples it: one race in
+// PROBE_EVERY arms a PROBE_MS timer from the same place (the query's I/O
+// callback, as the race starts) and notes how late it fired. Cost: one timer
+// per PROBE_EVERY races; memory: SAMPLES doubles.
 import { performance } from 'node:perf_hooks';
 
 export const PROBE_EVERY = 32;
@@ -26,8 +27,14 @@ export class TimerLag {
   /** Called as a race starts: arms a probe on one race in PROBE_EVERY. */
   maybeProbe(): void {
     if (++this.races % PROBE_EVERY !== 0) return;
-    const t0 = performance.now();
-    setTimeout(() => this.note(performance.now() - t0 - PROBE_MS), PROBE_MS).unref();
+    const due = performance.now() + PROBE_MS;
+    // As race.ts arms a strategy timer: one the loop clock fires early waits out the rest.
+    const fire = (): void => {
+      const now = performance.now();
+      if (now < due) setTimeout(fire, due - now).unref();
+      else this.note(now - due);
+    };
+    setTimeout(fire, PROBE_MS).unref();
   }
 
   /** One observed lag, ms (tests feed these directly). */
