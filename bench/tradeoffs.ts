@@ -18,6 +18,7 @@
 // With --out, the report (tradeoffs.md, tradeoffs.json, one SVG per scenario) goes there; else bench/results.
 import type { Prediction } from '../src/tradeoff/estimate.js';
 import { numArg } from './lib/args.js';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -90,6 +91,9 @@ interface Measured {
   stallMs: number;
   /** ms per second the server's main thread waited for a CPU while measured (see Pool.waitMs). */
   serverWaitMsPerS: number;
+  /** The lowest and highest of the rounds' own p99 and q/q. */
+  p99Rounds: [number, number];
+  qpqRounds: [number, number];
 }
 
 /** One report row: a prediction beside what was measured, with the issue's tolerances. */
@@ -109,6 +113,8 @@ function compared(option: string, pr: Prediction, m: Measured): Record<string, u
     queries: m.sent,
     standInStallMs: m.stallMs,
     serverWaitMsPerS: m.serverWaitMsPerS,
+    measuredP99Rounds: m.p99Rounds,
+    measuredQpqRounds: m.qpqRounds,
   };
 }
 
@@ -127,6 +133,9 @@ class Pool {
   sent = 0;
   answered = 0;
   upstream = 0;
+  /** Each round's own p99 and upstream queries per query: how much the measurement itself moves from run to run. */
+  roundP99: number[] = [];
+  roundQpq: number[] = [];
   /**
    * The fault proxies (the stand-ins' front) run on this process's event loop:
    * its worst delay while measuring is how long a reply may have waited here.
@@ -150,6 +159,8 @@ class Pool {
       sent: this.sent,
       stallMs: Number(this.stallMs.toFixed(1)),
       serverWaitMsPerS: Number((this.waitMs / this.measuredS).toFixed(1)),
+      p99Rounds: [Math.min(...this.roundP99), Math.max(...this.roundP99)],
+      qpqRounds: [Number(Math.min(...this.roundQpq).toFixed(3)), Number(Math.max(...this.roundQpq).toFixed(3))],
     };
   }
 }
@@ -167,7 +178,13 @@ const report: Record<string, unknown>[] = [];
 const commands = new Set<string>();
 try {
   const { zoneFile, queryFile } = writeZone(dir, 'bench.test', 1000);
-  // The stand-ins (nsd and dnsperf) on CPU 0, the server under test on CPU 1; the proxies live in this process.
+  // The stand-ins (nsd, the fault proxies in this process and their timer threads) and dnsperf on CPU 0, the server
+  // under test alone on CPU 1: a proxy thread woken on CPU 1 would hold raced off it, and its stall would be read as raced's.
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  } catch {
+    process.stderr.write('taskset failed: this process is not pinned to CPU 0\n');
+  }
   for (let i = 0; i < 3; i++) {
     const n = await startNsd(dir, 'bench.test', zoneFile, '0', ['rrl-ratelimit: 0']);
     procs.push(n);
@@ -193,10 +210,14 @@ try {
     pool.stallMs = Math.max(pool.stallMs, eld.max / 1e6);
     commands.add(r.command.replace(/-p \d+/, '-p PORT').replace(/-l \d+/, `-l ${s}`));
     const lat = r.latencies ?? [];
-    pool.lat.push(...lat, ...Array<number>(Math.max(0, r.sent - lat.length)).fill(TIMEOUT_MS));
+    const round = [...lat, ...Array<number>(Math.max(0, r.sent - lat.length)).fill(TIMEOUT_MS)];
+    const upstream = proxies.reduce((a, x) => a + x.queries, 0);
+    pool.lat.push(...round);
     pool.sent += r.sent;
     pool.answered += (r.rcodes?.NOERROR ?? 0) + (r.rcodes?.NXDOMAIN ?? 0);
-    pool.upstream += proxies.reduce((a, x) => a + x.queries, 0);
+    pool.upstream += upstream;
+    pool.roundP99.push(percentile(round, 99));
+    pool.roundQpq.push(upstream / r.sent);
   };
   const tradeoffs = async (mport: number): Promise<Tradeoffs> => (await (await fetch(`http://127.0.0.1:${mport}/tradeoffs`)).json()) as Tradeoffs;
 
@@ -337,6 +358,11 @@ try {
 function markdown(out: { date: string; machine: Record<string, unknown>; command: string; runSeconds: number; report: Record<string, unknown>[] }): string {
   const f = (v: unknown, d = 1): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '–');
   const mark = (b: unknown): string => (b ? 'yes' : '**no**');
+  // The pooled figure, then the rounds' own lowest and highest when they differ.
+  const spread = (v: unknown, r: unknown, d: number): string => {
+    const [lo, hi] = Array.isArray(r) ? (r as number[]) : [NaN, NaN];
+    return lo !== undefined && hi !== undefined && hi - lo >= 10 ** -d ? `${f(v, d)} (${f(lo, d)}–${f(hi, d)})` : f(v, d);
+  };
   const lines = [
     '# Trade-off engine: predicted against measured',
     '',
@@ -347,6 +373,7 @@ function markdown(out: { date: string; machine: Record<string, unknown>; command
       `Within bounds: p99 error at most ${P99_SHARE * 100} % or ${P99_MS} ms, upstream queries per query at most ${QPQ_ABS}. ` +
       'The first row of each table is the predicting run against its own client-side figures (the estimator alone, no run-to-run change). ' +
       "Stand-in stall max: the longest the fault proxies' event loop was held up while measuring: a p99 near it, far above every stand-in's slowest reply, is a host stall, not the race. " +
+      'Measured p99 and q/q are pooled over the rounds; in brackets, the rounds\' own lowest and highest: how far the same option moves from one run to the next. ' +
       'Server CPU wait: ms per second the server\'s event-loop thread was runnable but waiting for a CPU (/proc schedstat); a query that comes in meanwhile waits before raced sees it, which no prediction from inside raced can include: on a quiet host it is near 0.',
     '',
   ];
@@ -360,7 +387,7 @@ function markdown(out: { date: string; machine: Record<string, unknown>; command
         continue;
       }
       lines.push(
-        `| ${String(r.option)} | ${f(r.predictedP99)} | ${f(r.measuredP99)} | ${mark(r.p99Ok)} | ${f(r.predictedQpq, 3)} | ${f(r.measuredQpq, 3)} | ${mark(r.qpqOk)} | ${f(r.predictedP50)} | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} | ${f(r.serverWaitMsPerS)} |`,
+        `| ${String(r.option)} | ${f(r.predictedP99)} | ${spread(r.measuredP99, r.measuredP99Rounds, 1)} | ${mark(r.p99Ok)} | ${f(r.predictedQpq, 3)} | ${spread(r.measuredQpq, r.measuredQpqRounds, 3)} | ${mark(r.qpqOk)} | ${f(r.predictedP50)} | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} | ${f(r.serverWaitMsPerS)} |`,
       );
     }
     const starved = (s.rows as Record<string, unknown>[]).filter((r) => Number(r.serverWaitMsPerS) > STARVED_MS_PER_S).map((r) => String(r.option ?? r.peer));
