@@ -313,7 +313,16 @@ try {
         sampling = false;
         const m = pool.result();
         const t = await tradeoffs(ap);
-        autoRows.push({ target, chosen: t.chosen, choicesPerSecond: seen, measuredP99: m.p99, measuredQpq: Number(m.qpq.toFixed(3)), met: m.p99 <= target });
+        autoRows.push({
+          target,
+          chosen: t.chosen,
+          choicesPerSecond: seen,
+          measuredP99: m.p99,
+          measuredQpq: Number(m.qpq.toFixed(3)),
+          met: m.p99 <= target,
+          standInStallMs: m.stallMs,
+          serverWaitMsPerS: m.serverWaitMsPerS,
+        });
         points.push({ x: m.qpq, y: m.p99, label: `auto ${target} ms`, series: 'auto (measured)' });
       } finally {
         clearInterval(sampler);
@@ -401,7 +410,7 @@ function markdown(out: { date: string; machine: Record<string, unknown>; command
     lines.push('');
     for (const a of s.auto as Record<string, unknown>[]) {
       lines.push(
-        `- auto, target ${String(a.target)} ms: chose ${String(a.chosen)} (per second: ${JSON.stringify(a.choicesPerSecond)}), measured p99 ${f(a.measuredP99)} ms at ${f(a.measuredQpq, 3)} upstream queries per query: target ${a.met ? 'met' : '**missed**'}.`,
+        `- auto, target ${String(a.target)} ms: chose ${String(a.chosen)} (per second: ${JSON.stringify(a.choicesPerSecond)}), measured p99 ${f(a.measuredP99)} ms at ${f(a.measuredQpq, 3)} upstream queries per query: target ${a.met ? 'met' : '**missed**'} (stand-in stall max ${f(a.standInStallMs)} ms, server CPU wait ${f(a.serverWaitMsPerS)} ms/s).`,
       );
     }
     lines.push('', `![frontier, ${String(s.scenario)}](tradeoffs-${String(s.scenario)}.svg)`, '');
