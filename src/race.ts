@@ -26,6 +26,7 @@
 // A held negative answer costs one small object, linked in a second shared
 // list for its grace.
 import { performance } from 'node:perf_hooks';
+import { notBefore } from './timer.js';
 import { Rcode } from './wire/constants.js';
 import { nameToText, scanMessage, typeName, type Scan } from './wire/message.js';
 import { NEG_NODATA, NEG_NXDOMAIN, POSITIVE, negativeKind, type AnswerKind } from './wire/match.js';
@@ -209,25 +210,17 @@ export class Race implements RaceView, LegOwner, Timed {
     if (this.settled) return;
     const ms = this.strategy.delay(this);
     if (ms < 0) return;
-    const due = performance.now() + ms;
-    const fire = (): void => {
-      // Node runs timers on libuv's loop clock (whole milliseconds, read once
-      // per turn), so a timer armed late in a turn can fire up to a
-      // millisecond early, more often the busier the loop: a hedge would go
-      // to an upstream about to be answered, at a rate no window could
-      // predict. Never before its time; what is left is waited out.
-      const left = due - performance.now();
-      if (left > 0) {
-        this.delayTimer = setTimeout(fire, left);
-        return;
-      }
-      this.delayTimer = null;
-      if (this.settled) return;
-      const before = this.nLegs;
-      this.launch(this.strategy.next(this, 'delay'), performance.now());
-      if (this.nLegs > before) this.scheduleDelay();
-    };
-    this.delayTimer = setTimeout(fire, ms);
+    notBefore(
+      ms,
+      () => {
+        this.delayTimer = null;
+        if (this.settled) return;
+        const before = this.nLegs;
+        this.launch(this.strategy.next(this, 'delay'), performance.now());
+        if (this.nLegs > before) this.scheduleDelay();
+      },
+      (t) => (this.delayTimer = t),
+    );
   }
 
   /** Once settled, a later reply only needs to be checked and counted, not kept. */

@@ -158,6 +158,15 @@ test('a strategy timer the loop clock fires early waits out the rest: no hedge b
   t.mock.timers.tick(1);
   assert.deepEqual(r.asked(), ['5301@0', '5302@7']);
   finish(r);
+  // An answer in the time waited out ends the race: no hedge after it.
+  clock.now += 0.5;
+  const r2 = race(hedgedStrategy(7));
+  clock.now += 6.5;
+  t.mock.timers.tick(7);
+  finish(r2);
+  clock.now += 0.5;
+  t.mock.timers.tick(1);
+  assert.deepEqual(r2.asked(), ['5301@0']);
 });
 
 test('hedged: a negative answer hedges at once; a losing reply hedges at once, to a down upstream only as a last resort', (t) => {

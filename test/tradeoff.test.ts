@@ -125,13 +125,44 @@ test('a loss while the only leg is out sends the next at once and re-arms the ti
   assert.deepEqual([row(rows, 'ordered').p99_ms, row(rows, 'ordered').upstream_queries_per_query], [21, 1.1]);
 });
 
-test('an upstream that always loses is always replaced; a reserve never measured is left out, not guessed', () => {
+test('an upstream that always loses is always replaced; a reserve never measured is asked but not counted on, and not skipped', () => {
   const ms = Array(20).fill(3);
   const refusing = curveOf(ms, ms.map(() => LEG_LOSING + 5));
   const p = predict('top-1', [{ u: 0, at: 0 }, { u: 1, at: Infinity }], [refusing, good(Array(10).fill(7))], 1000);
   assert.deepEqual([p.p99_ms, p.upstream_queries_per_query, p.answered_share], [10, 2, 1]);
-  const unmeasured = predict('top-1', [{ u: 0, at: 0 }, { u: 1, at: Infinity }], [lossyCurves()[0]!, curveOf([], [])], 1000);
-  assert.deepEqual([unmeasured.upstream_queries_per_query, unmeasured.p95_ms], [1, 1000]);
+  // The loss brings in B (never measured, so never counted on to answer), not C after it.
+  const plan = [
+    { u: 0, at: 0 },
+    { u: 1, at: Infinity },
+    { u: 2, at: Infinity },
+  ];
+  const unmeasured = predict('top-1', plan, [lossyCurves()[0]!, curveOf([], []), good([1])], 1000);
+  assert.deepEqual([unmeasured.upstream_queries_per_query, unmeasured.p95_ms, unmeasured.answered_share], [1.1, 1000, 0.9]);
+});
+
+test('a loss while another leg is out: the timer keeps its time, so each later leg goes out one slot earlier', () => {
+  // hedged@100ms over A, B, C, D: A loses at 150, when B is out. The race sends C at once and D when the
+  // timer fires at 200 (not 300). B and C are slow (1000), D answers in 5: the client has it at 205.
+  const lose = Array(10).fill(150);
+  const a = curveOf(lose, lose.map(() => LEG_LOSING + 2));
+  const slow = good(Array(10).fill(1000));
+  const plan = [0, 1, 2, 3].map((u) => ({ u, at: u * 100, hops: u }));
+  const p = predict('hedged@100ms', plan, [a, slow, slow, good([5])], 2000);
+  assert.deepEqual([p.p50_ms, p.p99_ms, p.upstream_queries_per_query], [205, 205, 4]);
+});
+
+test('two losses in one race: each brings in one more upstream', () => {
+  // top-2 of A, B, C. A and B always REFUSED (at 1 and 2 ms): C comes in at 1 and answers at 6.
+  const refused = (at: number): Curve => curveOf([at], [LEG_LOSING + 5]);
+  const p = predict('top-2', [{ u: 0, at: 0 }, { u: 1, at: 0 }, { u: 2, at: Infinity }], [refused(1), refused(2), good([5])], 1000);
+  assert.deepEqual([p.p99_ms, p.upstream_queries_per_query, p.answered_share], [6, 3, 1]);
+  // A and B each lose 30 % at 1 ms: C is asked when either loses, 1 - 0.7 x 0.7 = 51 % of races.
+  const ms = [...Array(70).fill(5), ...Array(30).fill(1)];
+  const lossy = curveOf(ms, ms.map((_, i) => (i < 70 ? LEG_GOOD : LEG_LOSING + 2)));
+  const q = predict('top-2', [{ u: 0, at: 0 }, { u: 1, at: 0 }, { u: 2, at: Infinity }], [lossy, lossy, good([20])], 1000);
+  assert.equal(q.upstream_queries_per_query, 2.51);
+  // Both lose in 9 %: C answers at 1 + 20.
+  assert.deepEqual([q.p95_ms, q.p99_ms, q.answered_share], [21, 21, 1]);
 });
 
 test('hedged@2ms over a 50 % tail: p50 1, p99 12 (the hedge at 2 + 10), 1.5 queries per query', () => {

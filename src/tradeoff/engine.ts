@@ -6,7 +6,7 @@ import type { Upstream } from '../upstream/upstream.js';
 import { latencyScore } from '../strategy/strategy.js';
 import { ExploreStats } from '../strategy/explore.js';
 import { RaceWindow } from './window.js';
-import { bestHedgeMs, plans, predict, predictAll, windowCurve, windowSpan, type Curve, type Prediction, type Scene } from './estimate.js';
+import { bestHedgeMs, plans, predict, windowCurve, windowSpan, type Curve, type Prediction, type Scene } from './estimate.js';
 import { AutoChooser } from './auto.js';
 import { TimerLag } from './lag.js';
 
@@ -62,6 +62,8 @@ export class Tradeoffs {
   private states = '';
   private settledSince = -Infinity;
   private timer: NodeJS.Timeout | null = null;
+  /** A tick's work is under way (it spans turns of the loop). */
+  private refreshing = false;
 
   constructor(private readonly settings: TradeoffSettings) {
     this.auto = settings.targetMs !== null ? new AutoChooser(settings.targetMs) : null;
@@ -88,37 +90,22 @@ export class Tradeoffs {
   }
 
   /**
-   * The timer's update: one upstream's curve, then one option's prediction,
-   * per turn of the event loop (each takes up to a millisecond or two), so no
-   * query waits for all of them.
+   * The timer's update, spread over turns of the event loop (refresh() says
+   * where), so no query waits for all of it. A tick still running when the
+   * next comes due (a starved loop) is let finish; the next is skipped.
    */
   private tick(): void {
-    const now = performance.now();
+    if (this.refreshing) return;
     const w = this.window;
-    const from = now - MAX_AGE_MS;
-    const to = now - this.settings.timeoutMs;
-    const curves: Curve[] = [];
-    let s: { scene: Scene; best: Upstream | null } | null = null;
-    let todo: ReturnType<typeof plans> | null = null;
-    const rows: Prediction[] = [];
-    let got = { races: 0, oldest: Infinity };
+    const work = this.refresh(performance.now());
+    this.refreshing = true;
     const step = (): void => {
-      if (this.timer === null || w !== this.window) return;
-      if (curves.length < w.width) {
-        curves.push(windowCurve(w, curves.length, from, to));
-      } else if (todo === null) {
-        got = windowSpan(w, from, to);
-        s = this.scene(now, got.races);
-        todo = s === null ? [] : plans(s.scene, curves);
-      } else if (rows.length < todo.length) {
-        const [name, plan] = todo[rows.length]!;
-        rows.push(predict(name, plan, curves, s!.scene.timeoutMs, s!.scene.timerLagMs));
-      }
-      if (todo === null || rows.length < todo.length) {
-        setImmediate(step);
+      if (this.timer === null || w !== this.window) {
+        this.refreshing = false;
         return;
       }
-      this.apply(now, rows, got, s?.best ?? null);
+      if (work.next().done === true) this.refreshing = false;
+      else setImmediate(step);
     };
     step();
   }
@@ -140,17 +127,37 @@ export class Tradeoffs {
 
   /**
    * Recomputes everything now, in one go (tests; the timer spreads it out: tick()).
-   * Races younger than the timeout may still have legs out (their slow legs would be missing): not used yet.
    */
   update(now: number): void {
+    const work = this.refresh(now);
+    while (work.next().done !== true) {
+      // all of it, now
+    }
+  }
+
+  /**
+   * Every upstream's curve, then every option's prediction, then apply():
+   * yields after each curve and each prediction (each takes up to a
+   * millisecond or two). Races younger than the timeout may still have legs
+   * out (their slow legs would be missing): not used yet.
+   */
+  private *refresh(now: number): Generator<void, void, void> {
     const w = this.window;
     const from = now - MAX_AGE_MS;
     const to = now - this.settings.timeoutMs;
     const curves: Curve[] = [];
-    for (let i = 0; i < w.width; i++) curves.push(windowCurve(w, i, from, to));
+    for (let i = 0; i < w.width; i++) {
+      curves.push(windowCurve(w, i, from, to));
+      yield;
+    }
     const got = windowSpan(w, from, to);
     const s = this.scene(now, got.races);
-    this.apply(now, s === null ? [] : predictAll(s.scene, curves), got, s?.best ?? null);
+    const rows: Prediction[] = [];
+    for (const [name, plan] of s === null ? [] : plans(s.scene, curves)) {
+      rows.push(predict(name, plan, curves, s!.scene.timeoutMs, s!.scene.timerLagMs));
+      yield;
+    }
+    this.apply(now, rows, got, s?.best ?? null);
   }
 
   /** The upstreams as the strategies see them now; null when there is nothing to predict. */

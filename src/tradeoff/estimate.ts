@@ -18,9 +18,9 @@
 // (SERVFAIL, REFUSED, an error) brings in the next upstream of the plan at
 // once, as the strategies do: a plan lists those reserve legs (top-K's
 // upstreams past K, at Infinity), and each upstream's losses (how often, and
-// when) come from its own losing legs. This is modelled to first order: a
-// loss of one of the legs sent with the query, mixed in with its measured
-// chance and times; two losses in one race are rare enough to leave out.
+// when) come from its own losing legs. Losses of the legs sent with the
+// query are mixed in with their measured chance and times (runsOf); a loss
+// of a leg sent later is not.
 import { LEG_GOOD, LEG_NONE, LEG_TIMEOUT, type RaceWindow } from './window.js';
 
 /** One upstream's time to a winning answer, as a step CDF. */
@@ -242,51 +242,69 @@ function lagged(plan: readonly PlannedLeg[], lag: number): PlannedLeg[] {
 }
 
 /** `n` equally likely values of a sorted sample: its quantiles at (i + 0.5) / n. */
-function points(sorted: Float64Array, n: number): number[] {
+export function points(sorted: ArrayLike<number>, n: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < n; i++) out.push(sorted[Math.min(sorted.length - 1, Math.floor(((i + 0.5) / n) * sorted.length))]!);
   return out;
 }
 
+/** A leg sent with the query that lost, and when. */
+interface Loss {
+  readonly leg: PlannedLeg;
+  readonly tau: number;
+}
+
 /**
- * The runs of one (lagged) plan: nobody sent with the query loses, or one of
- * them (`lost`) loses at `tau`. A loss sends the next leg of the plan not yet
- * out at once; when the lost leg was the only one out, the timer re-arms from
- * there, so the legs after that one keep their spacing from it (race.ts).
+ * The legs of a (lagged) plan when `losses` happen. Each brings in the next
+ * leg not yet out at once (the strategies' next(race, 'lost')). When nothing
+ * else was out, race.ts re-arms the strategy timer from there, so the legs
+ * after it keep their spacing from it; else the timer keeps its time, and
+ * each later leg goes out when the one before it would have.
+ */
+function afterLosses(plan: readonly PlannedLeg[], losses: readonly Loss[], win: (l: PlannedLeg) => number): Sent[] {
+  const at = plan.map((l) => l.at);
+  const gone = new Set<PlannedLeg>();
+  for (const { leg, tau } of [...losses].sort((a, b) => a.tau - b.tau)) {
+    gone.add(leg);
+    const next = at.findIndex((t) => t > tau);
+    if (next < 0) continue;
+    const alone = !plan.some((l, i) => !gone.has(l) && at[i]! <= tau);
+    const was = at.slice();
+    at[next] = tau;
+    // A reserve brought in moves nobody: the ones after it are reserves too.
+    if (!Number.isFinite(was[next]!)) continue;
+    for (let i = next + 1; i < at.length && Number.isFinite(was[i]!); i++) at[i] = alone ? tau + (was[i]! - was[next]!) : was[i - 1]!;
+  }
+  return plan.map((l, i) => ({ u: l.u, at: at[i]!, win: gone.has(l) ? 0 : win(l) }));
+}
+
+/**
+ * The runs of one (lagged) plan and their weights: nobody sent with the query
+ * loses; exactly one of them loses, at one of LOSS_POINTS values of its loss
+ * times (the others, known not to lose, win with their curves scaled by
+ * 1 / (1 - loss share)); or two or more lose, read as all of them losing at
+ * their median loss times (exact for two).
  */
 function runsOf(plan: readonly PlannedLeg[], curves: readonly Curve[], weight: number, out: Run[]): void {
-  const first = plan.filter((l) => l.at === 0 && !l.hops);
   // Only a loss that brings someone in changes anything: `all` has nobody left to bring.
-  const triggers = plan.some((l) => l.at > 0) ? first.filter((l) => curves[l.u]!.lossShare > 0) : [];
+  const triggers = plan.some((l) => l.at > 0) ? plan.filter((l) => l.at === 0 && !l.hops && curves[l.u]!.lossShare > 0) : [];
   const share = (l: PlannedLeg): number => curves[l.u]!.lossShare;
-  // P(none of the triggers loses but `except`).
+  // P(no trigger but `except` loses).
   const othersKeep = (except: PlannedLeg | null): number => triggers.reduce((p, l) => (l === except ? p : p * (1 - share(l))), 1);
   const keep = (l: PlannedLeg): number => (triggers.includes(l) ? 1 / (1 - share(l)) : 1);
-  const cases: Run[] = [];
+  let left = 1;
+  const add = (legs: Sent[], w: number): void => {
+    out.push({ legs, weight: weight * w });
+    left -= w;
+  };
   const noLoss = othersKeep(null);
-  if (noLoss > 0) cases.push({ legs: plan.map((l) => ({ u: l.u, at: l.at, win: keep(l) })), weight: noLoss });
-  for (const lost of triggers) {
-    const w = share(lost) * othersKeep(lost);
+  if (noLoss > 0) add(afterLosses(plan, [], keep), noLoss);
+  for (const leg of triggers) {
+    const w = share(leg) * othersKeep(leg);
     if (w === 0) continue;
-    for (const tau of points(curves[lost.u]!.lossMs, LOSS_POINTS)) {
-      const next = plan.findIndex((l) => l.at > tau);
-      const alone = !plan.some((l) => l !== lost && l.at <= tau);
-      const moved = next < 0 ? 0 : plan[next]!.at;
-      const legs = plan.map((l, i): Sent => {
-        const win = l === lost ? 0 : keep(l);
-        if (i === next) return { u: l.u, at: tau, win };
-        // Later scheduled legs move with the re-armed timer; reserves wait for a loss of their own.
-        if (alone && next >= 0 && i > next && Number.isFinite(l.at) && Number.isFinite(moved)) return { u: l.u, at: tau + (l.at - moved), win };
-        return { u: l.u, at: l.at, win };
-      });
-      cases.push({ legs, weight: w / LOSS_POINTS });
-    }
+    for (const tau of points(curves[leg.u]!.lossMs, LOSS_POINTS)) add(afterLosses(plan, [{ leg, tau }], keep), w / LOSS_POINTS);
   }
-  // Two losses in one race are left out: the cases share what is left. Two
-  // that always lose: both lose, and first order brings nobody in.
-  if (cases.length === 0) cases.push({ legs: plan.map((l) => ({ u: l.u, at: l.at, win: triggers.includes(l) ? 0 : 1 })), weight: 1 });
-  const total = cases.reduce((a, c) => a + c.weight, 0);
-  for (const c of cases) out.push({ legs: c.legs, weight: (weight * c.weight) / total });
+  if (left > 1e-9) add(afterLosses(plan, triggers.map((leg) => ({ leg, tau: points(curves[leg.u]!.lossMs, 1)[0]! })), () => 1), left);
 }
 
 /**
@@ -306,8 +324,6 @@ export function predict(option: string, plan: readonly PlannedLeg[], curves: rea
   };
   const planned = plan.filter((l) => l.at < timeoutMs);
   if (planned.length === 0 || planned.some((l) => (curves[l.u]?.legs ?? 0) === 0)) return row;
-  // A leg only a loss would send, to an upstream never measured, is not predicted: left out.
-  plan = plan.filter((l) => l.at < timeoutMs || (curves[l.u]?.legs ?? 0) > 0);
   // A plan with no timer-sent leg (all, top-K) is the same at every lag: one run.
   const timed = lags.length > 0 && plan.some((l) => l.hops);
   const runs: Run[] = [];

@@ -10,7 +10,8 @@
 // PROBE_EVERY arms a PROBE_MS timer from the same place (the query's I/O
 // callback, as the race starts) and notes how late it fired. Cost: one timer
 // per PROBE_EVERY races; memory: SAMPLES doubles.
-import { performance } from 'node:perf_hooks';
+import { notBefore } from '../timer.js';
+import { points } from './estimate.js';
 
 export const PROBE_EVERY = 32;
 export const PROBE_MS = 2;
@@ -27,14 +28,8 @@ export class TimerLag {
   /** Called as a race starts: arms a probe on one race in PROBE_EVERY. */
   maybeProbe(): void {
     if (++this.races % PROBE_EVERY !== 0) return;
-    const due = performance.now() + PROBE_MS;
-    // As race.ts arms a strategy timer: one the loop clock fires early waits out the rest.
-    const fire = (): void => {
-      const now = performance.now();
-      if (now < due) setTimeout(fire, due - now).unref();
-      else this.note(now - due);
-    };
-    setTimeout(fire, PROBE_MS).unref();
+    // Armed as race.ts arms a strategy timer (timer.ts), or it would not measure that timer's lag.
+    notBefore(PROBE_MS, (late) => this.note(late), (t) => t.unref());
   }
 
   /** One observed lag, ms (tests feed these directly). */
@@ -54,9 +49,6 @@ export class TimerLag {
   points(): number[] {
     const k = this.samples;
     if (k === 0) return [0];
-    const s = this.ring.slice(0, k).sort();
-    const out: number[] = [];
-    for (let i = 0; i < POINTS; i++) out.push(Math.round(s[Math.min(k - 1, Math.floor(((i + 0.5) / POINTS) * k))]! * 100) / 100);
-    return out;
+    return points(this.ring.slice(0, k).sort(), POINTS).map((x) => Math.round(x * 100) / 100);
   }
 }
