@@ -137,8 +137,9 @@ class Pool {
   roundP99: number[] = [];
   roundQpq: number[] = [];
   /**
-   * The fault proxies (the stand-ins' front) run on this process's event loop:
-   * its worst delay while measuring is how long a reply may have waited here.
+   * The fault proxies (the stand-ins' front) run on this process's event loop
+   * and one timer thread: the worst of the loop's delay and a reply's lateness
+   * past its drawn delay, while measuring, is how long a reply may have waited here.
    * Beside a p99 far above every stand-in's slowest reply, it says the host
    * stalled, not the race.
    */
@@ -207,7 +208,7 @@ try {
     pool.waitMs += runqueueWaitMs(p.child.pid) - w0;
     pool.measuredS += s;
     eld.disable();
-    pool.stallMs = Math.max(pool.stallMs, eld.max / 1e6);
+    pool.stallMs = Math.max(pool.stallMs, eld.max / 1e6, ...proxies.map((x) => x.lateMaxMs));
     commands.add(r.command.replace(/-p \d+/, '-p PORT').replace(/-l \d+/, `-l ${s}`));
     const lat = r.latencies ?? [];
     const round = [...lat, ...Array<number>(Math.max(0, r.sent - lat.length)).fill(TIMEOUT_MS)];
@@ -381,7 +382,7 @@ function markdown(out: { date: string; machine: Record<string, unknown>; command
       `${rounds} interleaved rounds of ${seconds} s pooled; p99 at the client (dnsperf), upstream queries counted at the stand-ins. ` +
       `Within bounds: p99 error at most ${P99_SHARE * 100} % or ${P99_MS} ms, upstream queries per query at most ${QPQ_ABS}. ` +
       'The first row of each table is the predicting run against its own client-side figures (the estimator alone, no run-to-run change). ' +
-      "Stand-in stall max: the longest the fault proxies' event loop was held up while measuring: a p99 near it, far above every stand-in's slowest reply, is a host stall, not the race. " +
+      "Stand-in stall max: the longest the fault proxies' event loop was held up, or a reply went out after its drawn delay, while measuring: a p99 near it, far above every stand-in's slowest reply, is a host stall, not the race. " +
       'Measured p99 and q/q are pooled over the rounds; in brackets, the rounds\' own lowest and highest: how far the same option moves from one run to the next. ' +
       'Server CPU wait: ms per second the server\'s event-loop thread was runnable but waiting for a CPU (/proc schedstat); a query that comes in meanwhile waits before raced sees it, which no prediction from inside raced can include: on a quiet host it is near 0.',
     '',

@@ -34,8 +34,9 @@ export class FaultProxy {
   queries = 0;
   bytesIn = 0;
   bytesOut = 0;
-  /** Delays off the loop's millisecond grid (precise-timer.ts says why). */
-  private readonly timers = new PreciseTimers();
+  /** Delays off the loop's millisecond grid (precise-timer.ts says why); one timer thread for all proxies. */
+  private readonly timers = PreciseTimers.shared();
+  private closed = false;
 
   private constructor(private readonly upstreamPort: number) {}
 
@@ -58,6 +59,12 @@ export class FaultProxy {
     this.queries = 0;
     this.bytesIn = 0;
     this.bytesOut = 0;
+    this.timers.resetLate();
+  }
+
+  /** The longest a delayed reply went out after its due time since resetCounters() (any proxy of this process), ms. */
+  get lateMaxMs(): number {
+    return this.timers.lateMaxMs;
   }
 
   private onQuery(msg: Buffer, r: dgram.RemoteInfo): void {
@@ -111,7 +118,9 @@ export class FaultProxy {
     const late = f.lateShare !== undefined && f.lateShare > 0 && Math.random() < f.lateShare;
     const delay = late ? (f.lateMs ?? 0) : f.delayMs + (f.jitterMs > 0 ? Math.random() * f.jitterMs : 0);
     if (delay <= 0) return this.send(msg, w.port, w.address);
-    this.timers.after(delay, () => this.send(msg, w.port, w.address));
+    this.timers.after(delay, () => {
+      if (!this.closed) this.send(msg, w.port, w.address);
+    });
   }
 
   private send(msg: Buffer, port: number, address: string): void {
@@ -120,7 +129,7 @@ export class FaultProxy {
   }
 
   async close(): Promise<void> {
-    await this.timers.close();
+    this.closed = true;
     await new Promise<void>((r) => this.front.close(() => r()));
     await new Promise<void>((r) => this.back.close(() => r()));
   }

@@ -9,6 +9,7 @@
 // between 5 % and 30 % from run to run). Here a worker thread sleeps in
 // Atomics.wait (a futex with a sub-millisecond timeout) until the next due
 // time and posts the due ids back; the post wakes this thread's loop at once.
+// One worker serves every stand-in of the process (shared()).
 import { Worker } from 'node:worker_threads';
 
 /** Entries the shared ring holds; far more than are ever pending at once here (hundreds). */
@@ -17,6 +18,7 @@ const CAPACITY = 1 << 16;
 const WORKER = `
 const { workerData, parentPort } = require('node:worker_threads');
 const ctrl = new Int32Array(workerData.sab, 0, 2);
+// ctrl[0]: entries written (by the main thread); ctrl[1]: entries read (here).
 const ring = new Float64Array(workerData.sab, 8, ${CAPACITY} * 2);
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const due = [];
@@ -30,6 +32,7 @@ for (;;) {
     while (i > 0 && due[i - 1].at > e.at) i--;
     due.splice(i, 0, e);
   }
+  Atomics.store(ctrl, 1, read);
   const t = now();
   let n = 0;
   while (n < due.length && due[n].at <= t) n++;
@@ -42,10 +45,18 @@ for (;;) {
 `;
 
 export class PreciseTimers {
+  private static one: PreciseTimers | null = null;
+  /** The process's one timer thread (its worker is unref'd: it keeps nothing alive). */
+  static shared(): PreciseTimers {
+    return (PreciseTimers.one ??= new PreciseTimers());
+  }
+
   private readonly sab = new SharedArrayBuffer(8 + CAPACITY * 16);
   private readonly ctrl = new Int32Array(this.sab, 0, 2);
   private readonly ring = new Float64Array(this.sab, 8, CAPACITY * 2);
-  private readonly waiting = new Map<number, () => void>();
+  private readonly waiting = new Map<number, { due: number; fn: () => void }>();
+  /** The latest a callback ran after its due time since resetLate(), ms: how long a reply was held up here. */
+  lateMaxMs = 0;
   private readonly worker: Worker;
   private seq = 0;
   private nextId = 1;
@@ -53,10 +64,13 @@ export class PreciseTimers {
   constructor() {
     this.worker = new Worker(WORKER, { eval: true, workerData: { sab: this.sab } });
     this.worker.on('message', (ids: number[]) => {
+      const now = Number(process.hrtime.bigint()) / 1e6;
       for (const id of ids) {
-        const fn = this.waiting.get(id);
+        const w = this.waiting.get(id);
+        if (w === undefined) continue;
         this.waiting.delete(id);
-        fn?.();
+        if (now - w.due > this.lateMaxMs) this.lateMaxMs = now - w.due;
+        w.fn();
       }
     });
     this.worker.unref();
@@ -64,19 +78,19 @@ export class PreciseTimers {
 
   /** Runs `fn` `ms` milliseconds from now (to a few tens of microseconds, not to the loop's millisecond). */
   after(ms: number, fn: () => void): void {
+    if (this.seq - Atomics.load(this.ctrl, 1) >= CAPACITY) throw new Error('precise-timer: the timer thread is a whole ring behind');
     const id = this.nextId++;
-    this.waiting.set(id, fn);
+    const due = Number(process.hrtime.bigint()) / 1e6 + ms;
+    this.waiting.set(id, { due, fn });
     const k = (this.seq % CAPACITY) * 2;
-    this.ring[k] = Number(process.hrtime.bigint()) / 1e6 + ms;
+    this.ring[k] = due;
     this.ring[k + 1] = id;
     this.seq++;
     Atomics.store(this.ctrl, 0, this.seq);
     Atomics.notify(this.ctrl, 0);
   }
 
-  /** Drops every pending callback and stops the worker. */
-  async close(): Promise<void> {
-    this.waiting.clear();
-    await this.worker.terminate();
+  resetLate(): void {
+    this.lateMaxMs = 0;
   }
 }
