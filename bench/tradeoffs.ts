@@ -94,6 +94,8 @@ interface Measured {
   /** The lowest and highest of the rounds' own p99 and q/q. */
   p99Rounds: [number, number];
   qpqRounds: [number, number];
+  selfP99: number | null;
+  selfQpq: number | null;
 }
 
 /** One report row: a prediction beside what was measured, with the issue's tolerances. */
@@ -115,6 +117,8 @@ function compared(option: string, pr: Prediction, m: Measured): Record<string, u
     serverWaitMsPerS: m.serverWaitMsPerS,
     measuredP99Rounds: m.p99Rounds,
     measuredQpqRounds: m.qpqRounds,
+    selfPredictedP99: m.selfP99,
+    selfPredictedQpq: m.selfQpq,
   };
 }
 
@@ -136,6 +140,13 @@ class Pool {
   /** Each round's own p99 and upstream queries per query: how much the measurement itself moves from run to run. */
   roundP99: number[] = [];
   roundQpq: number[] = [];
+  /**
+   * What the run predicted for itself at the end of each round (its own GET /tradeoffs): beside the
+   * prediction from the `all` run, it tells a wrong model (self-prediction off too) from a run that
+   * went differently from the predicting one (self-prediction right).
+   */
+  selfP99: number[] = [];
+  selfQpq: number[] = [];
   /**
    * The fault proxies (the stand-ins' front) run on this process's event loop
    * and one timer thread: the worst of the loop's delay and a reply's lateness
@@ -162,6 +173,8 @@ class Pool {
       serverWaitMsPerS: Number((this.waitMs / this.measuredS).toFixed(1)),
       p99Rounds: [Math.min(...this.roundP99), Math.max(...this.roundP99)],
       qpqRounds: [Number(Math.min(...this.roundQpq).toFixed(3)), Number(Math.max(...this.roundQpq).toFixed(3))],
+      selfP99: this.selfP99.length > 0 ? Number((this.selfP99.reduce((a, b) => a + b, 0) / this.selfP99.length).toFixed(2)) : null,
+      selfQpq: this.selfQpq.length > 0 ? Number((this.selfQpq.reduce((a, b) => a + b, 0) / this.selfQpq.length).toFixed(4)) : null,
     };
   }
 }
@@ -237,14 +250,21 @@ try {
     process.stderr.write(`${scenario}: predicted from ${predicted.window.races} races\n`);
 
     // Every option with a prediction, then the peers; measured round by round, in turn.
-    const runs: { name: string; start: () => Promise<Proc>; pool: Pool; prediction: Prediction | null; warmS?: number }[] = [];
+    // A raced run serves its own /tradeoffs on `mport`: what it predicts for itself, beside what it did.
+    const runs: { name: string; start: (mport: number) => Promise<Proc>; pool: Pool; prediction: Prediction | null; warmS?: number }[] = [];
     for (const pr of predicted.options) {
       const flags = flagsFor(pr.option);
       if (!flags || pr.p99_ms === null) continue;
       // Learned `hedged` takes the engine's tail advice only once its window holds ADVICE_MIN_RACES
       // races older than the timeout and a tick has passed (about 5 s at this rate): measured after that.
       const warmS = pr.option === 'hedged' ? 7 : 2;
-      runs.push({ name: pr.option, start: () => startRaced(ports, [...base, ...flags], '1'), pool: new Pool(), prediction: pr, warmS });
+      runs.push({
+        name: pr.option,
+        start: (mport) => startRaced(ports, [...base, ...flags, '--metrics-listen', `127.0.0.1:${mport}`], '1'),
+        pool: new Pool(),
+        prediction: pr,
+        warmS,
+      });
     }
     const peers = [
       { name: 'SmartDNS fastest-response, no cache', start: () => startSmartdns(dir, ports, '1') },
@@ -253,9 +273,15 @@ try {
     for (const p of peers) runs.push({ ...p, pool: new Pool(), prediction: null });
     for (let round = 0; round < rounds; round++) {
       for (const run of runs) {
-        const p = await run.start();
+        const mport = await freePort();
+        const p = await run.start(mport);
         try {
           await measureInto(p, run.pool, run.warmS ?? 2);
+          if (run.prediction !== null) {
+            const own = (await tradeoffs(mport)).options.find((o) => o.option === run.name);
+            if (own?.upstream_queries_per_query != null) run.pool.selfQpq.push(own.upstream_queries_per_query);
+            if (own?.p99_ms != null) run.pool.selfP99.push(own.p99_ms);
+          }
         } finally {
           await p.stop();
         }
@@ -384,20 +410,23 @@ function markdown(out: { date: string; machine: Record<string, unknown>; command
       'The first row of each table is the predicting run against its own client-side figures (the estimator alone, no run-to-run change). ' +
       "Stand-in stall max: the longest the fault proxies' event loop was held up, or a reply went out after its drawn delay, while measuring: a p99 near it, far above every stand-in's slowest reply, is a host stall, not the race. " +
       'Measured p99 and q/q are pooled over the rounds; in brackets, the rounds\' own lowest and highest: how far the same option moves from one run to the next. ' +
+      'Self-predicted: what the option\'s own run predicted for itself (its GET /tradeoffs at the end of each round, averaged): near the measured figure while the prediction from the `all` run is not, the model holds and the two runs went differently. ' +
       'Server CPU wait: ms per second the server\'s event-loop thread was runnable but waiting for a CPU (/proc schedstat); a query that comes in meanwhile waits before raced sees it, which no prediction from inside raced can include: on a quiet host it is near 0.',
     '',
   ];
   for (const s of out.report) {
     lines.push(`## ${String(s.scenario)}`, '', `${String(s.what)}. Predicted from ${String(s.predictedFromRaces)} races.`, '');
-    lines.push('| option | p99 predicted | p99 measured | p99 ok | q/q predicted | q/q measured | q/q ok | p50 predicted | p50 measured | answered measured | stand-in stall max | server CPU wait ms/s |');
-    lines.push('|---|---:|---:|:-:|---:|---:|:-:|---:|---:|---:|---:|---:|');
+    lines.push(
+      '| option | p99 predicted | p99 measured | p99 ok | q/q predicted | q/q measured | q/q ok | p99 / q/q self-predicted | p50 predicted | p50 measured | answered measured | stand-in stall max | server CPU wait ms/s |',
+    );
+    lines.push('|---|---:|---:|:-:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|');
     for (const r of s.rows as Record<string, unknown>[]) {
       if (r.peer) {
-        lines.push(`| ${String(r.peer)} | | ${f(r.measuredP99)} | | | ${f(r.measuredQpq, 3)} | | | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} | ${f(r.serverWaitMsPerS)} |`);
+        lines.push(`| ${String(r.peer)} | | ${f(r.measuredP99)} | | | ${f(r.measuredQpq, 3)} | | | | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} | ${f(r.serverWaitMsPerS)} |`);
         continue;
       }
       lines.push(
-        `| ${String(r.option)} | ${f(r.predictedP99)} | ${spread(r.measuredP99, r.measuredP99Rounds, 1)} | ${mark(r.p99Ok)} | ${f(r.predictedQpq, 3)} | ${spread(r.measuredQpq, r.measuredQpqRounds, 3)} | ${mark(r.qpqOk)} | ${f(r.predictedP50)} | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} | ${f(r.serverWaitMsPerS)} |`,
+        `| ${String(r.option)} | ${f(r.predictedP99)} | ${spread(r.measuredP99, r.measuredP99Rounds, 1)} | ${mark(r.p99Ok)} | ${f(r.predictedQpq, 3)} | ${spread(r.measuredQpq, r.measuredQpqRounds, 3)} | ${mark(r.qpqOk)} | ${r.selfPredictedP99 == null ? '' : `${f(r.selfPredictedP99)} / ${f(r.selfPredictedQpq, 3)}`} | ${f(r.predictedP50)} | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} | ${f(r.serverWaitMsPerS)} |`,
       );
     }
     const starved = (s.rows as Record<string, unknown>[]).filter((r) => Number(r.serverWaitMsPerS) > STARVED_MS_PER_S).map((r) => String(r.option ?? r.peer));
