@@ -153,9 +153,11 @@ export class Tradeoffs {
     const got = windowSpan(w, from, to);
     const s = this.scene(now, got.races);
     const rows: Prediction[] = [];
-    for (const [name, plan] of s === null ? [] : plans(s.scene, curves)) {
-      rows.push(predict(name, plan, curves, s!.scene.timeoutMs, s!.scene.timerLagMs));
-      yield;
+    if (s !== null) {
+      for (const [name, plan] of plans(s.scene, curves)) {
+        rows.push(predict(name, plan, curves, s.scene.timeoutMs, s.scene.timerLagMs));
+        yield;
+      }
     }
     this.apply(now, rows, got, s?.best ?? null);
   }
