@@ -39,6 +39,7 @@ import type { Deadlines, Timed } from './deadlines.js';
 import { LatencyTracker, bucketIndex, type ErrorKind } from './upstream/stats.js';
 import type { Logger } from './log.js';
 import { LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, type RaceWindow } from './tradeoff/window.js';
+import { armProbe } from './tradeoff/lag.js';
 
 /** Who hears how a race ended: exactly one call per race. */
 export interface RaceOwner {
@@ -178,11 +179,13 @@ export class Race implements RaceView, LegOwner, Timed {
     if (w != null && w.set === this.upstreams) {
       this.recIn = w;
       this.rec = w.begin(now);
+      const probeMs = w.probeFor(this.rec, now);
+      if (probeMs > 0) armProbe(w, this.rec, probeMs, now);
     }
     this.deadlines.add(this, now + timeoutMs);
     this.launch(this.strategy.first(this), now);
     if (this.openLegs === 0) return this.lose();
-    this.scheduleDelay();
+    this.scheduleDelay(now);
   }
 
   asked(u: Upstream): boolean {
@@ -206,7 +209,8 @@ export class Race implements RaceView, LegOwner, Timed {
     }
   }
 
-  private scheduleDelay(): void {
+  /** The strategy's next timer, `ms` after `from` (performance.now()): the query's arrival for the first, else now. */
+  private scheduleDelay(from = performance.now()): void {
     if (this.settled) return;
     const ms = this.strategy.delay(this);
     if (ms < 0) return;
@@ -220,6 +224,7 @@ export class Race implements RaceView, LegOwner, Timed {
         if (this.nLegs > before) this.scheduleDelay();
       },
       (t) => (this.delayTimer = t),
+      from + ms,
     );
   }
 

@@ -8,13 +8,15 @@
 import { performance } from 'node:perf_hooks';
 
 /**
- * Runs `fn` once `ms` have passed on performance.now(), never before, with how
- * late it runs (ms). `armed` gets every Node timer set on the way, so its owner
- * can clear the one pending. The first timer is set for `ms` itself: Node keeps
- * one list per distinct duration, and hedges share theirs.
+ * Runs `fn` once performance.now() reaches `due` (by default `ms` from now),
+ * never before, with how late it runs (ms). `armed` gets every Node timer set
+ * on the way, so its owner can clear the one pending. The first timer is set
+ * for `ms` itself: Node keeps one list per distinct duration, and hedges share
+ * theirs. A race's first timer is due `ms` after the client's query came in,
+ * not after the work of sending the first leg, so that a probe armed at
+ * another point of the same callback (tradeoff/lag.ts) comes due with it.
  */
-export function notBefore(ms: number, fn: (lateMs: number) => void, armed: (t: NodeJS.Timeout) => void): void {
-  const due = performance.now() + ms;
+export function notBefore(ms: number, fn: (lateMs: number) => void, armed: (t: NodeJS.Timeout) => void, due = performance.now() + ms): void {
   const fire = (): void => {
     const now = performance.now();
     if (now < due) armed(setTimeout(fire, due - now));

@@ -169,6 +169,24 @@ test('a strategy timer the loop clock fires early waits out the rest: no hedge b
   assert.deepEqual(r2.asked(), ['5301@0']);
 });
 
+test("a race's first strategy timer is due its delay after the query came in, not after the race got going", (t) => {
+  const { clock, pool, ups } = setup(t, 2);
+  for (const u of ups) measured(u, 0.01);
+  // The query came in half a millisecond before its race started (parsing, the cache): the 7 ms hedge is due 6.5 ms into the race.
+  const came = clock.now;
+  clock.now += 0.5;
+  const run = startRace(clock, ups, hedgedStrategy(7), { timeoutMs: 5000, graceMs: 50, startedAt: came });
+  clock.now += 6.5;
+  t.mock.timers.tick(7);
+  assert.deepEqual(
+    pool.legs().map((x) => `${x.upstream.slice(-4)}@${x.at - came}`),
+    ['5301@0', '5302@7'],
+  );
+  const open = pool.legs().find((x) => x.leg.open)!;
+  open.leg.onDatagram(replyTo(open));
+  assert.equal(run.outcomes.length, 1);
+});
+
 test('hedged: a negative answer hedges at once; a losing reply hedges at once, to a down upstream only as a last resort', (t) => {
   const { clock, pool, ups, race } = setup(t, 3);
   measured(ups[0]!, 0.01);
@@ -306,7 +324,7 @@ test('random: a fresh shuffle per race (Fisher-Yates on Math.random), down ones 
 
 const fakeTradeoffs = (t: { chosen: string | null }): Tradeoffs => ({ get chosen() {
   return t.chosen;
-}, adviceMs: () => -1, explore: { races: 0 }, timerLag: { maybeProbe() {} } }) as unknown as Tradeoffs; // the lag probe arms real timers: not part of these timelines
+}, adviceMs: () => -1, explore: { races: 0 } }) as unknown as Tradeoffs;
 
 test('--explore-share: one race in 1/share asks every healthy upstream at once; the strategy\'s own plan goes on', (t) => {
   const { clock, ups, race } = setup(t, 3);

@@ -2,7 +2,7 @@
 // no sockets, no clock. End-to-end checks are in tradeoff-e2e.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, RaceWindow, WINDOW_RACES } from '../src/tradeoff/window.js';
+import { FIRST_PROBE_DELAYS, LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, PROBES_PER_S, RaceWindow, WINDOW_RACES } from '../src/tradeoff/window.js';
 import {
   bestHedgeMs,
   cdfAt,
@@ -16,7 +16,8 @@ import {
   type Scene,
 } from '../src/tradeoff/estimate.js';
 import { AUTO_DWELL_MS, AUTO_MIN_RACES, AUTO_SETTLE_MS, AutoChooser } from '../src/tradeoff/auto.js';
-import { PROBE_EVERY, PROBE_MS, SAMPLES, TimerLag } from '../src/tradeoff/lag.js';
+import { CALIBRATION_MAX_MS, MIN_PROBES, armProbe, calibrated, lagPoints, probeUnanswered, probesOf } from '../src/tradeoff/lag.js';
+import { timerLags } from '../src/tradeoff/engine.js';
 
 const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 const good = (ms: number[], bytes = 100): Curve => curveOf(ms, ms.map(() => LEG_GOOD), ms.map(() => bytes));
@@ -217,20 +218,109 @@ test('predictAll shifts timer-sent legs (hedges, ordered) by the scene\'s lag, n
   assert.equal(row(late, 'top-2').p99_ms, row(on, 'top-2').p99_ms);
 });
 
-test('TimerLag: [0] before any sample, then five quantiles of the ring; real probes land within the deadline', async () => {
-  const t = new TimerLag();
-  assert.deepEqual(t.points(), [0]);
-  for (let i = 0; i < 100; i++) t.note(i / 100);
-  assert.deepEqual(t.points(), [0.1, 0.3, 0.5, 0.7, 0.9]);
-  // The ring keeps the newest SAMPLES.
-  for (let i = 0; i < SAMPLES; i++) t.note(5);
-  assert.deepEqual(t.points(), [5, 5, 5, 5, 5]);
-  const probed = new TimerLag();
-  for (let i = 0; i < 4 * PROBE_EVERY; i++) probed.maybeProbe();
-  await new Promise((r) => setTimeout(r, PROBE_MS + 200));
-  assert.equal(probed.samples, 4);
-  // libuv's loop clock is truncated to the millisecond, so a timer may fire early: the probe, like race.ts, waits out the rest.
-  for (const x of probed.points()) assert.ok(x >= 0 && x < 200, `lag ${x}`);
+test('window probes: at most PROBES_PER_S races a second carry one, the delays in turn; a reused slot drops its probe', () => {
+  const w = new RaceWindow(['a', 'b'], 8);
+  assert.deepEqual(w.probeDelays, FIRST_PROBE_DELAYS);
+  w.probeDelays = [4, 11];
+  const gap = 1000 / PROBES_PER_S;
+  const h0 = w.begin(0);
+  assert.equal(w.probeFor(h0, 0), 4);
+  const h1 = w.begin(gap / 2);
+  assert.equal(w.probeFor(h1, gap / 2), 0, 'too soon after the last probe');
+  const h2 = w.begin(gap);
+  assert.equal(w.probeFor(h2, gap), 11);
+  const h3 = w.begin(2 * gap);
+  assert.equal(w.probeFor(h3, 2 * gap), 4);
+  w.probed(h0, 4.25);
+  w.probed(h2, 11.5);
+  // h3's probe has not fired: not read.
+  assert.deepEqual([...probesOf(w, -Infinity, Infinity, 4).lags], [0.25]);
+  assert.deepEqual([...probesOf(w, -Infinity, Infinity, null).lags], [0.25, 0.5]);
+  assert.deepEqual([...probesOf(w, gap, Infinity, null).lags], [0.5], 'the time range filters');
+  // Eight more races reuse every slot: h0's late report must not land on the race now in its slot.
+  for (let i = 0; i < 8; i++) w.begin(100 + i);
+  w.probed(h0, 4.5);
+  assert.equal(probesOf(w, -Infinity, Infinity, null).lags.length, 0);
+});
+
+/**
+ * 100 races, each probed at 4 ms: A answers in 1..10 ms (ten of each); the
+ * probe fires 0.5 ms late, except on the races where A answered in 5 ms: there
+ * it fired at 5.5 (the reply was read first, as when both come due while raced
+ * sleeps). B answers in 20 ms.
+ */
+function probedWindow(): RaceWindow {
+  const w = new RaceWindow(['a', 'b'], 128);
+  w.probeDelays = [4];
+  for (let i = 0; i < 100; i++) {
+    const h = w.begin(i * 100);
+    assert.equal(w.probeFor(h, i * 100), 4);
+    const a = 1 + (i % 10);
+    w.leg(h, 0, a, LEG_GOOD, 100);
+    w.leg(h, 1, 20, LEG_GOOD, 100);
+    w.probed(h, a === 5 ? 5.5 : 4.5);
+  }
+  return w;
+}
+
+test('probes: the lag at the delay, and how often the first-asked upstream had no answer when the probe fired', () => {
+  const w = probedWindow();
+  const view = probesOf(w, -Infinity, Infinity, 4);
+  // 90 lags of 0.5 and 10 of 1.5: the quantiles at 0.1 .. 0.9.
+  assert.deepEqual(lagPoints(view.lags), [0.5, 0.5, 0.5, 0.5, 1.5]);
+  assert.deepEqual(lagPoints(new Float64Array()), [0]);
+  // A was unanswered at the probe when it took 6..10 ms: half the races (5 ms was read before the 5.5 ms probe).
+  assert.equal(probeUnanswered(w, view, 0), 0.5);
+  assert.equal(probeUnanswered(w, view, 1), 1);
+  // Too few races that asked the upstream: no figure.
+  const few = probesOf(w, 0, (MIN_PROBES - 1) * 100, 4);
+  assert.equal(probeUnanswered(w, few, 0), null);
+});
+
+test('calibrated: the lags move together until the hedge rate is what the probes saw, within the bound', () => {
+  const a = good(range(1, 10));
+  // Drawn independently, the lags say A is unanswered at 4 + lag in (4 x 0.6 + 0.5) / 5 = 0.58 of races.
+  const lags = [0.5, 0.5, 0.5, 0.5, 1.5];
+  // The probes saw 0.5: the least shift that gets there is +0.5 (A's step at 5 ms): (4 x 0.5 + 0.4) / 5 = 0.48.
+  const c = calibrated(a, 4, lags, 0.5);
+  assert.deepEqual(c.map((x) => Math.round(x * 100) / 100), [1, 1, 1, 1, 2]);
+  const plan = [
+    { u: 0, at: 0 },
+    { u: 1, at: 4, hops: 1 },
+  ];
+  const b = good([20]);
+  assert.equal(predict('hedged@4ms', plan, [a, b], 1000, lags).upstream_queries_per_query, 1.58);
+  assert.equal(predict('hedged@4ms', plan, [a, b], 1000, c).upstream_queries_per_query, 1.48);
+  // Out of reach: the shift stops at its bound, and no lag goes below 0.
+  assert.deepEqual(calibrated(a, 4, lags, 0), lags.map((l) => l + CALIBRATION_MAX_MS));
+  assert.deepEqual(calibrated(a, 4, lags, 1), [0, 0, 0, 0, 0]);
+});
+
+test("the engine's timer lags: calibrated with enough probes at the plan's first delay, else every probe's lag as it is", () => {
+  const w = probedWindow();
+  const curves = windowCurves(w, -Infinity, Infinity).curves;
+  const any = probesOf(w, -Infinity, Infinity, null).lags;
+  const lags = timerLags(w, -Infinity, Infinity, { ms: 4, u: 0 }, curves, any);
+  assert.deepEqual(lags.map((x) => Math.round(x * 100) / 100), [1, 1, 1, 1, 2]);
+  // No first-asked upstream to calibrate on (several legs with the query): the lag as measured.
+  assert.deepEqual(timerLags(w, -Infinity, Infinity, { ms: 4, u: null }, curves, any), [0.5, 0.5, 0.5, 0.5, 1.5]);
+  // No probes at 7 ms: every probe's lag, not calibrated.
+  assert.deepEqual(timerLags(w, -Infinity, Infinity, { ms: 7, u: 0 }, curves, any), [0.5, 0.5, 0.5, 0.5, 1.5]);
+});
+
+test('a real probe fires no earlier than due after the race started, however late it was armed', async () => {
+  const w = new RaceWindow(['a'], 8);
+  const started = performance.now();
+  const h = w.begin(started);
+  w.probeDelays = [3];
+  assert.equal(w.probeFor(h, started), 3);
+  // Armed a millisecond into the race: still due 3 ms after its start.
+  while (performance.now() < started + 1);
+  armProbe(w, h, 3, started);
+  await new Promise((r) => setTimeout(r, 200));
+  const lags = probesOf(w, -Infinity, Infinity, 3).lags;
+  assert.equal(lags.length, 1);
+  assert.ok(lags[0]! >= 0 && lags[0]! < 150, `lag ${lags[0]}`);
 });
 
 test('an unmeasured upstream gives no prediction rather than a made-up one', () => {

@@ -8,7 +8,6 @@ import { randomStrategy } from './random.js';
 import { topKStrategy } from './top-k.js';
 import { autoStrategy } from './auto.js';
 import { exploring } from './explore.js';
-import { lagProbed } from './lag-probe.js';
 import type { Strategy } from './strategy.js';
 import type { Tradeoffs } from '../tradeoff/engine.js';
 
@@ -42,13 +41,8 @@ export function optionStrategy(option: string, opts: StrategyOptions): Strategy 
   return allStrategy;
 }
 
-/** The strategy `--strategy NAME` runs; with the trade-off engine, it also samples the timer lag for it. */
+/** The strategy `--strategy NAME` runs. */
 export function makeStrategy(name: StrategyName, opts: StrategyOptions): Strategy {
-  const s = strategyFor(name, opts);
-  return opts.tradeoffs ? lagProbed(s, opts.tradeoffs.timerLag) : s;
-}
-
-function strategyFor(name: StrategyName, opts: StrategyOptions): Strategy {
   const share = opts.exploreShare ?? DEFAULT_EXPLORE_SHARE;
   const t = opts.tradeoffs ?? null;
   const stats = t?.explore ?? { races: 0 };

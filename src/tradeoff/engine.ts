@@ -6,9 +6,9 @@ import type { Upstream } from '../upstream/upstream.js';
 import { latencyScore } from '../strategy/strategy.js';
 import { ExploreStats } from '../strategy/explore.js';
 import { RaceWindow } from './window.js';
-import { bestHedgeMs, plans, predict, windowCurve, windowSpan, type Curve, type Prediction, type Scene } from './estimate.js';
+import { bestHedgeMs, plans, predict, windowCurve, windowSpan, type Curve, type PlannedLeg, type Prediction, type Scene } from './estimate.js';
 import { AutoChooser } from './auto.js';
-import { TimerLag } from './lag.js';
+import { MIN_PROBES, calibrated, lagPoints, probeUnanswered, probesOf } from './lag.js';
 
 /** How often the predictions are recomputed (and auto may change its choice). */
 export const TICK_MS = 2_000;
@@ -51,8 +51,6 @@ export class Tradeoffs {
   races = 0;
   seconds = 0;
   readonly explore = new ExploreStats();
-  /** How late strategy timers fire here: hedges and ordered's next try are predicted that late. */
-  readonly timerLag = new TimerLag();
   readonly auto: AutoChooser | null;
   /** The hedge delay that covers the best upstream's tail (ms); null: none advised. */
   hedgeAdviceMs: number | null = null;
@@ -153,12 +151,19 @@ export class Tradeoffs {
     const got = windowSpan(w, from, to);
     const s = this.scene(now, got.races);
     const rows: Prediction[] = [];
+    const probed = new Set<number>();
     if (s !== null) {
+      const anyDelay = probesOf(w, from, to, null).lags;
       for (const [name, plan] of plans(s.scene, curves)) {
-        rows.push(predict(name, plan, curves, s.scene.timeoutMs, s.scene.timerLagMs));
+        const first = firstTimer(plan);
+        if (first !== null) probed.add(first.ms);
+        rows.push(predict(name, plan, curves, s.scene.timeoutMs, first === null ? [0] : timerLags(w, from, to, first, curves, anyDelay)));
         yield;
       }
     }
+    // The next window's probes: the delays of the timers just predicted (a few, whole ms).
+    const delays = [...probed].filter((d) => Number.isInteger(d) && d > 0 && d < 65_536).sort((a, b) => a - b);
+    if (delays.length > 0) w.probeDelays = delays.slice(0, MAX_PROBE_DELAYS);
     this.apply(now, rows, got, s?.best ?? null);
   }
 
@@ -186,7 +191,6 @@ export class Tradeoffs {
       timeoutMs: this.settings.timeoutMs,
       tryTimeoutMs: this.settings.tryTimeoutMs,
       // auto's hedge delay in use stays listed: a moving candidate set must not force a change.
-      timerLagMs: this.timerLag.points(),
       extraHedgeMs: this.auto ? [/^hedged@(\d+)ms$/.exec(this.auto.chosen)?.[1]].filter((x) => x !== undefined).map(Number) : [],
     };
     return n > 0 && races > 0 ? { scene, best: best ?? null } : null;
@@ -210,4 +214,31 @@ export class Tradeoffs {
   report(): TradeoffReport {
     return { window: { races: this.races, seconds: this.seconds }, target_ms: this.settings.targetMs, chosen: this.chosen, options: this.rows };
   }
+}
+
+/** Probe delays kept at once: hedged, its candidates (up to four), auto's, ordered. */
+const MAX_PROBE_DELAYS = 8;
+
+/** A plan's first timer: how long after the query it is due, and the upstream it waits on; null: no timer. */
+function firstTimer(plan: readonly PlannedLeg[]): { ms: number; u: number | null } | null {
+  const hop = plan.find((l) => l.hops === 1);
+  if (hop === undefined) return null;
+  const before = plan.filter((l) => l.at === 0 && !l.hops);
+  return { ms: hop.at, u: before.length === 1 ? before[0]!.u : null };
+}
+
+/**
+ * How late the plan's timers fire, as equally likely values: the probes at
+ * its first timer's delay when there are enough of them, shifted so that the
+ * first-asked upstream is unanswered when the timer fires as often as the
+ * probes saw (lag.ts); else every probe's lag, unshifted.
+ */
+export function timerLags(w: RaceWindow, from: number, to: number, first: { ms: number; u: number | null }, curves: readonly Curve[], anyDelay: Float64Array): number[] {
+  const own = probesOf(w, from, to, first.ms);
+  if (own.lags.length < MIN_PROBES) return lagPoints(anyDelay);
+  const lags = lagPoints(own.lags);
+  if (first.u === null) return lags;
+  const target = probeUnanswered(w, own, first.u);
+  const curve = curves[first.u];
+  return target === null || curve === undefined || curve.legs === 0 ? lags : calibrated(curve, first.ms, lags, target);
 }

@@ -1,54 +1,109 @@
-// How late a strategy's timer really fires. hedged@Dms does not send its
-// hedge D ms after the query: Node's timers run on libuv's millisecond loop
-// clock, and the loop may be busy when one is due, so the hedge goes out at
-// D + lag, where lag is anything from 0 (race.ts waits out a timer the
-// truncated loop clock fired early) to several ms (a busy or CPU-starved
-// process). For a hedge of a few ms over an upstream answering in a few ms,
-// half a millisecond moves the hedge rate by tens of points, so the
-// estimator needs the lag's distribution on this machine, under this load.
-// An `all` run never arms a hedge timer, so a probe samples it: one race in
-// PROBE_EVERY arms a PROBE_MS timer from the same place (the query's I/O
-// callback, as the race starts) and notes how late it fired. Cost: one timer
-// per PROBE_EVERY races; memory: SAMPLES doubles.
+// When a strategy's timer really fires, and whether a reply beats it.
+//
+// hedged@Dms does not send its hedge D ms after the query: Node's timers run
+// on libuv's millisecond loop clock, and the loop may be asleep or busy when
+// one is due, so the hedge goes out at D + lag. The lag depends on D itself
+// (measured here: a median of 0.16 ms at 2 ms, 0.44 at 4 ms, 0.68 at 11 ms),
+// so it is measured at the delays the estimator predicts.
+//
+// And a reply and a timer due at about the same time are not independent: a
+// reply that arrives while raced sleeps towards the timer is read first (libuv
+// polls I/O before it runs timers on the next turn), and a leg's recorded
+// latency includes the wake-up that reading it took. Drawing the upstream's
+// latency and the timer's lag independently over-predicts hedges whose delay
+// falls inside the upstream's own spread (an `all` run predicting
+// `hedged@11ms` over an 8-12 ms upstream: 0.29 hedges per query where the
+// run hedged 0.22; the same race's probe said 0.23). So a probe is armed
+// inside real races, due when their hedge would be, and the estimator reads
+// both from it: the lag's spread, and how often the first-asked upstream had
+// no winning answer when the probe fired; the lag is shifted so that the
+// model sends the hedge that often (calibrated()).
+//
+// Cost: one timer on at most PROBES_PER_S races a second (window.ts).
 import { notBefore } from '../timer.js';
-import { points } from './estimate.js';
+import { cdfAt, points, type Curve } from './estimate.js';
+import { LEG_GOOD, LEG_NONE, type RaceWindow } from './window.js';
 
-export const PROBE_EVERY = 32;
-export const PROBE_MS = 2;
-/** Samples kept (a ring). */
-export const SAMPLES = 256;
 /** The lag is read as this many equally likely values (its quantiles at 0.1, 0.3, ... 0.9). */
 export const POINTS = 5;
+/** Probes at one delay needed before its own lag and reply order are used. */
+export const MIN_PROBES = 50;
+/** The most the reply order may move the lag, ms: it is a wake-up's worth, not a second timer. */
+export const CALIBRATION_MAX_MS = 2;
 
-export class TimerLag {
-  private readonly ring = new Float64Array(SAMPLES);
-  private n = 0;
-  private races = 0;
+/** Arms race `handle`'s probe: due `ms` after the race started at `started` (as race.ts arms its first timer). */
+export function armProbe(w: RaceWindow, handle: number, ms: number, started: number): void {
+  notBefore(ms, (late) => w.probed(handle, ms + late), (t) => t.unref(), started + ms);
+}
 
-  /** Called as a race starts: arms a probe on one race in PROBE_EVERY. */
-  maybeProbe(): void {
-    if (++this.races % PROBE_EVERY !== 0) return;
-    // Armed as race.ts arms a strategy timer (timer.ts), or it would not measure that timer's lag.
-    notBefore(PROBE_MS, (late) => this.note(late), (t) => t.unref());
+/** What the probes of races started in [from, to) at one delay saw. */
+export interface ProbeView {
+  /** Lags (ms), ascending. */
+  readonly lags: Float64Array;
+  /** Race slots of those probes (for probeUnanswered). */
+  readonly slots: Int32Array;
+}
+
+/** The probes at `delayMs` (null: every delay) of races started in [from, to). */
+export function probesOf(w: RaceWindow, from: number, to: number, delayMs: number | null): ProbeView {
+  const lags: number[] = [];
+  const slots: number[] = [];
+  for (let s = 0; s < w.capacity; s++) {
+    const d = w.probeMs[s]!;
+    if (d === 0 || w.seqOf[s]! < 0 || (delayMs !== null && d !== delayMs)) continue;
+    const at = w.startedAt[s]!;
+    const fired = w.probeAt[s]!;
+    if (at < from || at >= to || Number.isNaN(fired)) continue;
+    lags.push(fired - d);
+    slots.push(s);
   }
+  return { lags: Float64Array.from(lags).sort(), slots: Int32Array.from(slots) };
+}
 
-  /** One observed lag, ms (tests feed these directly). */
-  note(ms: number): void {
-    this.ring[this.n++ % SAMPLES] = ms;
-  }
+/** The lag as POINTS equally likely values, rounded to 0.01 ms; [0] without probes (timers on time). */
+export function lagPoints(lags: Float64Array): number[] {
+  if (lags.length === 0) return [0];
+  return points(lags, POINTS).map((x) => Math.round(x * 100) / 100);
+}
 
-  get samples(): number {
-    return Math.min(this.n, SAMPLES);
+/**
+ * Of the probed races that asked upstream `u`, the share in which `u` had no
+ * winning answer when the probe fired: how often a timer of that delay finds
+ * it unanswered. null when fewer than MIN_PROBES such races.
+ */
+export function probeUnanswered(w: RaceWindow, view: ProbeView, u: number): number | null {
+  let n = 0;
+  let open = 0;
+  for (let i = 0; i < view.slots.length; i++) {
+    const s = view.slots[i]!;
+    const k = s * w.width + u;
+    const o = w.outcome[k]!;
+    if (o === LEG_NONE) continue;
+    n++;
+    if (o !== LEG_GOOD || w.latency[k]! > w.probeAt[s]!) open++;
   }
+  return n >= MIN_PROBES ? open / n : null;
+}
 
-  /**
-   * The lag as POINTS equally likely values, rounded to 0.01 ms; [0] before any
-   * sample (the plan as configured). A mixture, not a mean: the hedge rate is
-   * not linear in the lag.
-   */
-  points(): number[] {
-    const k = this.samples;
-    if (k === 0) return [0];
-    return points(this.ring.slice(0, k).sort(), POINTS).map((x) => Math.round(x * 100) / 100);
+/**
+ * `lags` moved by one shift c (|c| <= CALIBRATION_MAX_MS, no lag below 0) so
+ * that a timer `delayMs` after asking an upstream with `curve` finds it
+ * unanswered with probability `target` (averaged over the lags), as the
+ * probes saw. The spread of the lags is kept: it says when the hedges that
+ * do go out go out.
+ */
+export function calibrated(curve: Curve, delayMs: number, lags: readonly number[], target: number): number[] {
+  const at = (c: number): number[] => lags.map((l) => Math.max(0, l + c));
+  const open = (c: number): number => at(c).reduce((s, l) => s + 1 - cdfAt(curve, delayMs + l), 0) / lags.length;
+  let lo = -CALIBRATION_MAX_MS;
+  let hi = CALIBRATION_MAX_MS;
+  // open() falls as c grows: more unanswered than the probes saw means the timer comes later.
+  if (open(lo) <= target) return at(lo);
+  if (open(hi) >= target) return at(hi);
+  while (hi - lo > 0.005) {
+    const mid = (lo + hi) / 2;
+    if (open(mid) > target) lo = mid;
+    else hi = mid;
   }
+  return at(hi).map((x) => Math.round(x * 1000) / 1000);
 }

@@ -173,7 +173,7 @@ export function startRace(
   clock: VirtualClock,
   ups: readonly Upstream[],
   strategy: Strategy,
-  o: { timeoutMs?: number; graceMs?: number; q?: { packet: Buffer; qEnd: number }; rules?: Partial<RaceRules>; stats?: RaceStats } = {},
+  o: { timeoutMs?: number; graceMs?: number; q?: { packet: Buffer; qEnd: number }; rules?: Partial<RaceRules>; stats?: RaceStats; startedAt?: number } = {},
 ): RaceRun {
   const { packet, qEnd } = o.q ?? query();
   const outcomes: Outcome[] = [];
@@ -186,6 +186,6 @@ export function startRace(
   const stats = o.stats ?? new RaceStats();
   const rules: RaceRules = { negativeGraceMs: o.graceMs ?? -1, graces, addresses: null, log: null, ...o.rules };
   const race = new Race(packet, qEnd, ups, strategy, stats, deadlines, false, owner, rules);
-  race.start(o.timeoutMs ?? 2000, clock.now);
+  race.start(o.timeoutMs ?? 2000, o.startedAt ?? clock.now);
   return { race, stats, deadlines, graces, outcomes };
 }
