@@ -13,7 +13,7 @@ export const WINDOW_RACES = 8192;
 export const WINDOW_UPSTREAMS = 16;
 
 /** Races a second that carry a probe timer at most: its cost is bounded at any query rate. */
-export const PROBES_PER_S = 64;
+export const PROBES_PER_S = 256;
 /** Delays probed before the engine has named any (hedged's shortest). */
 export const FIRST_PROBE_DELAYS: readonly number[] = [2];
 
