@@ -39,7 +39,7 @@ import type { Deadlines, Timed } from './deadlines.js';
 import { LatencyTracker, bucketIndex, type ErrorKind } from './upstream/stats.js';
 import type { Logger } from './log.js';
 import { LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, type RaceWindow } from './tradeoff/window.js';
-import { armProbe } from './tradeoff/lag.js';
+import { armProbes } from './tradeoff/lag.js';
 
 /** Who hears how a race ended: exactly one call per race. */
 export interface RaceOwner {
@@ -179,8 +179,8 @@ export class Race implements RaceView, LegOwner, Timed {
     if (w != null && w.set === this.upstreams) {
       this.recIn = w;
       this.rec = w.begin(now);
-      const probeMs = w.probeFor(this.rec, now);
-      if (probeMs > 0) armProbe(w, this.rec, probeMs, now);
+      const probes = w.probeFor(this.rec, now);
+      if (probes !== null) armProbes(w, this.rec, probes, now);
     }
     this.deadlines.add(this, now + timeoutMs);
     this.launch(this.strategy.first(this), now);

@@ -2,7 +2,7 @@
 // no sockets, no clock. End-to-end checks are in tradeoff-e2e.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FIRST_PROBE_DELAYS, LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, PROBES_PER_S, RaceWindow, WINDOW_RACES } from '../src/tradeoff/window.js';
+import { FIRST_PROBE_DELAYS, LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, PROBES_PER_S, PROBE_SLOTS, RaceWindow, WINDOW_RACES } from '../src/tradeoff/window.js';
 import {
   bestHedgeMs,
   cdfAt,
@@ -16,7 +16,7 @@ import {
   type Scene,
 } from '../src/tradeoff/estimate.js';
 import { AUTO_DWELL_MS, AUTO_MIN_RACES, AUTO_SETTLE_MS, AutoChooser } from '../src/tradeoff/auto.js';
-import { CALIBRATION_MAX_MS, MIN_PROBES, armProbe, calibrated, lagPoints, probeUnanswered, probesOf } from '../src/tradeoff/lag.js';
+import { CALIBRATION_MAX_MS, MIN_PROBES, armProbes, calibrated, lagPoints, probeUnanswered, probesOf } from '../src/tradeoff/lag.js';
 import { timerLags } from '../src/tradeoff/engine.js';
 
 const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
@@ -218,28 +218,33 @@ test('predictAll shifts timer-sent legs (hedges, ordered) by the scene\'s lag, n
   assert.equal(row(late, 'top-2').p99_ms, row(on, 'top-2').p99_ms);
 });
 
-test('window probes: at most PROBES_PER_S races a second carry one, the delays in turn; a reused slot drops its probe', () => {
+test('window probes: at most PROBES_PER_S races a second carry them, one per delay; a reused slot drops its probes', () => {
   const w = new RaceWindow(['a', 'b'], 8);
   assert.deepEqual(w.probeDelays, FIRST_PROBE_DELAYS);
   w.probeDelays = [4, 11];
   const gap = 1000 / PROBES_PER_S;
   const h0 = w.begin(0);
-  assert.equal(w.probeFor(h0, 0), 4);
+  assert.deepEqual(w.probeFor(h0, 0), [4, 11]);
   const h1 = w.begin(gap / 2);
-  assert.equal(w.probeFor(h1, gap / 2), 0, 'too soon after the last probe');
+  assert.equal(w.probeFor(h1, gap / 2), null, 'too soon after the last probed race');
   const h2 = w.begin(gap);
-  assert.equal(w.probeFor(h2, gap), 11);
-  const h3 = w.begin(2 * gap);
-  assert.equal(w.probeFor(h3, 2 * gap), 4);
-  w.probed(h0, 4.25);
-  w.probed(h2, 11.5);
-  // h3's probe has not fired: not read.
-  assert.deepEqual([...probesOf(w, -Infinity, Infinity, 4).lags], [0.25]);
-  assert.deepEqual([...probesOf(w, -Infinity, Infinity, null).lags], [0.25, 0.5]);
+  assert.deepEqual(w.probeFor(h2, gap), [4, 11]);
+  w.probed(h0, 0, 4.25);
+  w.probed(h0, 1, 11.5);
+  w.probed(h2, 0, 4.5);
+  // h2's 11 ms probe has not fired: not read; a probe index the race does not carry is ignored.
+  w.probed(h2, 5, 1);
+  assert.deepEqual([...probesOf(w, -Infinity, Infinity, 4).lags], [0.25, 0.5]);
+  assert.deepEqual([...probesOf(w, -Infinity, Infinity, 11).lags], [0.5]);
+  assert.deepEqual([...probesOf(w, -Infinity, Infinity, null).lags], [0.25, 0.5, 0.5]);
   assert.deepEqual([...probesOf(w, gap, Infinity, null).lags], [0.5], 'the time range filters');
+  // More delays than a race has slots for: the first PROBE_SLOTS.
+  w.probeDelays = Array.from({ length: PROBE_SLOTS + 2 }, (_, i) => i + 1);
+  const h3 = w.begin(2 * gap);
+  assert.equal(w.probeFor(h3, 2 * gap)!.length, PROBE_SLOTS);
   // Eight more races reuse every slot: h0's late report must not land on the race now in its slot.
   for (let i = 0; i < 8; i++) w.begin(100 + i);
-  w.probed(h0, 4.5);
+  w.probed(h0, 0, 4.5);
   assert.equal(probesOf(w, -Infinity, Infinity, null).lags.length, 0);
 });
 
@@ -254,11 +259,11 @@ function probedWindow(): RaceWindow {
   w.probeDelays = [4];
   for (let i = 0; i < 100; i++) {
     const h = w.begin(i * 100);
-    assert.equal(w.probeFor(h, i * 100), 4);
+    assert.deepEqual(w.probeFor(h, i * 100), [4]);
     const a = 1 + (i % 10);
     w.leg(h, 0, a, LEG_GOOD, 100);
     w.leg(h, 1, 20, LEG_GOOD, 100);
-    w.probed(h, a === 5 ? 5.5 : 4.5);
+    w.probed(h, 0, a === 5 ? 5.5 : 4.5);
   }
   return w;
 }
@@ -308,19 +313,21 @@ test("the engine's timer lags: calibrated with enough probes at the plan's first
   assert.deepEqual(timerLags(w, -Infinity, Infinity, { ms: 7, u: 0 }, curves, any), [0.5, 0.5, 0.5, 0.5, 1.5]);
 });
 
-test('a real probe fires no earlier than due after the race started, however late it was armed', async () => {
+test('real probes fire no earlier than due after the race started, however late they were armed', async () => {
   const w = new RaceWindow(['a'], 8);
   const started = performance.now();
   const h = w.begin(started);
-  w.probeDelays = [3];
-  assert.equal(w.probeFor(h, started), 3);
-  // Armed a millisecond into the race: still due 3 ms after its start.
+  w.probeDelays = [3, 5];
+  const delays = w.probeFor(h, started)!;
+  // Armed a millisecond into the race: still due 3 and 5 ms after its start.
   while (performance.now() < started + 1);
-  armProbe(w, h, 3, started);
+  armProbes(w, h, delays, started);
   await new Promise((r) => setTimeout(r, 200));
-  const lags = probesOf(w, -Infinity, Infinity, 3).lags;
-  assert.equal(lags.length, 1);
-  assert.ok(lags[0]! >= 0 && lags[0]! < 150, `lag ${lags[0]}`);
+  for (const d of [3, 5]) {
+    const lags = probesOf(w, -Infinity, Infinity, d).lags;
+    assert.equal(lags.length, 1);
+    assert.ok(lags[0]! >= 0 && lags[0]! < 150, `lag ${lags[0]} at ${d} ms`);
+  }
 });
 
 test('an unmeasured upstream gives no prediction rather than a made-up one', () => {

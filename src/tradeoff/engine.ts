@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Upstream } from '../upstream/upstream.js';
 import { latencyScore } from '../strategy/strategy.js';
 import { ExploreStats } from '../strategy/explore.js';
-import { RaceWindow } from './window.js';
+import { PROBE_SLOTS, RaceWindow } from './window.js';
 import { bestHedgeMs, plans, predict, windowCurve, windowSpan, type Curve, type PlannedLeg, type Prediction, type Scene } from './estimate.js';
 import { AutoChooser } from './auto.js';
 import { MIN_PROBES, calibrated, lagPoints, probeUnanswered, probesOf } from './lag.js';
@@ -163,7 +163,7 @@ export class Tradeoffs {
     }
     // The next window's probes: the delays of the timers just predicted (a few, whole ms).
     const delays = [...probed].filter((d) => Number.isInteger(d) && d > 0 && d < 65_536).sort((a, b) => a - b);
-    if (delays.length > 0) w.probeDelays = delays.slice(0, MAX_PROBE_DELAYS);
+    if (delays.length > 0) w.probeDelays = delays.slice(0, PROBE_SLOTS);
     this.apply(now, rows, got, s?.best ?? null);
   }
 
@@ -216,8 +216,6 @@ export class Tradeoffs {
   }
 }
 
-/** Probe delays kept at once: hedged, its candidates (up to four), auto's, ordered. */
-const MAX_PROBE_DELAYS = 8;
 
 /** A plan's first timer: how long after the query it is due, and the upstream it waits on; null: no timer. */
 function firstTimer(plan: readonly PlannedLeg[]): { ms: number; u: number | null } | null {

@@ -11,18 +11,20 @@
 // polls I/O before it runs timers on the next turn), and a leg's recorded
 // latency includes the wake-up that reading it took. Drawing the upstream's
 // latency and the timer's lag independently over-predicts hedges whose delay
-// falls inside the upstream's own spread (an `all` run predicting
-// `hedged@11ms` over an 8-12 ms upstream: 0.29 hedges per query where the
-// run hedged 0.22; the same race's probe said 0.23). So a probe is armed
-// inside real races, due when their hedge would be, and the estimator reads
-// both from it: the lag's spread, and how often the first-asked upstream had
-// no winning answer when the probe fired; the lag is shifted so that the
-// model sends the hedge that often (calibrated()).
+// falls inside the upstream's own spread (`hedged@11ms` over an 8-12 ms
+// upstream hedged 0.22 per query where its own legs and lag, drawn
+// independently, said 0.29; a probe due with the hedge in the same races said
+// 0.17 where the run hedged 0.16). So probes are armed inside real races,
+// due when their hedge would be, and the estimator reads both from them: the
+// lag's spread, and how often the first-asked upstream had no winning answer
+// when the probe fired; the lag is shifted so that the model sends the hedge
+// that often (calibrated()).
 //
-// Cost: one timer on at most PROBES_PER_S races a second (window.ts).
+// Cost: one timer per delay (at most PROBE_SLOTS) on at most PROBES_PER_S
+// races a second (window.ts).
 import { notBefore } from '../timer.js';
 import { cdfAt, points, type Curve } from './estimate.js';
-import { LEG_GOOD, LEG_NONE, type RaceWindow } from './window.js';
+import { LEG_GOOD, LEG_NONE, PROBE_SLOTS, type RaceWindow } from './window.js';
 
 /** The lag is read as this many equally likely values (its quantiles at 0.1, 0.3, ... 0.9). */
 export const POINTS = 5;
@@ -31,33 +33,40 @@ export const MIN_PROBES = 50;
 /** The most the reply order may move the lag, ms: it is a wake-up's worth, not a second timer. */
 export const CALIBRATION_MAX_MS = 2;
 
-/** Arms race `handle`'s probe: due `ms` after the race started at `started` (as race.ts arms its first timer). */
-export function armProbe(w: RaceWindow, handle: number, ms: number, started: number): void {
-  notBefore(ms, (late) => w.probed(handle, ms + late), (t) => t.unref(), started + ms);
+/** Arms race `handle`'s probes: each due its delay after the race started at `started` (as race.ts arms its first timer). */
+export function armProbes(w: RaceWindow, handle: number, delays: readonly number[], started: number): void {
+  for (let k = 0; k < delays.length; k++) {
+    const ms = delays[k]!;
+    notBefore(ms, (late) => w.probed(handle, k, ms + late), (t) => t.unref(), started + ms);
+  }
 }
 
 /** What the probes of races started in [from, to) at one delay saw. */
 export interface ProbeView {
   /** Lags (ms), ascending. */
   readonly lags: Float64Array;
-  /** Race slots of those probes (for probeUnanswered). */
-  readonly slots: Int32Array;
+  /** Where those probes are (slot x PROBE_SLOTS + k), for probeUnanswered. */
+  readonly at: Int32Array;
 }
 
 /** The probes at `delayMs` (null: every delay) of races started in [from, to). */
 export function probesOf(w: RaceWindow, from: number, to: number, delayMs: number | null): ProbeView {
   const lags: number[] = [];
-  const slots: number[] = [];
+  const at: number[] = [];
   for (let s = 0; s < w.capacity; s++) {
-    const d = w.probeMs[s]!;
-    if (d === 0 || w.seqOf[s]! < 0 || (delayMs !== null && d !== delayMs)) continue;
-    const at = w.startedAt[s]!;
-    const fired = w.probeAt[s]!;
-    if (at < from || at >= to || Number.isNaN(fired)) continue;
-    lags.push(fired - d);
-    slots.push(s);
+    const n = w.probes[s]!;
+    if (n === 0 || w.seqOf[s]! < 0) continue;
+    const started = w.startedAt[s]!;
+    if (started < from || started >= to) continue;
+    for (let i = s * PROBE_SLOTS, end = i + n; i < end; i++) {
+      const d = w.probeMs[i]!;
+      const fired = w.probeAt[i]!;
+      if ((delayMs !== null && d !== delayMs) || Number.isNaN(fired)) continue;
+      lags.push(fired - d);
+      at.push(i);
+    }
   }
-  return { lags: Float64Array.from(lags).sort(), slots: Int32Array.from(slots) };
+  return { lags: Float64Array.from(lags).sort(), at: Int32Array.from(at) };
 }
 
 /** The lag as POINTS equally likely values, rounded to 0.01 ms; [0] without probes (timers on time). */
@@ -74,13 +83,13 @@ export function lagPoints(lags: Float64Array): number[] {
 export function probeUnanswered(w: RaceWindow, view: ProbeView, u: number): number | null {
   let n = 0;
   let open = 0;
-  for (let i = 0; i < view.slots.length; i++) {
-    const s = view.slots[i]!;
-    const k = s * w.width + u;
+  for (let i = 0; i < view.at.length; i++) {
+    const p = view.at[i]!;
+    const k = Math.floor(p / PROBE_SLOTS) * w.width + u;
     const o = w.outcome[k]!;
     if (o === LEG_NONE) continue;
     n++;
-    if (o !== LEG_GOOD || w.latency[k]! > w.probeAt[s]!) open++;
+    if (o !== LEG_GOOD || w.latency[k]! > w.probeAt[p]!) open++;
   }
   return n >= MIN_PROBES ? open / n : null;
 }

@@ -4,16 +4,18 @@
 // ended and its bytes. Everything lives in typed arrays allocated once per
 // upstream set: recording a leg is a few stores, no object per race.
 //
-// Memory bound: WINDOW_RACES x (22 + 9 x upstreams) bytes, upstreams capped at
-// WINDOW_UPSTREAMS: 270 KB for 3 upstreams, 1.4 MB at most.
+// Memory bound: WINDOW_RACES x (17 + 6 x PROBE_SLOTS + 9 x upstreams) bytes,
+// upstreams capped at WINDOW_UPSTREAMS: 754 KB for 3 upstreams, 1.7 MB at most.
 
 /** Races kept; the oldest is overwritten by the next. */
 export const WINDOW_RACES = 8192;
 /** Upstreams of one set that are recorded; legs to later ones are not. */
 export const WINDOW_UPSTREAMS = 16;
 
-/** Races a second that carry a probe timer at most: its cost is bounded at any query rate. */
-export const PROBES_PER_S = 256;
+/** Races a second that carry probe timers at most: their cost is bounded at any query rate. */
+export const PROBES_PER_S = 128;
+/** Probe timers one race carries at most (one per delay the engine predicts). */
+export const PROBE_SLOTS = 8;
 /** Delays probed before the engine has named any (hedged's shortest). */
 export const FIRST_PROBE_DELAYS: readonly number[] = [2];
 
@@ -42,14 +44,15 @@ export class RaceWindow {
   readonly outcome: Uint8Array;
   /** Bytes sent plus bytes received for the leg. */
   readonly bytes: Uint32Array;
-  /** Per slot: the delay (ms) of the race's probe timer; 0: none. */
+  /** Per slot: how many probe timers the race carries. */
+  readonly probes: Uint8Array;
+  /** Per slot x PROBE_SLOTS: each probe's delay (ms). */
   readonly probeMs: Uint16Array;
-  /** Per slot: when the probe fired, ms after the race started; NaN: not (yet). */
+  /** Per slot x PROBE_SLOTS: when each probe fired, ms after the race started; NaN: not (yet). */
   readonly probeAt: Float32Array;
-  /** The delays to probe, taken in turn (the engine names the strategy timers it predicts). */
+  /** The delays to probe (the engine names the strategy timers it predicts; at most PROBE_SLOTS are used). */
   probeDelays: readonly number[] = FIRST_PROBE_DELAYS;
   private nextProbeAt = -Infinity;
-  private probeTurn = 0;
   private seq = 0;
   /** Races that asked every healthy upstream though the strategy would not have (--explore-share). */
   explored = 0;
@@ -63,8 +66,9 @@ export class RaceWindow {
     this.latency = new Float32Array(capacity * this.width);
     this.outcome = new Uint8Array(capacity * this.width);
     this.bytes = new Uint32Array(capacity * this.width);
-    this.probeMs = new Uint16Array(capacity);
-    this.probeAt = new Float32Array(capacity);
+    this.probes = new Uint8Array(capacity);
+    this.probeMs = new Uint16Array(capacity * PROBE_SLOTS);
+    this.probeAt = new Float32Array(capacity * PROBE_SLOTS);
   }
 
   /** A race on `set` starts at `now`: its handle for leg(). */
@@ -76,29 +80,33 @@ export class RaceWindow {
     // A loop, not fill(): the row is a few bytes and this runs once per race.
     const o = this.outcome;
     for (let k = slot * this.width, end = k + this.width; k < end; k++) o[k] = LEG_NONE;
-    this.probeMs[slot] = 0;
+    this.probes[slot] = 0;
     return seq;
   }
 
   /**
-   * The delay (ms) of a probe timer for the race `handle` that started at
-   * `now`, 0 for none: one race per 1/PROBES_PER_S s, the delays in turn. The
-   * caller arms it (lag.ts armProbe) and reports with probed().
+   * The delays (ms) of the probe timers for the race `handle` that started at
+   * `now`, null for none: one race per 1/PROBES_PER_S s carries one timer per
+   * delay, so each delay's probes see the same races. The caller arms them
+   * (lag.ts armProbes) and reports with probed().
    */
-  probeFor(handle: number, now: number): number {
-    if (now < this.nextProbeAt || this.probeDelays.length === 0) return 0;
+  probeFor(handle: number, now: number): readonly number[] | null {
+    const n = Math.min(this.probeDelays.length, PROBE_SLOTS);
+    if (now < this.nextProbeAt || n === 0) return null;
     this.nextProbeAt = now + 1000 / PROBES_PER_S;
-    const ms = this.probeDelays[this.probeTurn++ % this.probeDelays.length]!;
     const slot = handle % this.capacity;
-    this.probeMs[slot] = ms;
-    this.probeAt[slot] = NaN;
-    return ms;
+    this.probes[slot] = n;
+    for (let k = 0; k < n; k++) {
+      this.probeMs[slot * PROBE_SLOTS + k] = this.probeDelays[k]!;
+      this.probeAt[slot * PROBE_SLOTS + k] = NaN;
+    }
+    return n === this.probeDelays.length ? this.probeDelays : this.probeDelays.slice(0, n);
   }
 
-  /** The probe of race `handle` fired `ms` after the race started; ignored when the slot was reused meanwhile. */
-  probed(handle: number, ms: number): void {
+  /** Probe `k` of race `handle` fired `ms` after the race started; ignored when the slot was reused meanwhile. */
+  probed(handle: number, k: number, ms: number): void {
     const slot = handle % this.capacity;
-    if (this.seqOf[slot] === handle) this.probeAt[slot] = ms;
+    if (this.seqOf[slot] === handle && k < this.probes[slot]!) this.probeAt[slot * PROBE_SLOTS + k] = ms;
   }
 
   /** Leg to upstream `i` of the set ended; ignored when the race's slot was reused meanwhile. */
