@@ -152,6 +152,8 @@ export class Race implements RaceView, LegOwner, Timed {
   /** This race's handle in the trade-off window it started in (a reload may replace the pipeline's); -1: not recorded. */
   private rec = -1;
   private recIn: RaceWindow | null = null;
+  /** performance.now() when the client's query came in (legs sent with it start then). */
+  private startedAt = 0;
   plan: readonly Upstream[];
   dlPrev: Timed | null = null;
   dlNext: Timed | null = null;
@@ -175,6 +177,7 @@ export class Race implements RaceView, LegOwner, Timed {
   /** `now`: performance.now() when the client's query came in; the deadline runs from there. */
   start(timeoutMs: number, now: number): void {
     this.stats.races++;
+    this.startedAt = now;
     const w = this.rules.window;
     if (w != null && w.set === this.upstreams) {
       this.recIn = w;
@@ -417,7 +420,7 @@ export class Race implements RaceView, LegOwner, Timed {
     const ups = this.upstreams;
     let i = 0;
     while (i < ups.length && ups[i] !== leg.upstream) i++;
-    this.recIn!.leg(this.rec, i, at - leg.started, outcome, this.query.length + replyBytes);
+    this.recIn!.leg(this.rec, i, at - leg.started, outcome, this.query.length + replyBytes, leg.started > this.startedAt);
   }
 
   private qtype(): number {

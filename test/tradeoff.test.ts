@@ -9,6 +9,7 @@ import {
   cheapestMeeting,
   curveOf,
   predict,
+  plans,
   predictAll,
   windowCurves,
   type Curve,
@@ -17,7 +18,8 @@ import {
 } from '../src/tradeoff/estimate.js';
 import { AUTO_DWELL_MS, AUTO_MIN_RACES, AUTO_SETTLE_MS, AutoChooser } from '../src/tradeoff/auto.js';
 import { CALIBRATION_MAX_MS, MIN_PROBES, armProbes, calibrated, lagPoints, probeUnanswered, probesOf } from '../src/tradeoff/lag.js';
-import { timerLags } from '../src/tradeoff/engine.js';
+import { firstTimer, timerLags } from '../src/tradeoff/engine.js';
+import { VirtualClock } from './helpers/virtual.js';
 
 const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 const good = (ms: number[], bytes = 100): Curve => curveOf(ms, ms.map(() => LEG_GOOD), ms.map(() => bytes));
@@ -242,27 +244,32 @@ test('window probes: at most PROBES_PER_S races a second carry them, one per del
   w.probeDelays = Array.from({ length: PROBE_SLOTS + 2 }, (_, i) => i + 1);
   const h3 = w.begin(2 * gap);
   assert.equal(w.probeFor(h3, 2 * gap)!.length, PROBE_SLOTS);
-  // Eight more races reuse every slot: h0's late report must not land on the race now in its slot.
-  for (let i = 0; i < 8; i++) w.begin(100 + i);
+  // Eight more races reuse every slot, the one in h0's slot with probes of its own: h0's late report must not land there.
+  w.probeDelays = [4];
+  for (let i = 0; i < 8; i++) {
+    const h = w.begin(1000 + i * gap);
+    assert.deepEqual(w.probeFor(h, 1000 + i * gap), [4]);
+  }
   w.probed(h0, 0, 4.5);
   assert.equal(probesOf(w, -Infinity, Infinity, null).lags.length, 0);
 });
 
 /**
- * 100 races, each probed at 4 ms: A answers in 1..10 ms (ten of each); the
+ * 200 races, each probed at 4 ms: A answers in 1..10 ms (twenty of each); the
  * probe fires 0.5 ms late, except on the races where A answered in 5 ms: there
  * it fired at 5.5 (the reply was read first, as when both come due while raced
- * sleeps). B answers in 20 ms.
+ * sleeps). B answers 3 ms after it was asked, as a hedge, after the query.
  */
 function probedWindow(): RaceWindow {
-  const w = new RaceWindow(['a', 'b'], 128);
+  const w = new RaceWindow(['a', 'b'], 256);
   w.probeDelays = [4];
-  for (let i = 0; i < 100; i++) {
+  assert.equal(MIN_PROBES, 200);
+  for (let i = 0; i < 200; i++) {
     const h = w.begin(i * 100);
     assert.deepEqual(w.probeFor(h, i * 100), [4]);
     const a = 1 + (i % 10);
     w.leg(h, 0, a, LEG_GOOD, 100);
-    w.leg(h, 1, 20, LEG_GOOD, 100);
+    w.leg(h, 1, 3, LEG_GOOD, 100, true);
     w.probed(h, 0, a === 5 ? 5.5 : 4.5);
   }
   return w;
@@ -271,63 +278,95 @@ function probedWindow(): RaceWindow {
 test('probes: the lag at the delay, and how often the first-asked upstream had no answer when the probe fired', () => {
   const w = probedWindow();
   const view = probesOf(w, -Infinity, Infinity, 4);
-  // 90 lags of 0.5 and 10 of 1.5: the quantiles at 0.1 .. 0.9.
+  // 180 lags of 0.5 and 20 of 1.5: the quantiles at 0.1 .. 0.9.
   assert.deepEqual(lagPoints(view.lags), [0.5, 0.5, 0.5, 0.5, 1.5]);
   assert.deepEqual(lagPoints(new Float64Array()), [0]);
   // A was unanswered at the probe when it took 6..10 ms: half the races (5 ms was read before the 5.5 ms probe).
   assert.equal(probeUnanswered(w, view, 0), 0.5);
-  assert.equal(probeUnanswered(w, view, 1), 1);
+  // B's legs went out after the query: their 3 ms do not run from the race's start, so they say nothing.
+  assert.equal(probeUnanswered(w, view, 1), null);
   // Too few races that asked the upstream: no figure.
   const few = probesOf(w, 0, (MIN_PROBES - 1) * 100, 4);
   assert.equal(probeUnanswered(w, few, 0), null);
 });
 
-test('calibrated: the lags move together until the hedge rate is what the probes saw, within the bound', () => {
+test('calibrated: the reply-order shift that makes the hedge rate what the probes saw, within its bound; it moves the cost, not the latency', () => {
   const a = good(range(1, 10));
   // Drawn independently, the lags say A is unanswered at 4 + lag in (4 x 0.6 + 0.5) / 5 = 0.58 of races.
   const lags = [0.5, 0.5, 0.5, 0.5, 1.5];
   // The probes saw 0.5: the least shift that gets there is +0.5 (A's step at 5 ms): (4 x 0.5 + 0.4) / 5 = 0.48.
   const c = calibrated(a, 4, lags, 0.5);
-  assert.deepEqual(c.map((x) => Math.round(x * 100) / 100), [1, 1, 1, 1, 2]);
+  assert.ok(Math.abs(c - 0.5) < 0.01, `shift ${c}`);
   const plan = [
     { u: 0, at: 0 },
     { u: 1, at: 4, hops: 1 },
   ];
   const b = good([20]);
-  assert.equal(predict('hedged@4ms', plan, [a, b], 1000, lags).upstream_queries_per_query, 1.58);
-  assert.equal(predict('hedged@4ms', plan, [a, b], 1000, c).upstream_queries_per_query, 1.48);
-  // Out of reach: the shift stops at its bound, and no lag goes below 0.
-  assert.deepEqual(calibrated(a, 4, lags, 0), lags.map((l) => l + CALIBRATION_MAX_MS));
-  assert.deepEqual(calibrated(a, 4, lags, 1), [0, 0, 0, 0, 0]);
+  const plain = predict('hedged@4ms', plan, [a, b], 1000, lags);
+  const shifted = predict('hedged@4ms', plan, [a, b], 1000, lags, c);
+  assert.equal(plain.upstream_queries_per_query, 1.58);
+  assert.equal(shifted.upstream_queries_per_query, 1.48);
+  // The hedges that go out go out when the timer fires: the latencies do not move.
+  assert.deepEqual([shifted.p50_ms, shifted.p95_ms, shifted.p99_ms], [plain.p50_ms, plain.p95_ms, plain.p99_ms]);
+  // A leg a loss brings in is not a timer's: no shift. top-2 of A (10 % SERVFAIL at 1 ms) and 1..10 ms,
+  // reserve C: C goes out when A lost at 1 and the other had not answered by 1: 2 + 0.1 x 0.9.
+  const top2 = [
+    { u: 0, at: 0 },
+    { u: 1, at: 0 },
+    { u: 2, at: Infinity },
+  ];
+  const curves2 = [lossyCurves()[0]!, a, b];
+  assert.equal(predict('top-2', top2, curves2, 1000).upstream_queries_per_query, 2.09);
+  assert.equal(predict('top-2', top2, curves2, 1000, [0], 2).upstream_queries_per_query, 2.09);
+  // Out of reach: the shift stops at its bound.
+  assert.equal(calibrated(a, 4, lags, 0), CALIBRATION_MAX_MS);
+  assert.equal(calibrated(a, 4, lags, 1), -CALIBRATION_MAX_MS);
 });
 
 test("the engine's timer lags: calibrated with enough probes at the plan's first delay, else every probe's lag as it is", () => {
   const w = probedWindow();
   const curves = windowCurves(w, -Infinity, Infinity).curves;
   const any = probesOf(w, -Infinity, Infinity, null).lags;
-  const lags = timerLags(w, -Infinity, Infinity, { ms: 4, u: 0 }, curves, any);
-  assert.deepEqual(lags.map((x) => Math.round(x * 100) / 100), [1, 1, 1, 1, 2]);
+  const own = timerLags(w, -Infinity, Infinity, { ms: 4, u: 0 }, curves, any);
+  assert.deepEqual(own.lags, [0.5, 0.5, 0.5, 0.5, 1.5]);
+  assert.ok(Math.abs(own.orderMs - 0.5) < 0.01, `shift ${own.orderMs}`);
   // No first-asked upstream to calibrate on (several legs with the query): the lag as measured.
-  assert.deepEqual(timerLags(w, -Infinity, Infinity, { ms: 4, u: null }, curves, any), [0.5, 0.5, 0.5, 0.5, 1.5]);
-  // No probes at 7 ms: every probe's lag, not calibrated.
-  assert.deepEqual(timerLags(w, -Infinity, Infinity, { ms: 7, u: 0 }, curves, any), [0.5, 0.5, 0.5, 0.5, 1.5]);
+  assert.deepEqual(timerLags(w, -Infinity, Infinity, { ms: 4, u: null }, curves, any), { lags: [0.5, 0.5, 0.5, 0.5, 1.5], orderMs: 0 });
+  // No probes at 7 ms: every probe's lag, no shift.
+  assert.deepEqual(timerLags(w, -Infinity, Infinity, { ms: 7, u: 0 }, curves, any), { lags: [0.5, 0.5, 0.5, 0.5, 1.5], orderMs: 0 });
 });
 
-test('real probes fire no earlier than due after the race started, however late they were armed', async () => {
+test("firstTimer: each plan's first strategy timer and the upstream it waits on", () => {
+  const scene: Scene = { up: [true, true, true], rank: [1, 0, 2], hedgeMs: [120, 10, 100], timeoutMs: 1000, tryTimeoutMs: 300 };
+  const all = new Map(plans(scene, issueCurves()));
+  assert.equal(firstTimer(all.get('all')!), null);
+  assert.equal(firstTimer(all.get('top-1')!), null);
+  assert.equal(firstTimer(all.get('top-2')!), null);
+  // hedged asks the best ranked (1) and waits its learned 10 ms.
+  assert.deepEqual(firstTimer(all.get('hedged')!), { ms: 10, u: 1 });
+  assert.deepEqual(firstTimer(all.get('hedged@10ms')!), { ms: 10, u: 1 });
+  // ordered keeps the configured order: 0 first, its try-timeout.
+  assert.deepEqual(firstTimer(all.get('ordered')!), { ms: 300, u: 0 });
+});
+
+test('probes come due their delay after the race started, however late in the callback they were armed', (t) => {
+  const clock = new VirtualClock(t);
   const w = new RaceWindow(['a'], 8);
-  const started = performance.now();
+  const started = clock.now;
   const h = w.begin(started);
   w.probeDelays = [3, 5];
   const delays = w.probeFor(h, started)!;
-  // Armed a millisecond into the race: still due 3 and 5 ms after its start.
-  while (performance.now() < started + 1);
+  // Armed half a millisecond into the race: due 2.5 and 4.5 ms from then, not 3 and 5.
+  clock.now += 0.5;
   armProbes(w, h, delays, started);
-  await new Promise((r) => setTimeout(r, 200));
-  for (const d of [3, 5]) {
-    const lags = probesOf(w, -Infinity, Infinity, d).lags;
-    assert.equal(lags.length, 1);
-    assert.ok(lags[0]! >= 0 && lags[0]! < 150, `lag ${lags[0]} at ${d} ms`);
-  }
+  clock.now += 2.5;
+  t.mock.timers.tick(3);
+  assert.deepEqual([...probesOf(w, -Infinity, Infinity, 3).lags], [0]);
+  clock.now += 2;
+  t.mock.timers.tick(2);
+  assert.deepEqual([...probesOf(w, -Infinity, Infinity, 5).lags], [0]);
+  assert.equal(w.probeAt[0], 3);
+  assert.equal(w.probeAt[1], 5);
 });
 
 test('an unmeasured upstream gives no prediction rather than a made-up one', () => {

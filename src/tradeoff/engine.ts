@@ -157,7 +157,8 @@ export class Tradeoffs {
       for (const [name, plan] of plans(s.scene, curves)) {
         const first = firstTimer(plan);
         if (first !== null) probed.add(first.ms);
-        rows.push(predict(name, plan, curves, s.scene.timeoutMs, first === null ? [0] : timerLags(w, from, to, first, curves, anyDelay)));
+        const t = first === null ? { lags: [0], orderMs: 0 } : timerLags(w, from, to, first, curves, anyDelay);
+        rows.push(predict(name, plan, curves, s.scene.timeoutMs, t.lags, t.orderMs));
         yield;
       }
     }
@@ -218,7 +219,7 @@ export class Tradeoffs {
 
 
 /** A plan's first timer: how long after the query it is due, and the upstream it waits on; null: no timer. */
-function firstTimer(plan: readonly PlannedLeg[]): { ms: number; u: number | null } | null {
+export function firstTimer(plan: readonly PlannedLeg[]): { ms: number; u: number | null } | null {
   const hop = plan.find((l) => l.hops === 1);
   if (hop === undefined) return null;
   const before = plan.filter((l) => l.at === 0 && !l.hops);
@@ -226,17 +227,23 @@ function firstTimer(plan: readonly PlannedLeg[]): { ms: number; u: number | null
 }
 
 /**
- * How late the plan's timers fire, as equally likely values: the probes at
- * its first timer's delay when there are enough of them, shifted so that the
- * first-asked upstream is unanswered when the timer fires as often as the
- * probes saw (lag.ts); else every probe's lag, unshifted.
+ * How late the plan's timers fire, as equally likely values, and the reply
+ * order's shift: the probes at its first timer's delay when there are enough
+ * of them, the shift read from how often the first-asked upstream was
+ * unanswered when they fired (lag.ts); else every probe's lag, no shift.
  */
-export function timerLags(w: RaceWindow, from: number, to: number, first: { ms: number; u: number | null }, curves: readonly Curve[], anyDelay: Float64Array): number[] {
+export function timerLags(
+  w: RaceWindow,
+  from: number,
+  to: number,
+  first: { ms: number; u: number | null },
+  curves: readonly Curve[],
+  anyDelay: Float64Array,
+): { lags: number[]; orderMs: number } {
   const own = probesOf(w, from, to, first.ms);
-  if (own.lags.length < MIN_PROBES) return lagPoints(anyDelay);
+  if (own.lags.length < MIN_PROBES) return { lags: lagPoints(anyDelay), orderMs: 0 };
   const lags = lagPoints(own.lags);
-  if (first.u === null) return lags;
-  const target = probeUnanswered(w, own, first.u);
-  const curve = curves[first.u];
-  return target === null || curve === undefined || curve.legs === 0 ? lags : calibrated(curve, first.ms, lags, target);
+  const target = first.u === null ? null : probeUnanswered(w, own, first.u);
+  const curve = first.u === null ? undefined : curves[first.u];
+  return { lags, orderMs: target === null || curve === undefined || curve.legs === 0 ? 0 : calibrated(curve, first.ms, lags, target) };
 }

@@ -195,6 +195,8 @@ interface Sent {
   readonly u: number;
   readonly at: number;
   readonly win: number;
+  /** A strategy timer sends it (not the query, not a loss): whether it goes out is decided by the reply order too. */
+  readonly timer: boolean;
 }
 
 /** One way a plan can run, and how likely it is. */
@@ -264,6 +266,7 @@ interface Loss {
 function afterLosses(plan: readonly PlannedLeg[], losses: readonly Loss[], win: (l: PlannedLeg) => number): Sent[] {
   const at = plan.map((l) => l.at);
   const gone = new Set<PlannedLeg>();
+  const byLoss = new Set<number>();
   for (const { leg, tau } of [...losses].sort((a, b) => a.tau - b.tau)) {
     gone.add(leg);
     const next = at.findIndex((t) => t > tau);
@@ -271,11 +274,12 @@ function afterLosses(plan: readonly PlannedLeg[], losses: readonly Loss[], win: 
     const alone = !plan.some((l, i) => !gone.has(l) && at[i]! <= tau);
     const was = at.slice();
     at[next] = tau;
+    byLoss.add(next);
     // A reserve brought in moves nobody: the ones after it are reserves too.
     if (!Number.isFinite(was[next]!)) continue;
     for (let i = next + 1; i < at.length && Number.isFinite(was[i]!); i++) at[i] = alone ? tau + (was[i]! - was[next]!) : was[i - 1]!;
   }
-  return plan.map((l, i) => ({ u: l.u, at: at[i]!, win: gone.has(l) ? 0 : win(l) }));
+  return plan.map((l, i) => ({ u: l.u, at: at[i]!, win: gone.has(l) ? 0 : win(l), timer: (l.hops ?? 0) > 0 && !byLoss.has(i) }));
 }
 
 /**
@@ -310,9 +314,12 @@ function runsOf(plan: readonly PlannedLeg[], curves: readonly Curve[], weight: n
 /**
  * Predicts one option's latency and cost; latencies null when an upstream of
  * the plan has no measurement. `lags`: the strategy timer's lag (ms) as equally
- * likely values (lag.ts); [0]: timers fire exactly on time.
+ * likely values (lag.ts); [0]: timers fire exactly on time. `orderMs`: a
+ * timer-sent leg goes out only when nothing won by its time plus this (lag.ts
+ * calibrated(): a reply that ties with the timer is read first); it moves
+ * the cost, not the latency (an answer that beat the timer is an answer).
  */
-export function predict(option: string, plan: readonly PlannedLeg[], curves: readonly Curve[], timeoutMs: number, lags: readonly number[] = [0]): Prediction {
+export function predict(option: string, plan: readonly PlannedLeg[], curves: readonly Curve[], timeoutMs: number, lags: readonly number[] = [0], orderMs = 0): Prediction {
   const row: Prediction = {
     option,
     p50_ms: null,
@@ -361,7 +368,8 @@ export function predict(option: string, plan: readonly PlannedLeg[], curves: rea
     for (const l of r.legs) {
       if (l.at >= timeoutMs) continue;
       let p = r.weight;
-      for (const e of r.legs) if (e.at < l.at && e.win > 0) p *= 1 - e.win * cdfAt(curves[e.u]!, l.at - e.at);
+      const decided = l.timer ? Math.max(l.at, l.at + orderMs) : l.at;
+      for (const e of r.legs) if (e.at < l.at && e.win > 0) p *= 1 - e.win * cdfAt(curves[e.u]!, decided - e.at);
       queries += p;
       bytes += p * curves[l.u]!.meanBytes;
     }
@@ -383,7 +391,7 @@ export interface Scene {
   readonly tryTimeoutMs: number;
   /** More hedge delays to list (auto's `hedged@Dms` in use, so it stays predicted when the quantiles move). */
   readonly extraHedgeMs?: readonly number[];
-  /** How late strategy timers fire, ms, as equally likely values (lag.ts TimerLag.points()); absent: on time. */
+  /** How late strategy timers fire, ms, as equally likely values (tests; the engine reads the probes per plan: engine.ts timerLags()); absent: on time. */
   readonly timerLagMs?: readonly number[];
 }
 

@@ -4,8 +4,8 @@
 // ended and its bytes. Everything lives in typed arrays allocated once per
 // upstream set: recording a leg is a few stores, no object per race.
 //
-// Memory bound: WINDOW_RACES x (17 + 6 x PROBE_SLOTS + 9 x upstreams) bytes,
-// upstreams capped at WINDOW_UPSTREAMS: 754 KB for 3 upstreams, 1.7 MB at most.
+// Memory bound: WINDOW_RACES x (17 + 6 x PROBE_SLOTS + 10 x upstreams) bytes,
+// upstreams capped at WINDOW_UPSTREAMS: 778 KB for 3 upstreams, 1.8 MB at most.
 
 /** Races kept; the oldest is overwritten by the next. */
 export const WINDOW_RACES = 8192;
@@ -44,6 +44,8 @@ export class RaceWindow {
   readonly outcome: Uint8Array;
   /** Bytes sent plus bytes received for the leg. */
   readonly bytes: Uint32Array;
+  /** 1: the leg went out after the query (a hedge, a loss's replacement, a later try); its latency runs from then. */
+  readonly later: Uint8Array;
   /** Per slot: how many probe timers the race carries. */
   readonly probes: Uint8Array;
   /** Per slot x PROBE_SLOTS: each probe's delay (ms). */
@@ -66,6 +68,7 @@ export class RaceWindow {
     this.latency = new Float32Array(capacity * this.width);
     this.outcome = new Uint8Array(capacity * this.width);
     this.bytes = new Uint32Array(capacity * this.width);
+    this.later = new Uint8Array(capacity * this.width);
     this.probes = new Uint8Array(capacity);
     this.probeMs = new Uint16Array(capacity * PROBE_SLOTS);
     this.probeAt = new Float32Array(capacity * PROBE_SLOTS);
@@ -110,13 +113,14 @@ export class RaceWindow {
   }
 
   /** Leg to upstream `i` of the set ended; ignored when the race's slot was reused meanwhile. */
-  leg(handle: number, i: number, ms: number, outcome: number, bytes: number): void {
+  leg(handle: number, i: number, ms: number, outcome: number, bytes: number, sentLater = false): void {
     const slot = handle % this.capacity;
     if (this.seqOf[slot] !== handle || i >= this.width) return;
     const k = slot * this.width + i;
     this.latency[k] = ms;
     this.outcome[k] = outcome;
     this.bytes[k] = bytes;
+    this.later[k] = sentLater ? 1 : 0;
   }
 
   /** Races begun so far (for tests and the explore count's denominator). */
