@@ -98,10 +98,34 @@ interface Measured {
   selfQpq: number | null;
 }
 
+const within = (pr: { p99: number | null; qpq: number | null }, m: Measured): { p99Ok: boolean; qpqOk: boolean } => ({
+  p99Ok: pr.p99 !== null && Math.abs(pr.p99 - m.p99) <= Math.max(P99_MS, P99_SHARE * m.p99),
+  qpqOk: pr.qpq !== null && Math.abs(pr.qpq - m.qpq) <= QPQ_ABS,
+});
+
+/**
+ * What the `all` runs taken in turn with the measured ones predicted for
+ * `option` (each round's `all` option run, its GET /tradeoffs at the end),
+ * averaged over the rounds; null where no round predicted it.
+ */
+function inTurn(rounds: readonly Prediction[][], option: string): { p99: number | null; qpq: number | null } {
+  const mean = (xs: number[]): number | null => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length);
+  const rows = rounds.flatMap((r) => r.filter((o) => o.option === option));
+  return {
+    p99: mean(rows.flatMap((o) => (o.p99_ms === null ? [] : [o.p99_ms]))),
+    qpq: mean(rows.flatMap((o) => (o.upstream_queries_per_query === null ? [] : [o.upstream_queries_per_query]))),
+  };
+}
+
 /** One report row: a prediction beside what was measured, with the issue's tolerances. */
-function compared(option: string, pr: Prediction, m: Measured): Record<string, unknown> {
+function compared(option: string, pr: Prediction, m: Measured, turn: { p99: number | null; qpq: number | null } | null = null): Record<string, unknown> {
+  const t = turn === null ? null : within(turn, m);
   return {
     option,
+    inTurnP99: turn?.p99 == null ? null : Number(turn.p99.toFixed(2)),
+    inTurnQpq: turn?.qpq == null ? null : Number(turn.qpq.toFixed(4)),
+    inTurnP99Ok: t?.p99Ok ?? null,
+    inTurnQpqOk: t?.qpqOk ?? null,
     predictedP99: pr.p99_ms,
     measuredP99: m.p99,
     p99Ok: Math.abs(pr.p99_ms! - m.p99) <= Math.max(P99_MS, P99_SHARE * m.p99),
@@ -271,6 +295,9 @@ try {
       { name: 'dnsmasq --all-servers --cache-size=0', start: () => startDnsmasq(ports, ['--all-servers', '--cache-size=0'], '1') },
     ];
     for (const p of peers) runs.push({ ...p, pool: new Pool(), prediction: null });
+    // Each round's `all` run predicts every option too: taken in turn with the measured runs, its
+    // predictions see the same stretch of the host's and the stand-ins' drift as they do.
+    const turnPredictions: Prediction[][] = [];
     for (let round = 0; round < rounds; round++) {
       for (const run of runs) {
         const mport = await freePort();
@@ -278,7 +305,9 @@ try {
         try {
           await measureInto(p, run.pool, run.warmS ?? 2);
           if (run.prediction !== null) {
-            const own = (await tradeoffs(mport)).options.find((o) => o.option === run.name);
+            const all = (await tradeoffs(mport)).options;
+            if (run.name === 'all') turnPredictions.push(all);
+            const own = all.find((o) => o.option === run.name);
             if (own?.upstream_queries_per_query != null) run.pool.selfQpq.push(own.upstream_queries_per_query);
             if (own?.p99_ms != null) run.pool.selfP99.push(own.p99_ms);
           }
@@ -312,7 +341,7 @@ try {
         points.push({ x: m.qpq, y: m.p99, label: run.name.split(' ')[0]!, series: 'peers (measured)' });
         continue;
       }
-      rows.push(compared(pr.option, pr, m));
+      rows.push(compared(pr.option, pr, m, inTurn(turnPredictions, pr.option)));
       points.push({ x: pr.upstream_queries_per_query!, y: pr.p99_ms!, label: pr.option, series: 'predicted (from an all run)' });
       points.push({ x: m.qpq, y: m.p99, label: pr.option, series: 'measured' });
     }
@@ -411,22 +440,23 @@ function markdown(out: { date: string; machine: Record<string, unknown>; command
       "Stand-in stall max: the longest the fault proxies' event loop was held up, or a reply went out after its drawn delay, while measuring: a p99 near it, far above every stand-in's slowest reply, is a host stall, not the race. " +
       'Measured p99 and q/q are pooled over the rounds; in brackets, the rounds\' own lowest and highest: how far the same option moves from one run to the next. ' +
       'Self-predicted: what the option\'s own run predicted for itself (its GET /tradeoffs at the end of each round, averaged): near the measured figure while the prediction from the `all` run is not, the model holds and the two runs went differently. ' +
-      'Server CPU wait: ms per second the server\'s event-loop thread was runnable but waiting for a CPU (/proc schedstat); a query that comes in meanwhile waits before raced sees it, which no prediction from inside raced can include: on a quiet host it is near 0.',
+      'Server CPU wait: ms per second the server\'s event-loop thread was runnable but waiting for a CPU (/proc schedstat); a query that comes in meanwhile waits before raced sees it, which no prediction from inside raced can include: on a quiet host it is near 0. ' +
+      'Predicted in turn: what the `all` option\'s own runs (one per round, taken in turn with the others) predicted for the option, averaged over the rounds, and whether each figure is within bounds: the same estimator, fed from the same stretch of time as the measurements, so drift of the host or the stand-ins between the first `all` run and the measured rounds does not count against it.',
     '',
   ];
   for (const s of out.report) {
     lines.push(`## ${String(s.scenario)}`, '', `${String(s.what)}. Predicted from ${String(s.predictedFromRaces)} races.`, '');
     lines.push(
-      '| option | p99 predicted | p99 measured | p99 ok | q/q predicted | q/q measured | q/q ok | p99 / q/q self-predicted | p50 predicted | p50 measured | answered measured | stand-in stall max | server CPU wait ms/s |',
+      '| option | p99 predicted | p99 measured | p99 ok | q/q predicted | q/q measured | q/q ok | p99 / q/q predicted in turn (ok) | p99 / q/q self-predicted | p50 predicted | p50 measured | answered measured | stand-in stall max | server CPU wait ms/s |',
     );
-    lines.push('|---|---:|---:|:-:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|');
+    lines.push('|---|---:|---:|:-:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of s.rows as Record<string, unknown>[]) {
       if (r.peer) {
-        lines.push(`| ${String(r.peer)} | | ${f(r.measuredP99)} | | | ${f(r.measuredQpq, 3)} | | | | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} | ${f(r.serverWaitMsPerS)} |`);
+        lines.push(`| ${String(r.peer)} | | ${f(r.measuredP99)} | | | ${f(r.measuredQpq, 3)} | | | | | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} | ${f(r.serverWaitMsPerS)} |`);
         continue;
       }
       lines.push(
-        `| ${String(r.option)} | ${f(r.predictedP99)} | ${spread(r.measuredP99, r.measuredP99Rounds, 1)} | ${mark(r.p99Ok)} | ${f(r.predictedQpq, 3)} | ${spread(r.measuredQpq, r.measuredQpqRounds, 3)} | ${mark(r.qpqOk)} | ${r.selfPredictedP99 == null ? '' : `${f(r.selfPredictedP99)} / ${f(r.selfPredictedQpq, 3)}`} | ${f(r.predictedP50)} | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} | ${f(r.serverWaitMsPerS)} |`,
+        `| ${String(r.option)} | ${f(r.predictedP99)} | ${spread(r.measuredP99, r.measuredP99Rounds, 1)} | ${mark(r.p99Ok)} | ${f(r.predictedQpq, 3)} | ${spread(r.measuredQpq, r.measuredQpqRounds, 3)} | ${mark(r.qpqOk)} | ${r.inTurnP99 == null ? '' : `${f(r.inTurnP99)} / ${f(r.inTurnQpq, 3)} (${mark(r.inTurnP99Ok)} / ${mark(r.inTurnQpqOk)})`} | ${r.selfPredictedP99 == null ? '' : `${f(r.selfPredictedP99)} / ${f(r.selfPredictedQpq, 3)}`} | ${f(r.predictedP50)} | ${f(r.measuredP50)} | ${f(r.measuredAnswered, 4)} | ${f(r.standInStallMs)} | ${f(r.serverWaitMsPerS)} |`,
       );
     }
     const starved = (s.rows as Record<string, unknown>[]).filter((r) => Number(r.serverWaitMsPerS) > STARVED_MS_PER_S).map((r) => String(r.option ?? r.peer));
