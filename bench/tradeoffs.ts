@@ -119,7 +119,8 @@ function inTurn(rounds: readonly Prediction[][], option: string): { p99: number 
 
 /** One report row: a prediction beside what was measured, with the issue's tolerances. */
 function compared(option: string, pr: Prediction, m: Measured, turn: { p99: number | null; qpq: number | null } | null = null): Record<string, unknown> {
-  const t = turn === null ? null : within(turn, m);
+  // No round's `all` run listed the option (candidate delays move): nothing to judge.
+  const t = turn === null || (turn.p99 === null && turn.qpq === null) ? null : within(turn, m);
   return {
     option,
     inTurnP99: turn?.p99 == null ? null : Number(turn.p99.toFixed(2)),
