@@ -326,14 +326,14 @@ test('calibrated: the reply-order shift that makes the hedge rate what the probe
 test("the engine's timer lags: calibrated with enough probes at the plan's first delay, else every probe's lag as it is", () => {
   const w = probedWindow();
   const curves = windowCurves(w, -Infinity, Infinity).curves;
-  const any = probesOf(w, -Infinity, Infinity, null).lags;
-  const own = timerLags(w, -Infinity, Infinity, { ms: 4, u: 0 }, curves, any);
+  const probes = (d: number | null): ReturnType<typeof probesOf> => probesOf(w, -Infinity, Infinity, d);
+  const own = timerLags(w, { ms: 4, u: 0 }, curves, probes);
   assert.deepEqual(own.lags, [0.5, 0.5, 0.5, 0.5, 1.5]);
   assert.ok(Math.abs(own.orderMs - 0.5) < 0.01, `shift ${own.orderMs}`);
   // No first-asked upstream to calibrate on (several legs with the query): the lag as measured.
-  assert.deepEqual(timerLags(w, -Infinity, Infinity, { ms: 4, u: null }, curves, any), { lags: [0.5, 0.5, 0.5, 0.5, 1.5], orderMs: 0 });
+  assert.deepEqual(timerLags(w, { ms: 4, u: null }, curves, probes), { lags: [0.5, 0.5, 0.5, 0.5, 1.5], orderMs: 0 });
   // No probes at 7 ms: every probe's lag, no shift.
-  assert.deepEqual(timerLags(w, -Infinity, Infinity, { ms: 7, u: 0 }, curves, any), { lags: [0.5, 0.5, 0.5, 0.5, 1.5], orderMs: 0 });
+  assert.deepEqual(timerLags(w, { ms: 7, u: 0 }, curves, probes), { lags: [0.5, 0.5, 0.5, 0.5, 1.5], orderMs: 0 });
 });
 
 test("firstTimer: each plan's first strategy timer and the upstream it waits on", () => {

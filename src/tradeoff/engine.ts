@@ -8,7 +8,7 @@ import { ExploreStats } from '../strategy/explore.js';
 import { PROBE_SLOTS, RaceWindow } from './window.js';
 import { bestHedgeMs, plans, predict, windowCurve, windowSpan, type Curve, type PlannedLeg, type Prediction, type Scene } from './estimate.js';
 import { AutoChooser } from './auto.js';
-import { MIN_PROBES, calibrated, lagPoints, probeUnanswered, probesOf } from './lag.js';
+import { MIN_PROBES, calibrated, lagPoints, probeUnanswered, probesOf, type ProbeView } from './lag.js';
 
 /** How often the predictions are recomputed (and auto may change its choice). */
 export const TICK_MS = 2_000;
@@ -153,11 +153,17 @@ export class Tradeoffs {
     const rows: Prediction[] = [];
     const probed = new Set<number>();
     if (s !== null) {
-      const anyDelay = probesOf(w, from, to, null).lags;
+      // Each delay's probes read once per refresh: plans often share a first delay (hedged and one hedged@Dms).
+      const views = new Map<number | null, ProbeView>();
+      const probes = (delayMs: number | null): ProbeView => {
+        let v = views.get(delayMs);
+        if (v === undefined) views.set(delayMs, (v = probesOf(w, from, to, delayMs)));
+        return v;
+      };
       for (const [name, plan] of plans(s.scene, curves)) {
         const first = firstTimer(plan);
         if (first !== null) probed.add(first.ms);
-        const t = first === null ? { lags: [0], orderMs: 0 } : timerLags(w, from, to, first, curves, anyDelay);
+        const t = first === null ? { lags: [0], orderMs: 0 } : timerLags(w, first, curves, probes);
         rows.push(predict(name, plan, curves, s.scene.timeoutMs, t.lags, t.orderMs));
         yield;
       }
@@ -217,7 +223,6 @@ export class Tradeoffs {
   }
 }
 
-
 /** A plan's first timer: how long after the query it is due, and the upstream it waits on; null: no timer. */
 export function firstTimer(plan: readonly PlannedLeg[]): { ms: number; u: number | null } | null {
   const hop = plan.find((l) => l.hops === 1);
@@ -234,14 +239,12 @@ export function firstTimer(plan: readonly PlannedLeg[]): { ms: number; u: number
  */
 export function timerLags(
   w: RaceWindow,
-  from: number,
-  to: number,
   first: { ms: number; u: number | null },
   curves: readonly Curve[],
-  anyDelay: Float64Array,
+  probes: (delayMs: number | null) => ProbeView,
 ): { lags: number[]; orderMs: number } {
-  const own = probesOf(w, from, to, first.ms);
-  if (own.lags.length < MIN_PROBES) return { lags: lagPoints(anyDelay), orderMs: 0 };
+  const own = probes(first.ms);
+  if (own.lags.length < MIN_PROBES) return { lags: lagPoints(probes(null).lags), orderMs: 0 };
   const lags = lagPoints(own.lags);
   const target = first.u === null ? null : probeUnanswered(w, own, first.u);
   const curve = first.u === null ? undefined : curves[first.u];
