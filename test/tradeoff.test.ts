@@ -211,10 +211,10 @@ test('the lag is a mixture, not a mean: hedge rate and p99 over a lag of 0 or 2 
   assert.equal(predict('hedged@4ms', plan, [a, b], 1000, [-10]).p99_ms, 1);
 });
 
-test('predictAll shifts timer-sent legs (hedges, ordered) by the scene\'s lag, not all or top-K', () => {
+test('predictAll shifts timer-sent legs (hedges, ordered) by the lag, not all or top-K', () => {
   const base: Scene = { up: [true, true, true], rank: [0, 1, 2], hedgeMs: [120, 10, 100], timeoutMs: 1000, tryTimeoutMs: 300 };
   const on = predictAll(base, issueCurves());
-  const late = predictAll({ ...base, timerLagMs: [3] }, issueCurves());
+  const late = predictAll(base, issueCurves(), [3]);
   assert.equal(row(late, 'hedged@2ms').p99_ms, row(on, 'hedged@2ms').p99_ms! + 3);
   assert.equal(row(late, 'all').p99_ms, row(on, 'all').p99_ms);
   assert.equal(row(late, 'top-2').p99_ms, row(on, 'top-2').p99_ms);

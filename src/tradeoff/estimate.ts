@@ -391,8 +391,6 @@ export interface Scene {
   readonly tryTimeoutMs: number;
   /** More hedge delays to list (auto's `hedged@Dms` in use, so it stays predicted when the quantiles move). */
   readonly extraHedgeMs?: readonly number[];
-  /** How late strategy timers fire, ms, as equally likely values (tests; the engine reads the probes per plan: engine.ts timerLags()); absent: on time. */
-  readonly timerLagMs?: readonly number[];
 }
 
 /** Indices of the healthy upstreams; all when none is up (strategy.ts healthy()). */
@@ -436,8 +434,9 @@ export function plans(scene: Scene, curves: readonly Curve[]): [string, PlannedL
   return out;
 }
 
-export function predictAll(scene: Scene, curves: readonly Curve[]): Prediction[] {
-  return plans(scene, curves).map(([name, plan]) => predict(name, plan, curves, scene.timeoutMs, scene.timerLagMs));
+/** Every option at one timer lag for all (tests; the engine reads each plan's own from the probes: engine.ts timerLags()). */
+export function predictAll(scene: Scene, curves: readonly Curve[], lags: readonly number[] = [0]): Prediction[] {
+  return plans(scene, curves).map(([name, plan]) => predict(name, plan, curves, scene.timeoutMs, lags));
 }
 
 /**
