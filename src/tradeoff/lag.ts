@@ -17,8 +17,9 @@
 // 0.17 where the run hedged 0.16). So probes are armed inside real races,
 // due when their hedge would be, and the estimator reads both from them: the
 // lag's spread, and how often the first-asked upstream had no winning answer
-// when the probe fired; the lag is shifted so that the model sends the hedge
-// that often (calibrated()).
+// when the probe fired; a timer's leg is then sent when nothing won by its
+// time plus a shift that makes the model hedge that often (calibrated()),
+// while the hedges that do go out still go out at D + lag.
 //
 // Cost: one timer per delay (at most PROBE_SLOTS) on at most PROBES_PER_S
 // races a second (window.ts).
@@ -35,7 +36,7 @@ export const POINTS = 5;
  * there and every plan gets every probe's lag, unshifted.
  */
 export const MIN_PROBES = 200;
-/** The most the reply order may move the lag, ms: it is a wake-up's worth, not a second timer. */
+/** The most the reply order may move a timer's decision, ms: it is a wake-up's worth, not a second timer. */
 export const CALIBRATION_MAX_MS = 2;
 
 /** Arms race `handle`'s probes: each due its delay after the race started at `started` (as race.ts arms its first timer). */
