@@ -25,7 +25,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { dnsperf, freePort, sleep, startDnsmasq, startNsd, startRaced, startSmartdns, writeZone, type Proc } from './lib/procs.js';
 import { FaultProxy, type Faults } from './lib/fault-proxy.js';
-import { percentile } from './lib/stats.js';
+import { mean, percentile } from './lib/stats.js';
 import { scatter, type Point } from './lib/svg.js';
 
 const seconds = numArg('--seconds', 10);
@@ -98,6 +98,8 @@ interface Measured {
   selfQpq: number | null;
 }
 
+const roundTo = (x: number | null, d: number): number | null => (x === null ? null : Number(x.toFixed(d)));
+
 const within = (pr: { p99: number | null; qpq: number | null }, m: Measured): { p99Ok: boolean; qpqOk: boolean } => ({
   p99Ok: pr.p99 !== null && Math.abs(pr.p99 - m.p99) <= Math.max(P99_MS, P99_SHARE * m.p99),
   qpqOk: pr.qpq !== null && Math.abs(pr.qpq - m.qpq) <= QPQ_ABS,
@@ -109,7 +111,6 @@ const within = (pr: { p99: number | null; qpq: number | null }, m: Measured): { 
  * averaged over the rounds; null where no round predicted it.
  */
 function inTurn(rounds: readonly Prediction[][], option: string): { p99: number | null; qpq: number | null } {
-  const mean = (xs: number[]): number | null => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length);
   const rows = rounds.flatMap((r) => r.filter((o) => o.option === option));
   return {
     p99: mean(rows.flatMap((o) => (o.p99_ms === null ? [] : [o.p99_ms]))),
@@ -119,20 +120,21 @@ function inTurn(rounds: readonly Prediction[][], option: string): { p99: number 
 
 /** One report row: a prediction beside what was measured, with the issue's tolerances. */
 function compared(option: string, pr: Prediction, m: Measured, turn: { p99: number | null; qpq: number | null } | null = null): Record<string, unknown> {
+  const first = within({ p99: pr.p99_ms, qpq: pr.upstream_queries_per_query }, m);
   // No round's `all` run listed the option (candidate delays move): nothing to judge.
   const t = turn === null || (turn.p99 === null && turn.qpq === null) ? null : within(turn, m);
   return {
     option,
-    inTurnP99: turn?.p99 == null ? null : Number(turn.p99.toFixed(2)),
-    inTurnQpq: turn?.qpq == null ? null : Number(turn.qpq.toFixed(4)),
+    inTurnP99: roundTo(turn?.p99 ?? null, 2),
+    inTurnQpq: roundTo(turn?.qpq ?? null, 4),
     inTurnP99Ok: t?.p99Ok ?? null,
     inTurnQpqOk: t?.qpqOk ?? null,
     predictedP99: pr.p99_ms,
     measuredP99: m.p99,
-    p99Ok: Math.abs(pr.p99_ms! - m.p99) <= Math.max(P99_MS, P99_SHARE * m.p99),
+    p99Ok: first.p99Ok,
     predictedQpq: pr.upstream_queries_per_query,
     measuredQpq: Number(m.qpq.toFixed(3)),
-    qpqOk: Math.abs(pr.upstream_queries_per_query! - m.qpq) <= QPQ_ABS,
+    qpqOk: first.qpqOk,
     predictedP50: pr.p50_ms,
     measuredP50: m.p50,
     predictedAnswered: pr.answered_share,
@@ -198,8 +200,8 @@ class Pool {
       serverWaitMsPerS: Number((this.waitMs / this.measuredS).toFixed(1)),
       p99Rounds: [Math.min(...this.roundP99), Math.max(...this.roundP99)],
       qpqRounds: [Number(Math.min(...this.roundQpq).toFixed(3)), Number(Math.max(...this.roundQpq).toFixed(3))],
-      selfP99: this.selfP99.length > 0 ? Number((this.selfP99.reduce((a, b) => a + b, 0) / this.selfP99.length).toFixed(2)) : null,
-      selfQpq: this.selfQpq.length > 0 ? Number((this.selfQpq.reduce((a, b) => a + b, 0) / this.selfQpq.length).toFixed(4)) : null,
+      selfP99: roundTo(mean(this.selfP99), 2),
+      selfQpq: roundTo(mean(this.selfQpq), 4),
     };
   }
 }

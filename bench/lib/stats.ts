@@ -4,6 +4,11 @@ export function median(xs: number[] = []): number {
   return percentile(xs, 50);
 }
 
+/** Arithmetic mean; null for none. */
+export function mean(xs: readonly number[]): number | null {
+  return xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
 /** Nearest-rank percentile (p in 0..100) of the values; NaN for none. */
 export function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;
