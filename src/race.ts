@@ -182,7 +182,7 @@ export class Race implements RaceView, LegOwner, Timed {
     if (w != null && w.set === this.upstreams) {
       this.recIn = w;
       this.rec = w.begin(now);
-      const probes = w.probeFor(this.rec, now);
+      const probes = this.rec >= 0 ? w.probeFor(this.rec, now) : null;
       if (probes !== null) armProbes(w, this.rec, probes, now);
     }
     this.deadlines.add(this, now + timeoutMs);

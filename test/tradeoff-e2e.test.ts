@@ -4,7 +4,10 @@
 // --tradeoffs` as a user runs it, and `auto` meeting its target.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -14,6 +17,7 @@ import { parseEndpoint } from '../src/net/address.js';
 import { parseMetrics } from '../src/status.js';
 import { freeTcpPort } from './helpers/process.js';
 import type { TradeoffReport } from '../src/tradeoff/engine.js';
+import { dnsperf } from '../bench/lib/procs.js';
 
 const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const FIELDS = ['option', 'p50_ms', 'p95_ms', 'p99_ms', 'answered_share', 'upstream_queries_per_query', 'upstream_bytes_per_query'];
@@ -150,5 +154,29 @@ test('auto: meets a 100 ms p99 target at a fraction of all\'s upstream queries, 
   } finally {
     await r.close();
     for (const u of ups) await u.close();
+  }
+});
+
+const hasDnsperf = spawnSync('sh', ['-c', 'command -v dnsperf']).status === 0;
+
+test('tradeoffs at 3,000 QPS: the window records a sample of races, so there are predictions though 8192 races would span less than the 4 s timeout', { skip: !hasDnsperf && 'dnsperf not installed', timeout: 60_000 }, async () => {
+  const up = await Stub.start({ address: '192.0.2.1' });
+  const r = await startRaced([up.label], { timeoutMs: 4000, logLevel: 'warn' });
+  const dir = mkdtempSync(join(tmpdir(), 'raced-tradeoff-rate-'));
+  try {
+    const queries = join(dir, 'queries');
+    writeFileSync(queries, Array.from({ length: 1000 }, (_, i) => `t${i}.example A\n`).join(''));
+    const run = await dnsperf(r.port, queries, 6, { rate: 3000, outstanding: 200 });
+    // The premise: more than WINDOW_RACES races within one timeout (8192 in 4 s is 2,048 a second).
+    assert.ok(run.qps > 2100, `dnsperf reached only ${run.qps} QPS: ${run.command}`);
+    r.raced.tradeoffs.update(performance.now());
+    const rep = r.raced.tradeoffs.report();
+    // About recordPerS (8192 / 34 s = 241) a second are kept: those older than the timeout are read.
+    assert.ok(rep.window.races >= 300 && rep.window.races < 0.2 * run.sent, `${rep.window.races} races read of ${run.sent}`);
+    assert.ok(rep.options.some((o) => o.option === 'all' && o.upstream_queries_per_query === 1 && o.answered_share === 1), JSON.stringify(rep.options));
+  } finally {
+    await r.close();
+    await up.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -2,7 +2,7 @@
 // no sockets, no clock. End-to-end checks are in tradeoff-e2e.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FIRST_PROBE_DELAYS, LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, PROBES_PER_S, PROBE_SLOTS, RaceWindow, WINDOW_RACES } from '../src/tradeoff/window.js';
+import { FIRST_PROBE_DELAYS, LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, PROBES_PER_S, PROBE_SLOTS, RaceWindow, WINDOW_RACES, WINDOW_SPAN_S, recordRate } from '../src/tradeoff/window.js';
 import {
   bestHedgeMs,
   cdfAt,
@@ -12,6 +12,7 @@ import {
   plans,
   predictAll,
   windowCurves,
+  windowSpan,
   type Curve,
   type Prediction,
   type Scene,
@@ -493,4 +494,36 @@ test('auto: all until the window is trusted, cheapest meeting the target, hyster
   assert.equal(a.chosen, 'all');
   a.update(rows(12), AUTO_MIN_RACES, 20_000, 20_000 + AUTO_SETTLE_MS);
   assert.equal(a.chosen, 'hedged@2ms');
+});
+
+test('window sampling: all races at a low rate; at a high one about recordPerS a second, at random, so the window spans timeout + WINDOW_SPAN_S', () => {
+  const w = new RaceWindow(['a'], WINDOW_RACES, recordRate(4000));
+  assert.equal(w.recordPerS, WINDOW_RACES / (4 + WINDOW_SPAN_S));
+  // 100 races a second for 3 s: every one recorded.
+  let now = 0;
+  for (let i = 0; i < 300; i++, now += 10) assert.notEqual(w.begin(now), -1);
+  // Then 10,000 a second, paced exactly (as dnsperf -Q sends), for 40 s.
+  const perSecond: number[] = [];
+  let fiftieth = 0;
+  let recorded = 0;
+  for (let s = 0; s < 40; s++) {
+    let n = 0;
+    for (let i = 0; i < 10_000; i++, now += 0.1) {
+      if (w.begin(now) === -1) continue;
+      n++;
+      // Every 50th race is an explored one (--explore-share 0.02): the sample must not fall in step with it.
+      if (i % 50 === 0) fiftieth++;
+    }
+    perSecond.push(n);
+    recorded += n;
+  }
+  // The first second at the new rate is capped at twice recordPerS (the share still came from the quiet second).
+  assert.ok(perSecond[0]! <= 2 * w.recordPerS + 1 && perSecond[0]! >= 2 * w.recordPerS - 1, `first second ${perSecond[0]}`);
+  for (const n of perSecond.slice(1)) assert.ok(Math.abs(n - w.recordPerS) < 80, `${n} recorded in a second, ~${w.recordPerS.toFixed(0)} meant`);
+  const share = fiftieth / recorded;
+  assert.ok(share > 0.01 && share < 0.03, `explored races are ${(100 * share).toFixed(2)} % of the sample, 2 % of the traffic`);
+  // What the engine reads (races older than the timeout, younger than MAX_AGE): over 25 s of them.
+  const got = windowSpan(w, now - 300_000, now - 4000);
+  assert.ok(got.races > 5000, `${got.races} races readable`);
+  assert.ok(now - 4000 - got.oldest > 25_000, `readable span ${((now - 4000 - got.oldest) / 1000).toFixed(1)} s`);
 });

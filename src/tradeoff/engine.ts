@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Upstream } from '../upstream/upstream.js';
 import { latencyScore } from '../strategy/strategy.js';
 import { ExploreStats } from '../strategy/explore.js';
-import { PROBE_SLOTS, RaceWindow } from './window.js';
+import { PROBE_SLOTS, RaceWindow, WINDOW_RACES, recordRate } from './window.js';
 import { bestHedgeMs, plans, predict, windowCurve, windowSpan, type Curve, type PlannedLeg, type Prediction, type Scene } from './estimate.js';
 import { AutoChooser } from './auto.js';
 import { MIN_PROBES, calibrated, lagPoints, probeUnanswered, probesOf, type ProbeView } from './lag.js';
@@ -77,7 +77,7 @@ export class Tradeoffs {
       return;
     }
     // A new set starts an empty window: auto runs `all` until it has AUTO_MIN_RACES again.
-    this.window = new RaceWindow(set);
+    this.window = new RaceWindow(set, WINDOW_RACES, recordRate(this.settings.timeoutMs));
     this.rows = [];
     this.states = '';
   }

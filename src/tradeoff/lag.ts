@@ -32,8 +32,9 @@ export const POINTS = 5;
 /**
  * Probes at one delay needed before its own lag and reply order are used: a
  * share near 0.4 read from 200 races is within about 0.035 (one standard
- * error). The window holds 8192 races, so above about 5,000 QPS no delay gets
- * there and every plan gets every probe's lag, unshifted.
+ * error). The window keeps at least 30 s of readable races at any query rate
+ * (window.ts), so a delay probed on 128 races a second has them in 2 s; until
+ * then its plans get every probe's lag, unshifted.
  */
 export const MIN_PROBES = 200;
 /** The most the reply order may move a timer's decision, ms: it is a wake-up's worth, not a second timer. */

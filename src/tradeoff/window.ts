@@ -6,9 +6,19 @@
 //
 // Memory bound: WINDOW_RACES x (17 + 6 x PROBE_SLOTS + 10 x upstreams) bytes,
 // upstreams capped at WINDOW_UPSTREAMS: 778 KB for 3 upstreams, 1.8 MB at most.
+//
+// At a high query rate the window records a random sample of races, about
+// recordPerS a second, so that it always spans the race timeout (races younger
+// than it may still have legs out: not read) plus WINDOW_SPAN_S of races the
+// engine can read. Recording them all, 8192 races at 3,000 QPS span 2.7 s,
+// under the default 4 s timeout: nothing was left to predict from. The sample
+// is drawn at random, not every n-th race, so it cannot fall in step with
+// --explore-share's every n-th race or with a client's paced queries.
 
 /** Races kept; the oldest is overwritten by the next. */
 export const WINDOW_RACES = 8192;
+/** Seconds of races past the timeout the window keeps at any query rate. */
+export const WINDOW_SPAN_S = 30;
 /** Upstreams of one set that are recorded; legs to later ones are not. */
 export const WINDOW_UPSTREAMS = 16;
 
@@ -29,6 +39,11 @@ export const LEG_TIMEOUT = 2;
 export const LEG_ERROR = 3;
 /** A losing RCODE r is stored as LEG_LOSING + r (r < 24). */
 export const LEG_LOSING = 8;
+
+/** Races a second a window of `capacity` records at most, so that it spans the `timeoutMs` race deadline plus WINDOW_SPAN_S. */
+export function recordRate(timeoutMs: number, capacity = WINDOW_RACES): number {
+  return capacity / (timeoutMs / 1000 + WINDOW_SPAN_S);
+}
 
 export class RaceWindow {
   /** Which upstream list's races are kept (identity); races on another list (per-domain routes) are not. */
@@ -56,12 +71,20 @@ export class RaceWindow {
   probeDelays: readonly number[] = FIRST_PROBE_DELAYS;
   private nextProbeAt = -Infinity;
   private seq = 0;
-  /** Races that asked every healthy upstream though the strategy would not have (--explore-share). */
-  explored = 0;
+  /** Races a second recorded, on average, at most (recordRate()). */
+  readonly recordPerS: number;
+  /** The share of races recorded this second, from the last second's count; 1: all. */
+  private share = 1;
+  private secondEnds = -Infinity;
+  /** Races begun and races recorded in the second that ends at secondEnds. */
+  private begun = 0;
+  private recorded = 0;
 
-  constructor(set: readonly unknown[], capacity = WINDOW_RACES) {
+  /** `recordPerS`: see recordRate(); Infinity records every race. */
+  constructor(set: readonly unknown[], capacity = WINDOW_RACES, recordPerS = Infinity) {
     this.set = set;
     this.capacity = capacity;
+    this.recordPerS = recordPerS;
     this.width = Math.max(1, Math.min(WINDOW_UPSTREAMS, set.length));
     this.seqOf = new Float64Array(capacity).fill(-1);
     this.startedAt = new Float64Array(capacity);
@@ -74,8 +97,20 @@ export class RaceWindow {
     this.probeAt = new Float32Array(capacity * PROBE_SLOTS);
   }
 
-  /** A race on `set` starts at `now`: its handle for leg(). */
+  /** A race on `set` starts at `now`: its handle for leg(), or -1 when it is not recorded (the sample is full). */
   begin(now: number): number {
+    if (now >= this.secondEnds) {
+      // The share for the next second, from the one that ended: all of them when it was quiet (or long ago).
+      const last = now - this.secondEnds < 1000 ? this.begun : 0;
+      this.share = last > this.recordPerS ? this.recordPerS / last : 1;
+      this.secondEnds = now + 1000;
+      this.begun = 0;
+      this.recorded = 0;
+    }
+    this.begun++;
+    // A surge within the second: twice the rate at most, so one second never overwrites the window.
+    if (this.recorded >= 2 * this.recordPerS || (this.share < 1 && Math.random() >= this.share)) return -1;
+    this.recorded++;
     const seq = this.seq++;
     const slot = seq % this.capacity;
     this.seqOf[slot] = seq;
@@ -123,7 +158,7 @@ export class RaceWindow {
     this.later[k] = sentLater ? 1 : 0;
   }
 
-  /** Races begun so far (for tests and the explore count's denominator). */
+  /** Races recorded so far (tests). */
   get races(): number {
     return this.seq;
   }
