@@ -157,6 +157,45 @@ test('auto: meets a 100 ms p99 target at a fraction of all\'s upstream queries, 
   }
 });
 
+test('hedged: where the best upstream\'s p95 is its tail, the advised delay covers it, and stays put', async () => {
+  // A: 5 ms, every 10th name 400 ms late, so its p95 (the learned delay) is the tail itself.
+  const ups = await Promise.all([
+    Stub.start({ address: '192.0.2.1', delayFor: (n) => (index(n) % 10 === 0 ? 400 : 5) }),
+    Stub.start({ address: '192.0.2.2', delayMs: 20 }),
+    Stub.start({ address: '192.0.2.3', delayMs: 100 }),
+  ]);
+  const r = await startRaced(
+    ups.map((u) => u.label),
+    { strategy: 'hedged', timeoutMs: 1000 },
+  );
+  try {
+    await load(r, 0, 300);
+    await sleep(1100);
+    r.raced.tradeoffs.update(performance.now());
+    const advice = r.raced.tradeoffs.hedgeAdviceMs;
+    assert.ok(advice !== null && advice < 100, `advice ${advice}`);
+    const hedged = r.raced.tradeoffs.report().options.find((o) => o.option === 'hedged')!;
+    assert.ok(hedged.p99_ms! < 200, `hedged predicted with the advice: ${JSON.stringify(hedged)}`);
+    const before = ups.reduce((a, u) => a + u.received.length, 0);
+    const advised: (number | null)[] = [];
+    const lat: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      lat.push(...(await load(r, 300 + 100 * i, 100)));
+      r.raced.tradeoffs.update(performance.now());
+      advised.push(r.raced.tradeoffs.hedgeAdviceMs);
+    }
+    assert.deepEqual(advised, [advice, advice, advice], 'the same traffic: the same delay every refresh');
+    // A's tail (30 of 300 names) is answered by B after the hedge, not at 400 ms; B is asked on about those only.
+    const over = lat.filter((x) => x > 200).length;
+    assert.ok(over <= 3, `${over} of 300 answers over 200 ms; p99 ${p99(lat).toFixed(1)} ms`);
+    const sent = ups.reduce((a, u) => a + u.received.length, 0) - before;
+    assert.ok(sent / 300 < 1.5, `upstream queries per query ${sent / 300}`);
+  } finally {
+    await r.close();
+    for (const u of ups) await u.close();
+  }
+});
+
 const hasDnsperf = spawnSync('sh', ['-c', 'command -v dnsperf']).status === 0;
 
 test('tradeoffs at 3,000 QPS: the window records a sample of races, so there are predictions though 8192 races would span less than the 4 s timeout', { skip: !hasDnsperf && 'dnsperf not installed', timeout: 60_000 }, async () => {

@@ -410,6 +410,31 @@ test('every option is predicted; a dead upstream that is still up costs a query 
   assert.equal(cheapestMeeting(rows, 1)!.p99_ms, 10);
 });
 
+test('hedge advice: of the delays within 5 % of the lowest p99 the cheapest; the one in use stays while it is within', () => {
+  const p = (option: string, p99: number, q: number): Prediction => ({
+    option,
+    p50_ms: 4,
+    p95_ms: p99,
+    p99_ms: p99,
+    answered_share: 1,
+    upstream_queries_per_query: q,
+    upstream_bytes_per_query: 100 * q,
+  });
+  // The issue's case as measured: hedging at 4 ms gives 16.8 ms for 1.226 queries, at 5 ms 17.5 for 1.124.
+  const rows = [p('all', 12.3, 3), p('hedged@4ms', 16.8, 1.226), p('hedged@5ms', 17.5, 1.124), p('hedged@121ms', 120.9, 1.002)];
+  assert.equal(bestHedgeMs(rows), 5, 'within 0.84 ms of the lowest: the cheaper');
+  assert.equal(bestHedgeMs(rows, 4), 4, 'the one in use is as good: it stays');
+  assert.equal(bestHedgeMs(rows, 121), 5, 'the one in use is far behind: the cheapest good one');
+  assert.equal(bestHedgeMs(rows, 9), 5, 'the one in use is no longer predicted: chosen afresh');
+  // 5 ms drifts 1.2 ms behind: no longer as good, 4 ms it is, whichever was in use.
+  const later = [p('hedged@4ms', 16.8, 1.226), p('hedged@5ms', 18.0, 1.124)];
+  assert.equal(bestHedgeMs(later, 5), 4);
+  assert.equal(bestHedgeMs(later), 4);
+  // Equal cost: the lower p99; nothing to go on: null.
+  assert.equal(bestHedgeMs([p('hedged@6ms', 10.2, 1.1), p('hedged@7ms', 10, 1.1)]), 7);
+  assert.equal(bestHedgeMs([p('all', 12, 3)]), null);
+});
+
 test("auto's hedge delay in use stays listed among the candidates", () => {
   const scene: Scene = { up: [true, true, true], rank: [0, 1, 2], hedgeMs: [120, 10, 100], timeoutMs: 1000, tryTimeoutMs: 300, extraHedgeMs: [7] };
   const rows = predictAll(scene, issueCurves());

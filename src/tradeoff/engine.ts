@@ -160,18 +160,34 @@ export class Tradeoffs {
         if (v === undefined) views.set(delayMs, (v = probesOf(w, from, to, delayMs)));
         return v;
       };
-      for (const [name, plan] of plans(s.scene, curves)) {
+      const predicted = (name: string, plan: PlannedLeg[]): Prediction => {
         const first = firstTimer(plan);
         if (first !== null) probed.add(first.ms);
         const t = first === null ? { lags: [0], orderMs: 0 } : timerLags(w, first, curves, probes);
-        rows.push(predict(name, plan, curves, s.scene.timeoutMs, t.lags, t.orderMs));
+        return predict(name, plan, curves, s.scene.timeoutMs, t.lags, t.orderMs);
+      };
+      for (const [name, plan] of plans(s.scene, curves)) {
+        rows.push(predicted(name, plan));
         yield;
       }
+      // hedged's advice comes from the hedged@Dms rows just made; when it moves, `hedged` is predicted
+      // again with it, so that its row is hedged as it runs from now on.
+      const advice = got.races >= ADVICE_MIN_RACES ? bestHedgeMs(rows, this.hedgeAdviceMs) : null;
+      if (advice !== this.hedgeAdviceMs || s.best !== this.adviceFor) {
+        this.hedgeAdviceMs = advice;
+        this.adviceFor = s.best;
+        const again = this.scene(now, got.races);
+        const i = rows.findIndex((r) => r.option === 'hedged');
+        const plan = again === null ? undefined : plans(again.scene, curves).find(([name]) => name === 'hedged')?.[1];
+        if (i >= 0 && plan !== undefined) rows[i] = predicted('hedged', plan);
+      }
+    } else {
+      this.hedgeAdviceMs = null;
     }
     // The next window's probes: the delays of the timers just predicted (a few, whole ms).
     const delays = [...probed].filter((d) => Number.isInteger(d) && d > 0 && d < 65_536).sort((a, b) => a - b);
     if (delays.length > 0) w.probeDelays = delays.slice(0, PROBE_SLOTS);
-    this.apply(now, rows, got, s?.best ?? null);
+    this.apply(now, rows, got);
   }
 
   /** The upstreams as the strategies see them now; null when there is nothing to predict. */
@@ -197,19 +213,17 @@ export class Tradeoffs {
       }),
       timeoutMs: this.settings.timeoutMs,
       tryTimeoutMs: this.settings.tryTimeoutMs,
-      // auto's hedge delay in use stays listed: a moving candidate set must not force a change.
-      extraHedgeMs: this.auto ? [/^hedged@(\d+)ms$/.exec(this.auto.chosen)?.[1]].filter((x) => x !== undefined).map(Number) : [],
+      // The delays in use (auto's, the advice) stay listed: a moving candidate set must not force a change.
+      extraHedgeMs: [/^hedged@(\d+)ms$/.exec(this.auto?.chosen ?? '')?.[1], this.hedgeAdviceMs ?? undefined].filter((x) => x !== undefined).map(Number),
     };
     return n > 0 && races > 0 ? { scene, best: best ?? null } : null;
   }
 
-  /** The new predictions are in: advice for hedged, auto's choice. */
-  private apply(now: number, rows: Prediction[], got: { races: number; oldest: number }, best: Upstream | null): void {
+  /** The new predictions are in: auto's choice. */
+  private apply(now: number, rows: Prediction[], got: { races: number; oldest: number }): void {
     this.races = got.races;
     this.seconds = got.races > 0 ? Math.round((now - got.oldest) / 100) / 10 : 0;
     this.rows = rows;
-    this.hedgeAdviceMs = got.races >= ADVICE_MIN_RACES ? bestHedgeMs(this.rows) : null;
-    this.adviceFor = best;
     if (this.auto) {
       const from = this.auto.chosen;
       if (this.auto.update(this.rows, got.races, this.settledSince, now)) {
