@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Upstream } from '../upstream/upstream.js';
 import { latencyScore } from '../strategy/strategy.js';
 import { ExploreStats } from '../strategy/explore.js';
-import { PROBE_SLOTS, RaceWindow, WINDOW_RACES, recordRate } from './window.js';
+import { PROBE_SLOTS, RaceWindow, WINDOW_RACES } from './window.js';
 import { bestHedgeMs, plans, predict, windowCurve, windowSpan, type Curve, type PlannedLeg, type Prediction, type Scene } from './estimate.js';
 import { AutoChooser } from './auto.js';
 import { MIN_PROBES, calibrated, lagPoints, probeUnanswered, probesOf, type ProbeView } from './lag.js';
@@ -77,9 +77,11 @@ export class Tradeoffs {
       return;
     }
     // A new set starts an empty window: auto runs `all` until it has AUTO_MIN_RACES again.
-    this.window = new RaceWindow(set, WINDOW_RACES, recordRate(this.settings.timeoutMs));
+    this.window = new RaceWindow(set, WINDOW_RACES, this.settings.timeoutMs);
     this.rows = [];
     this.states = '';
+    this.hedgeAdviceMs = null;
+    this.adviceFor = null;
   }
 
   start(): void {
@@ -172,17 +174,18 @@ export class Tradeoffs {
       }
       // hedged's advice comes from the hedged@Dms rows just made; when it moves, `hedged` is predicted
       // again with it, so that its row is hedged as it runs from now on.
-      const advice = got.races >= ADVICE_MIN_RACES ? bestHedgeMs(rows, this.hedgeAdviceMs) : null;
-      if (advice !== this.hedgeAdviceMs || s.best !== this.adviceFor) {
-        this.hedgeAdviceMs = advice;
-        this.adviceFor = s.best;
-        const again = this.scene(now, got.races);
+      const advice = got.races >= ADVICE_MIN_RACES ? bestHedgeMs(rows, s.advice) : null;
+      if (advice !== s.advice || s.best !== s.adviceFor) {
+        const again = { ...s.scene, hedgeMs: this.hedgeDelays(s.scene.rank.length, advice, s.best) };
+        const plan = plans(again, curves).find(([name]) => name === 'hedged')?.[1];
         const i = rows.findIndex((r) => r.option === 'hedged');
-        const plan = again === null ? undefined : plans(again.scene, curves).find(([name]) => name === 'hedged')?.[1];
         if (i >= 0 && plan !== undefined) rows[i] = predicted('hedged', plan);
       }
+      this.hedgeAdviceMs = advice;
+      this.adviceFor = s.best;
     } else {
       this.hedgeAdviceMs = null;
+      this.adviceFor = null;
     }
     // The next window's probes: the delays of the timers just predicted (a few, whole ms).
     const delays = [...probed].filter((d) => Number.isInteger(d) && d > 0 && d < 65_536).sort((a, b) => a - b);
@@ -190,8 +193,11 @@ export class Tradeoffs {
     this.apply(now, rows, got);
   }
 
-  /** The upstreams as the strategies see them now; null when there is nothing to predict. */
-  private scene(now: number, races: number): { scene: Scene; best: Upstream | null } | null {
+  /**
+   * The upstreams as the strategies see them now, with the advice they run
+   * with (for hedged's delays); null when there is nothing to predict.
+   */
+  private scene(now: number, races: number): { scene: Scene; best: Upstream | null; advice: number | null; adviceFor: Upstream | null } | null {
     const set = this.set;
     const states = set.map((u) => (u.health.up ? '1' : '0')).join('');
     if (states !== this.states) {
@@ -202,21 +208,28 @@ export class Tradeoffs {
     const n = Math.min(set.length, w.width);
     const idx = set.slice(0, n).map((_, i) => i);
     const rank = [...idx].sort((a, b) => latencyScore(set[a]!) - latencyScore(set[b]!));
-    const best = set[rank.find((i) => set[i]!.health.up) ?? rank[0]!];
+    const best = set[rank.find((i) => set[i]!.health.up) ?? rank[0]!] ?? null;
+    const advice = this.hedgeAdviceMs;
+    const adviceFor = this.adviceFor;
+    // The delays in use stay listed, so a moving candidate set does not force a change: auto's
+    // hedged@Dms, and the advice while hedged runs with it.
+    const inUse = [Number(/^hedged@(\d+)ms$/.exec(this.auto?.chosen ?? '')?.[1])];
+    if (advice !== null && this.settings.hedge.fixedMs === null && this.chosen === 'hedged') inUse.push(advice);
     const scene: Scene = {
       up: idx.map((i) => set[i]!.health.up),
       rank,
-      hedgeMs: idx.map((i) => {
-        if (this.settings.hedge.fixedMs !== null) return this.settings.hedge.fixedMs;
-        const a = this.adviceMs(set[i]!);
-        return a >= 0 ? a : this.settings.hedge.learned(set[i]!);
-      }),
+      hedgeMs: this.hedgeDelays(n, advice, adviceFor),
       timeoutMs: this.settings.timeoutMs,
       tryTimeoutMs: this.settings.tryTimeoutMs,
-      // The delays in use (auto's, the advice) stay listed: a moving candidate set must not force a change.
-      extraHedgeMs: [/^hedged@(\d+)ms$/.exec(this.auto?.chosen ?? '')?.[1], this.hedgeAdviceMs ?? undefined].filter((x) => x !== undefined).map(Number),
+      extraHedgeMs: inUse.filter((d) => !Number.isNaN(d)),
     };
-    return n > 0 && races > 0 ? { scene, best: best ?? null } : null;
+    return n > 0 && races > 0 ? { scene, best, advice, adviceFor } : null;
+  }
+
+  /** hedged's delay after each of the first `n` upstreams of the set, as strategy/hedged.ts takes it with this advice. */
+  private hedgeDelays(n: number, advice: number | null, adviceFor: Upstream | null): number[] {
+    const { fixedMs, learned } = this.settings.hedge;
+    return this.set.slice(0, n).map((u) => fixedMs ?? (advice !== null && u === adviceFor ? advice : learned(u)));
   }
 
   /** The new predictions are in: auto's choice. */

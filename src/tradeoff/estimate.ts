@@ -440,25 +440,27 @@ export function predictAll(scene: Scene, curves: readonly Curve[], lags: readonl
 }
 
 /**
- * The hedge delay that covers the best upstream's tail: of the candidate
- * delays, those whose predicted p99 is within 5 % (0.5 ms at least) of the
- * lowest are as good; the one in use (`current`) stays while it is one of
- * them, else the cheapest of them. Without that, two candidates a few tenths
- * of a millisecond apart at the tolerance's edge traded places from one
- * refresh to the next, and hedged's cost with them (1.12 against 1.23 upstream
- * queries per query in the issue's case). null without a measurement to go on.
+ * The hedge delay that covers the best upstream's tail. Candidates whose
+ * predicted p99 is within 5 % (0.5 ms at least) of the lowest are as good,
+ * and the cheapest of them is taken; the delay in use (`current`) stays while
+ * it is within twice that band and no good one is cheaper by 0.01 upstream
+ * queries per query. Two bands, so that two candidates a few tenths of a
+ * millisecond apart at one band's edge do not trade places every refresh,
+ * and hedged's cost with them (1.12 against 1.23 upstream queries per query
+ * in the issue's case). null without a measurement to go on.
  */
 export function bestHedgeMs(rows: readonly Prediction[], current: number | null = null): number | null {
   const cands = rows.filter((r) => r.option.startsWith('hedged@') && r.p99_ms !== null && r.upstream_queries_per_query !== null);
   if (cands.length === 0) return null;
   const low = Math.min(...cands.map((r) => r.p99_ms!));
-  const good = cands.filter((r) => r.p99_ms! <= low + Math.max(0.5, 0.05 * low));
+  const within = (r: Prediction, share: number, floorMs: number): boolean => r.p99_ms! <= low + Math.max(floorMs, share * low);
   const delay = (r: Prediction): number => Number(/@(\d+)ms/.exec(r.option)![1]);
-  if (current !== null && good.some((r) => delay(r) === current)) return current;
-  const pick = good.reduce((a, b) =>
-    b.upstream_queries_per_query! < a.upstream_queries_per_query! || (b.upstream_queries_per_query === a.upstream_queries_per_query && b.p99_ms! < a.p99_ms!) ? b : a,
-  );
-  return delay(pick);
+  const cheapest = cands
+    .filter((r) => within(r, 0.05, 0.5))
+    .reduce((a, b) => (b.upstream_queries_per_query! < a.upstream_queries_per_query! || (b.upstream_queries_per_query === a.upstream_queries_per_query && b.p99_ms! < a.p99_ms!) ? b : a));
+  const inUse = cands.find((r) => delay(r) === current);
+  if (inUse !== undefined && within(inUse, 0.1, 1) && cheapest.upstream_queries_per_query! > inUse.upstream_queries_per_query! - 0.01) return current;
+  return delay(cheapest);
 }
 
 /**

@@ -32,8 +32,9 @@ export const POINTS = 5;
 /**
  * Probes at one delay needed before its own lag and reply order are used: a
  * share near 0.4 read from 200 races is within about 0.035 (one standard
- * error). The window keeps at least 30 s of readable races at any query rate
- * (window.ts), so a delay probed on 128 races a second has them in 2 s; until
+ * error). Probed races are read once the timeout has passed; at 128 probed
+ * races a second a delay has 200 of them about 2 s later (later below 128
+ * QPS, or when the window's sample is thinner than that: window.ts); until
  * then its plans get every probe's lag, unshifted.
  */
 export const MIN_PROBES = 200;

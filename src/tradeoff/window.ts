@@ -7,18 +7,28 @@
 // Memory bound: WINDOW_RACES x (17 + 6 x PROBE_SLOTS + 10 x upstreams) bytes,
 // upstreams capped at WINDOW_UPSTREAMS: 778 KB for 3 upstreams, 1.8 MB at most.
 //
-// At a high query rate the window records a random sample of races, about
-// recordPerS a second, so that it always spans the race timeout (races younger
-// than it may still have legs out: not read) plus WINDOW_SPAN_S of races the
-// engine can read. Recording them all, 8192 races at 3,000 QPS span 2.7 s,
-// under the default 4 s timeout: nothing was left to predict from. The sample
-// is drawn at random, not every n-th race, so it cannot fall in step with
-// --explore-share's every n-th race or with a client's paced queries.
+// Races younger than the timeout may still have legs out: the engine does not
+// read them. Recording every race, 8192 races at 3,000 QPS span 2.7 s, under
+// the default 4 s timeout, and nothing was left to predict from. So a window
+// made with a timeout keeps the timeout plus WINDOW_SPAN_S of races: a race is
+// recorded when the one it would overwrite is older than that (or the slot is
+// empty), else with probability recordPerS / (races a second, averaged over
+// RATE_AVERAGE_S). The probability follows the average, not each second's
+// count, so a busy second is sampled as densely as a quiet one and the sample
+// stays a sample of queries (bursts, when tails grow, weigh what they
+// weigh). It is drawn at random, not every n-th race, so it cannot fall in
+// step with --explore-share's every 50th race or a client's paced queries. A
+// surge above RATE_CAP x recordPerS within one second is cut there, so one
+// second cannot overwrite most of the window.
 
 /** Races kept; the oldest is overwritten by the next. */
 export const WINDOW_RACES = 8192;
 /** Seconds of races past the timeout the window keeps at any query rate. */
 export const WINDOW_SPAN_S = 30;
+/** The race rate the sampling probability follows is averaged over about this many seconds. */
+export const RATE_AVERAGE_S = 10;
+/** Races recorded in one second at most, as a multiple of recordPerS. */
+export const RATE_CAP = 3;
 /** Upstreams of one set that are recorded; legs to later ones are not. */
 export const WINDOW_UPSTREAMS = 16;
 
@@ -39,11 +49,6 @@ export const LEG_TIMEOUT = 2;
 export const LEG_ERROR = 3;
 /** A losing RCODE r is stored as LEG_LOSING + r (r < 24). */
 export const LEG_LOSING = 8;
-
-/** Races a second a window of `capacity` records at most, so that it spans the `timeoutMs` race deadline plus WINDOW_SPAN_S. */
-export function recordRate(timeoutMs: number, capacity = WINDOW_RACES): number {
-  return capacity / (timeoutMs / 1000 + WINDOW_SPAN_S);
-}
 
 export class RaceWindow {
   /** Which upstream list's races are kept (identity); races on another list (per-domain routes) are not. */
@@ -71,20 +76,25 @@ export class RaceWindow {
   probeDelays: readonly number[] = FIRST_PROBE_DELAYS;
   private nextProbeAt = -Infinity;
   private seq = 0;
-  /** Races a second recorded, on average, at most (recordRate()). */
+  /** How long a race is kept at least (ms): the timeout plus WINDOW_SPAN_S; Infinity: every race is recorded. */
+  readonly keepMs: number;
+  /** Races a second the sample aims at once the window is full: capacity / keepMs. */
   readonly recordPerS: number;
-  /** The share of races recorded this second, from the last second's count; 1: all. */
+  /** Races begun a second, averaged over RATE_AVERAGE_S; NaN before the first second ends. */
+  private rate = NaN;
+  /** The share of races recorded at random, from `rate`. */
   private share = 1;
   private secondEnds = -Infinity;
   /** Races begun and races recorded in the second that ends at secondEnds. */
   private begun = 0;
   private recorded = 0;
 
-  /** `recordPerS`: see recordRate(); Infinity records every race. */
-  constructor(set: readonly unknown[], capacity = WINDOW_RACES, recordPerS = Infinity) {
+  /** `timeoutMs`: the race deadline, for the sampling (see above); null records every race. */
+  constructor(set: readonly unknown[], capacity = WINDOW_RACES, timeoutMs: number | null = null) {
     this.set = set;
     this.capacity = capacity;
-    this.recordPerS = recordPerS;
+    this.keepMs = timeoutMs === null ? Infinity : timeoutMs + WINDOW_SPAN_S * 1000;
+    this.recordPerS = (capacity * 1000) / this.keepMs;
     this.width = Math.max(1, Math.min(WINDOW_UPSTREAMS, set.length));
     this.seqOf = new Float64Array(capacity).fill(-1);
     this.startedAt = new Float64Array(capacity);
@@ -97,20 +107,9 @@ export class RaceWindow {
     this.probeAt = new Float32Array(capacity * PROBE_SLOTS);
   }
 
-  /** A race on `set` starts at `now`: its handle for leg(), or -1 when it is not recorded (the sample is full). */
+  /** A race on `set` starts at `now`: its handle for leg(), or -1 when it is not recorded (see the sampling above). */
   begin(now: number): number {
-    if (now >= this.secondEnds) {
-      // The share for the next second, from the one that ended: all of them when it was quiet (or long ago).
-      const last = now - this.secondEnds < 1000 ? this.begun : 0;
-      this.share = last > this.recordPerS ? this.recordPerS / last : 1;
-      this.secondEnds = now + 1000;
-      this.begun = 0;
-      this.recorded = 0;
-    }
-    this.begun++;
-    // A surge within the second: twice the rate at most, so one second never overwrites the window.
-    if (this.recorded >= 2 * this.recordPerS || (this.share < 1 && Math.random() >= this.share)) return -1;
-    this.recorded++;
+    if (this.keepMs !== Infinity && this.skip(now)) return -1;
     const seq = this.seq++;
     const slot = seq % this.capacity;
     this.seqOf[slot] = seq;
@@ -120,6 +119,28 @@ export class RaceWindow {
     for (let k = slot * this.width, end = k + this.width; k < end; k++) o[k] = LEG_NONE;
     this.probes[slot] = 0;
     return seq;
+  }
+
+  /** Whether the sampling leaves out the race that starts at `now`. */
+  private skip(now: number): boolean {
+    if (now >= this.secondEnds) {
+      // Seconds without a race since the last one count as 0 in the average.
+      const idle = Math.max(0, Math.floor((now - this.secondEnds) / 1000));
+      const decay = Math.exp(-1 / RATE_AVERAGE_S);
+      if (this.secondEnds !== -Infinity) this.rate = Number.isNaN(this.rate) ? this.begun : (this.rate * decay + this.begun * (1 - decay)) * decay ** idle;
+      this.share = this.rate > this.recordPerS ? this.recordPerS / this.rate : 1;
+      this.secondEnds = now + 1000;
+      this.begun = 0;
+      this.recorded = 0;
+    }
+    this.begun++;
+    if (this.recorded >= RATE_CAP * this.recordPerS) return true;
+    // Room without giving up any of keepMs: an empty slot, or one whose race is older than that.
+    const slot = this.seq % this.capacity;
+    const room = this.seqOf[slot]! < 0 || this.startedAt[slot]! < now - this.keepMs;
+    if (!room && this.share < 1 && Math.random() >= this.share) return true;
+    this.recorded++;
+    return false;
   }
 
   /**
