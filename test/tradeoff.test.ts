@@ -2,7 +2,7 @@
 // no sockets, no clock. End-to-end checks are in tradeoff-e2e.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FIRST_PROBE_DELAYS, LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, PROBES_PER_S, PROBE_SLOTS, RATE_CAP, RaceWindow, WINDOW_RACES, WINDOW_SPAN_S } from '../src/tradeoff/window.js';
+import { FIRST_PROBE_DELAYS, LEG_ERROR, LEG_GOOD, LEG_LOSING, LEG_TIMEOUT, PROBES_PER_S, PROBE_SLOTS, ROOM_FACTOR, RaceWindow, SECOND_CAP_DIVISOR, WINDOW_RACES, WINDOW_SPAN_S } from '../src/tradeoff/window.js';
 import {
   bestHedgeMs,
   cdfAt,
@@ -19,7 +19,8 @@ import {
 } from '../src/tradeoff/estimate.js';
 import { AUTO_DWELL_MS, AUTO_MIN_RACES, AUTO_SETTLE_MS, AutoChooser } from '../src/tradeoff/auto.js';
 import { CALIBRATION_MAX_MS, MIN_PROBES, armProbes, calibrated, lagPoints, probeUnanswered, probesOf } from '../src/tradeoff/lag.js';
-import { firstTimer, timerLags } from '../src/tradeoff/engine.js';
+import { Tradeoffs, firstTimer, timerLags } from '../src/tradeoff/engine.js';
+import type { Upstream } from '../src/upstream/upstream.js';
 import { VirtualClock } from './helpers/virtual.js';
 
 const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
@@ -550,7 +551,7 @@ test('window sampling: every race while there is room; at a high rate about reco
   const rate = Math.round(50 * w.recordPerS);
   d = drive(w, d.now, rate, 60);
   const n = d.seconds.map((x) => x.length);
-  for (const k of n) assert.ok(k <= Math.ceil(RATE_CAP * w.recordPerS), `${k} recorded in a second, cap ${RATE_CAP} x ${w.recordPerS.toFixed(0)}`);
+  for (const k of n) assert.ok(k <= WINDOW_RACES / SECOND_CAP_DIVISOR, `${k} recorded in a second`);
   const late = d.seconds.slice(40);
   for (const x of late) assert.ok(Math.abs(x.length - w.recordPerS) < 80, `${x.length} recorded in a second, ~${w.recordPerS.toFixed(0)} meant`);
   const fiftieth = late.flat().filter((i) => i % 50 === 0).length / late.flat().length;
@@ -559,6 +560,25 @@ test('window sampling: every race while there is room; at a high rate about reco
   const got = windowSpan(w, d.now - 300_000, d.now - 4000);
   assert.ok(got.races > 5000, `${got.races} races readable`);
   assert.ok(d.now - 4000 - got.oldest > 25_000, `readable span ${((d.now - 4000 - got.oldest) / 1000).toFixed(1)} s`);
+});
+
+test('window sampling after a drop: idle seconds count in the average, and a window with room takes every race again', () => {
+  const w = new RaceWindow(['a'], WINDOW_RACES, 4000);
+  const d = drive(w, 0, 10_000, 40);
+  // 20 s without a race, then 200 a second, unevenly (every 1.5 s a burst of 300): the rate average must
+  // count whole idle seconds, however the bursts fall on the clock.
+  let now = d.now + 20_000;
+  const per: number[] = [];
+  for (let k = 0; k < 20; k++, now += 1500) {
+    let got = 0;
+    for (let i = 0; i < 300; i++) if (w.begin(now + i * 0.2) !== -1) got++;
+    per.push(got);
+  }
+  // From 20 s after the drop: the average is down to a few hundred (without the idle seconds it would still
+  // be near 1,400), so the share times ROOM_FACTOR is over 1, and the slots hold races older than 34 s:
+  // every race is recorded (without the room rule, about 70 %).
+  assert.equal(ROOM_FACTOR, 3);
+  for (const got of per.slice(-6)) assert.equal(got, 300, `recorded ${per.join(', ')}`);
 });
 
 test('window sampling follows the average rate, so busy seconds weigh as many queries as they had', () => {
@@ -577,4 +597,41 @@ test('window sampling follows the average rate, so busy seconds weigh as many qu
   }
   // Sampling each second to the count of the one before gave them 48 %.
   assert.ok(busy / all > 0.55 && busy / all < 0.65, `busy seconds are ${((100 * busy) / all).toFixed(1)} % of the sample`);
+});
+
+/** An upstream as the engine reads it: up, and a recent median for the ranking. */
+const fakeUpstream = (p50Ms: number): Upstream => ({ health: { up: true }, stats: { queries: 1, latency: { quantile: () => p50Ms / 1000 } } }) as unknown as Upstream;
+
+/** A Tradeoffs running `fixedOption`, fed 400 races of the issue's shape (A 2 ms, 5 % at 120; B 10 ms; C 40 ms) over 4 s. */
+function engineWith(fixedOption: string, fixedMs: number | null = null): { t: Tradeoffs; now: number } {
+  const set = [fakeUpstream(2), fakeUpstream(10), fakeUpstream(40)];
+  const t = new Tradeoffs({ timeoutMs: 1000, tryTimeoutMs: 300, targetMs: null, fixedOption, hedge: { learned: () => 100, fixedMs } });
+  t.bind(set);
+  for (let i = 0; i < 400; i++) {
+    const h = t.window.begin(i * 10);
+    t.window.leg(h, 0, i % 20 === 0 ? 120 : 2, LEG_GOOD, 100);
+    t.window.leg(h, 1, 10, LEG_GOOD, 100);
+    t.window.leg(h, 2, 40, LEG_GOOD, 100);
+  }
+  return { t, now: 4000 + 1000 + 1 };
+}
+
+test("engine: hedged's advice covers A's tail and the `hedged` row is predicted with it; the advice stays listed only while hedged runs", () => {
+  const { t, now } = engineWith('hedged');
+  t.update(now);
+  assert.equal(t.hedgeAdviceMs, 2);
+  // hedged as it runs now: B 2 ms after A (the advice), C after B's learned 100 ms: p99 2 + 10.
+  assert.equal(t.report().options.find((o) => o.option === 'hedged')!.p99_ms, 12);
+  // A delay in use that the candidates (A's p50 ... p99: 2, 120) no longer name stays predicted while hedged runs...
+  t.hedgeAdviceMs = 7;
+  t.update(now);
+  assert.ok(t.report().options.some((o) => o.option === 'hedged@7ms'), t.report().options.map((o) => o.option).join(', '));
+  // ... but not under another strategy, nor when --hedge-delay fixes hedged's delay.
+  for (const [option, fixed] of [['all', null], ['hedged', 5]] as const) {
+    const e = engineWith(option, fixed);
+    e.t.update(e.now);
+    e.t.hedgeAdviceMs = 7;
+    e.t.update(e.now);
+    assert.ok(!e.t.report().options.some((o) => o.option === 'hedged@7ms'), `${option} ${fixed}: ${e.t.report().options.map((o) => o.option).join(', ')}`);
+  }
 });

@@ -136,7 +136,8 @@ export class Tradeoffs {
   }
 
   /**
-   * Every upstream's curve, then every option's prediction, then apply():
+   * Every upstream's curve, then every option's prediction, then hedged's
+   * advice (and `hedged` again if it moved), then apply():
    * yields after each curve and each prediction (each takes up to a
    * millisecond or two). Races younger than the timeout may still have legs
    * out (their slow legs would be missing): not used yet.

@@ -385,11 +385,11 @@ export interface Scene {
   readonly up: readonly boolean[];
   /** Upstream indices best first, as the strategies rank them (byLatency). */
   readonly rank: readonly number[];
-  /** What learned hedging waits after asking each upstream (ms), by index. */
+  /** What `hedged` waits after asking each upstream (ms), by index: learned, advised (engine.ts) or --hedge-delay. */
   readonly hedgeMs: readonly number[];
   readonly timeoutMs: number;
   readonly tryTimeoutMs: number;
-  /** More hedge delays to list (auto's `hedged@Dms` in use, so it stays predicted when the quantiles move). */
+  /** More hedge delays to list: those in use (auto's `hedged@Dms`, hedged's advice), so they stay predicted when the quantiles move. */
   readonly extraHedgeMs?: readonly number[];
 }
 
@@ -450,7 +450,7 @@ export function predictAll(scene: Scene, curves: readonly Curve[], lags: readonl
  * in the issue's case). null without a measurement to go on.
  */
 export function bestHedgeMs(rows: readonly Prediction[], current: number | null = null): number | null {
-  const cands = rows.filter((r) => r.option.startsWith('hedged@') && r.p99_ms !== null && r.upstream_queries_per_query !== null);
+  const cands = rows.filter((r) => r.option.startsWith('hedged@') && Number.isFinite(r.p99_ms) && Number.isFinite(r.upstream_queries_per_query));
   if (cands.length === 0) return null;
   const low = Math.min(...cands.map((r) => r.p99_ms!));
   const within = (r: Prediction, share: number, floorMs: number): boolean => r.p99_ms! <= low + Math.max(floorMs, share * low);

@@ -11,15 +11,17 @@
 // read them. Recording every race, 8192 races at 3,000 QPS span 2.7 s, under
 // the default 4 s timeout, and nothing was left to predict from. So a window
 // made with a timeout keeps the timeout plus WINDOW_SPAN_S of races: a race is
-// recorded when the one it would overwrite is older than that (or the slot is
-// empty), else with probability recordPerS / (races a second, averaged over
-// RATE_AVERAGE_S). The probability follows the average, not each second's
+// recorded with probability recordPerS / (races a second, averaged over
+// RATE_AVERAGE_S), ROOM_FACTOR times that while the slot it would take is
+// empty or holds a race older than timeout + WINDOW_SPAN_S (a filling window
+// fills sooner). The probability follows the average, not each second's
 // count, so a busy second is sampled as densely as a quiet one and the sample
-// stays a sample of queries (bursts, when tails grow, weigh what they
-// weigh). It is drawn at random, not every n-th race, so it cannot fall in
-// step with --explore-share's every 50th race or a client's paced queries. A
-// surge above RATE_CAP x recordPerS within one second is cut there, so one
-// second cannot overwrite most of the window.
+// stays a sample of queries (bursts, when tails grow, weigh what they weigh).
+// It is drawn at random, not every n-th race, so it cannot fall in step with
+// --explore-share's every 50th race or a client's paced queries. One second
+// records at most a quarter of the window; only a surge far above the average
+// (or the very first second, before there is one) reaches that, and then its
+// first races are what is kept.
 
 /** Races kept; the oldest is overwritten by the next. */
 export const WINDOW_RACES = 8192;
@@ -27,8 +29,10 @@ export const WINDOW_RACES = 8192;
 export const WINDOW_SPAN_S = 30;
 /** The race rate the sampling probability follows is averaged over about this many seconds. */
 export const RATE_AVERAGE_S = 10;
-/** Races recorded in one second at most, as a multiple of recordPerS. */
-export const RATE_CAP = 3;
+/** While the window has room (see skip()), races are recorded this many times as densely. */
+export const ROOM_FACTOR = 3;
+/** One second records at most capacity / this many races, so one surge cannot overwrite most of the window. */
+export const SECOND_CAP_DIVISOR = 4;
 /** Upstreams of one set that are recorded; legs to later ones are not. */
 export const WINDOW_UPSTREAMS = 16;
 
@@ -124,21 +128,24 @@ export class RaceWindow {
   /** Whether the sampling leaves out the race that starts at `now`. */
   private skip(now: number): boolean {
     if (now >= this.secondEnds) {
-      // Seconds without a race since the last one count as 0 in the average.
-      const idle = Math.max(0, Math.floor((now - this.secondEnds) / 1000));
+      // Seconds on a fixed grid: every whole second without a race counts as 0 in the average.
+      const first = this.secondEnds === -Infinity;
+      const idle = first ? 0 : Math.floor((now - this.secondEnds) / 1000);
       const decay = Math.exp(-1 / RATE_AVERAGE_S);
-      if (this.secondEnds !== -Infinity) this.rate = Number.isNaN(this.rate) ? this.begun : (this.rate * decay + this.begun * (1 - decay)) * decay ** idle;
+      if (!first) this.rate = (Number.isNaN(this.rate) ? this.begun : this.rate * decay + this.begun * (1 - decay)) * decay ** idle;
       this.share = this.rate > this.recordPerS ? this.recordPerS / this.rate : 1;
-      this.secondEnds = now + 1000;
+      this.secondEnds = first ? now + 1000 : this.secondEnds + (idle + 1) * 1000;
       this.begun = 0;
       this.recorded = 0;
     }
     this.begun++;
-    if (this.recorded >= RATE_CAP * this.recordPerS) return true;
-    // Room without giving up any of keepMs: an empty slot, or one whose race is older than that.
+    if (this.recorded >= this.capacity / SECOND_CAP_DIVISOR) return true;
+    // Room without giving up any of keepMs (an empty slot, or one whose race is older than that):
+    // ROOM_FACTOR times as dense, still at random, so a filling window keeps a spread of each second.
     const slot = this.seq % this.capacity;
     const room = this.seqOf[slot]! < 0 || this.startedAt[slot]! < now - this.keepMs;
-    if (!room && this.share < 1 && Math.random() >= this.share) return true;
+    const p = room ? ROOM_FACTOR * this.share : this.share;
+    if (p < 1 && Math.random() >= p) return true;
     this.recorded++;
     return false;
   }
