@@ -2,9 +2,9 @@
 // accounting at the fault proxy, report and SVG writing; and the quick run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -155,6 +155,46 @@ test('bench arguments: --quick shrinks the matrix; bad options are refused', () 
 });
 
 const tools = ['dnsperf', 'dnsmasq', 'nsd', 'taskset'].every((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0);
+test('a bench stopped by a signal stops the servers it started', { skip: !tools && 'needs dnsperf, dnsmasq, nsd', timeout: 60_000 }, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'raced-stopped-'));
+  const script = fileURLToPath(new URL('../bench/tradeoffs.js', import.meta.url));
+  const bench = spawn(process.execPath, [script, '--seconds', '5', '--rounds', '1', '--scenario', 'healthy', '--out', out], { stdio: 'ignore' });
+  const gone = new Promise<number | null>((resolve) => bench.once('exit', (code) => resolve(code)));
+  let kids: number[] = [];
+  try {
+    // Its three nsd upstreams (and then raced) are its children.
+    for (let i = 0; i < 150 && kids.length < 4; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      kids = (spawnSync('pgrep', ['-P', String(bench.pid)], { encoding: 'utf8' }).stdout.match(/\d+/g) ?? []).map(Number);
+    }
+    assert.ok(kids.length >= 4, `children of the bench: ${kids.join(', ')}`);
+    bench.kill('SIGTERM');
+    assert.equal(await gone, 143);
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 50 && kids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(kids.filter(alive), [], 'every child stopped with it');
+    kids = [];
+  } finally {
+    if (bench.exitCode === null) bench.kill('SIGKILL');
+    // Should this fail, what the bench left is stopped here (its children, by PID).
+    for (const pid of kids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('npm run bench -- --quick: writes the report, the plots, and nothing into the work tree', { skip: !tools && 'needs dnsperf, dnsmasq, nsd', timeout: 240_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'raced-quick-'));
   const script = fileURLToPath(new URL('../bench/run.js', import.meta.url));

@@ -64,7 +64,25 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
+/** Children started and not yet exited: stopped when the bench itself is (Ctrl-C, kill), so none outlives it. */
+const live = new Set<ChildProcess>();
+let trapped = false;
+
+function stopChildrenOnSignal(): void {
+  if (trapped) return;
+  trapped = true;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      for (const c of live) c.kill('SIGTERM');
+      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
+    });
+  }
+}
+
 export function track(name: string, child: ChildProcess, port: number): Proc {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  stopChildrenOnSignal();
   let log = '';
   child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
   child.stdout?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
@@ -259,6 +277,8 @@ export async function dnsperf(
   const [cmd, a] = pinned(opts.cpu ?? null, 'dnsperf', args);
   const out = await new Promise<string>((resolve, reject) => {
     const c = spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(c);
+    c.once('exit', () => live.delete(c));
     let s = '';
     c.stdout.on('data', (d: Buffer) => (s += d.toString()));
     c.stderr.on('data', (d: Buffer) => (s += d.toString()));
