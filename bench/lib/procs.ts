@@ -79,10 +79,15 @@ function stopChildrenOnSignal(): void {
   }
 }
 
-export function track(name: string, child: ChildProcess, port: number): Proc {
+/** `child` is stopped with the bench if a signal ends it first. */
+function keep(child: ChildProcess): void {
   live.add(child);
   child.once('exit', () => live.delete(child));
   stopChildrenOnSignal();
+}
+
+export function track(name: string, child: ChildProcess, port: number): Proc {
+  keep(child);
   let log = '';
   child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
   child.stdout?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
@@ -277,8 +282,7 @@ export async function dnsperf(
   const [cmd, a] = pinned(opts.cpu ?? null, 'dnsperf', args);
   const out = await new Promise<string>((resolve, reject) => {
     const c = spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(c);
-    c.once('exit', () => live.delete(c));
+    keep(c);
     let s = '';
     c.stdout.on('data', (d: Buffer) => (s += d.toString()));
     c.stderr.on('data', (d: Buffer) => (s += d.toString()));

@@ -29,6 +29,8 @@ export const WINDOW_RACES = 8192;
 export const WINDOW_SPAN_S = 30;
 /** The race rate the sampling probability follows is averaged over about this many seconds. */
 export const RATE_AVERAGE_S = 10;
+/** What the rate average keeps of itself each second. */
+const DECAY = Math.exp(-1 / RATE_AVERAGE_S);
 /** While the window has room (see skip()), races are recorded this many times as densely. */
 export const ROOM_FACTOR = 3;
 /** One second records at most capacity / this many races, so one surge cannot overwrite most of the window. */
@@ -84,6 +86,8 @@ export class RaceWindow {
   readonly keepMs: number;
   /** Races a second the sample aims at once the window is full: capacity / keepMs. */
   readonly recordPerS: number;
+  /** Races one second records at most. */
+  private readonly secondCap: number;
   /** Races begun a second, averaged over RATE_AVERAGE_S; NaN before the first second ends. */
   private rate = NaN;
   /** The share of races recorded at random, from `rate`. */
@@ -99,6 +103,7 @@ export class RaceWindow {
     this.capacity = capacity;
     this.keepMs = timeoutMs === null ? Infinity : timeoutMs + WINDOW_SPAN_S * 1000;
     this.recordPerS = (capacity * 1000) / this.keepMs;
+    this.secondCap = capacity / SECOND_CAP_DIVISOR;
     this.width = Math.max(1, Math.min(WINDOW_UPSTREAMS, set.length));
     this.seqOf = new Float64Array(capacity).fill(-1);
     this.startedAt = new Float64Array(capacity);
@@ -131,15 +136,14 @@ export class RaceWindow {
       // Seconds on a fixed grid: every whole second without a race counts as 0 in the average.
       const first = this.secondEnds === -Infinity;
       const idle = first ? 0 : Math.floor((now - this.secondEnds) / 1000);
-      const decay = Math.exp(-1 / RATE_AVERAGE_S);
-      if (!first) this.rate = (Number.isNaN(this.rate) ? this.begun : this.rate * decay + this.begun * (1 - decay)) * decay ** idle;
+      if (!first) this.rate = (Number.isNaN(this.rate) ? this.begun : this.rate * DECAY + this.begun * (1 - DECAY)) * DECAY ** idle;
       this.share = this.rate > this.recordPerS ? this.recordPerS / this.rate : 1;
       this.secondEnds = first ? now + 1000 : this.secondEnds + (idle + 1) * 1000;
       this.begun = 0;
       this.recorded = 0;
     }
     this.begun++;
-    if (this.recorded >= this.capacity / SECOND_CAP_DIVISOR) return true;
+    if (this.recorded >= this.secondCap) return true;
     // Room without giving up any of keepMs (an empty slot, or one whose race is older than that):
     // ROOM_FACTOR times as dense, still at random, so a filling window keeps a spread of each second.
     const slot = this.seq % this.capacity;
